@@ -1,0 +1,46 @@
+import { z } from "zod";
+import { serializedErrorSchema } from "../errors/serialize-error.js";
+import type { EventPayload, SendEventResult } from "../events/event.js";
+
+/** Statuses of a run. Terminal: `completed`, `failed`, `cancelled`. */
+export const runStatusSchema = z.enum(["queued", "running", "sleeping", "waiting", "completed", "failed", "cancelled"]);
+export type RunStatus = z.infer<typeof runStatusSchema>;
+
+/** A run as the API shows it. */
+export const runInfoSchema = z.object({
+  id: z.string(),
+  functionId: z.string(),
+  eventId: z.string(),
+  status: runStatusSchema,
+  attempt: z.number().int(),
+  output: z.unknown().optional(),
+  error: serializedErrorSchema.optional(),
+  createdAt: z.number(),
+  endedAt: z.number().optional(),
+});
+export type RunInfo = z.infer<typeof runInfoSchema>;
+
+/** Whether a status is final. */
+export function isTerminalStatus(status: RunStatus): boolean {
+  return status === "completed" || status === "failed" || status === "cancelled";
+}
+
+/** Options of waiting for a run. */
+export interface WaitOptions {
+  /** Give up after this many milliseconds with WAIT_TIMEOUT. (Default: wait indefinitely) */
+  timeoutMs?: number;
+}
+
+/**
+ * How a `Stepwise` client reaches an engine: in-process (the engine attaches itself) or
+ * over HTTP to `stepwise dev` / `stepwise start`.
+ */
+export interface StepwiseTransport {
+  send(events: EventPayload[]): Promise<SendEventResult>;
+  /** Starts a run of `functionId` and resolves with the run once it has ended. */
+  invoke(functionId: string, data: Record<string, unknown>, options: WaitOptions): Promise<RunInfo>;
+  /** The runs an event started. */
+  runsForEvent(eventId: string): Promise<RunInfo[]>;
+  /** Resolves with the run once it has ended. */
+  waitForRun(runId: string, options: WaitOptions): Promise<RunInfo>;
+}

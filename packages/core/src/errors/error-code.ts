@@ -1,0 +1,43 @@
+/**
+ * Machine-readable codes carried by every {@link StepwiseError}. The wire format
+ * (`{ error: { code, message } }`) and the dashboard use these strings.
+ */
+export const ErrorCode = {
+  /** An event is malformed: no name, not an object, data not an object, bad `ts`. */
+  InvalidEventPayload: "INVALID_EVENT_PAYLOAD",
+  /** An event's JSON encoding is over {@link MAX_EVENT_BYTES}. */
+  EventTooLarge: "EVENT_TOO_LARGE",
+  /** A function configuration is invalid; the message names the option. */
+  InvalidFunctionConfig: "INVALID_FUNCTION_CONFIG",
+  /** No function with that id is registered. */
+  FunctionNotFound: "FUNCTION_NOT_FOUND",
+  /** No run with that id exists. */
+  RunNotFound: "RUN_NOT_FOUND",
+  /** A step's (or a handler's) output cannot be stored as JSON. */
+  OutputNotSerializable: "OUTPUT_NOT_SERIALIZABLE",
+  /** A step failed after its last attempt (see {@link StepError}). */
+  StepFailed: "STEP_FAILED",
+  /** The run failed: its handler threw after the last attempt. */
+  RunFailed: "RUN_FAILED",
+  /** The run was cancelled. */
+  RunCancelled: "RUN_CANCELLED",
+  /** `step.invoke` or `stepwise.invoke` did not get a result within its timeout. */
+  InvokeTimeout: "INVOKE_TIMEOUT",
+  /** Waiting for a run's result took longer than the caller allowed. */
+  WaitTimeout: "WAIT_TIMEOUT",
+  /** An expression (CEL) does not parse or does not evaluate. */
+  InvalidExpression: "INVALID_EXPRESSION",
+  /** A duration string such as `"7d"` cannot be parsed. */
+  InvalidDuration: "INVALID_DURATION",
+  /** A step tool was called with bad arguments (missing id, bad options). */
+  InvalidStepOptions: "INVALID_STEP_OPTIONS",
+  /** The request body is not JSON. */
+  InvalidJson: "INVALID_JSON",
+  /** An error thrown by user code, carried as is. */
+  UserError: "USER_ERROR",
+  /** The client cannot reach a Stepwise server. */
+  TransportError: "TRANSPORT_ERROR",
+  /** Something went wrong inside Stepwise. */
+  Internal: "INTERNAL",
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

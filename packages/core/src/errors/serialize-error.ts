@@ -1,0 +1,49 @@
+import { z } from "zod";
+import { StepwiseError } from "./stepwise-error.js";
+
+/** An error as stored in Postgres and sent over the wire: no class, no functions. */
+export const serializedErrorSchema = z.object({
+  name: z.string(),
+  message: z.string(),
+  code: z.string().optional(),
+  stack: z.string().optional(),
+  details: z.record(z.string(), z.unknown()).optional(),
+  /** True when no further attempt should be made. */
+  nonRetriable: z.boolean().optional(),
+});
+export type SerializedError = z.infer<typeof serializedErrorSchema>;
+
+/** Turns anything thrown into a {@link SerializedError}. */
+export function serializeError(error: unknown): SerializedError {
+  if (error instanceof Error) {
+    const out: SerializedError = { name: error.name, message: error.message };
+    if (error.stack) out.stack = error.stack;
+    if (StepwiseError.isInstance(error)) {
+      out.code = error.code;
+      if (Object.keys(error.details).length > 0) out.details = error.details;
+      if (error.category === "user") out.nonRetriable = true;
+    }
+    return out;
+  }
+  let message: string;
+  try {
+    message = typeof error === "string" ? error : JSON.stringify(error);
+  } catch {
+    message = String(error);
+  }
+  return { name: "Error", message: message ?? String(error) };
+}
+
+/** Parses a stored error, tolerating rows written by older versions. */
+export function parseSerializedError(value: unknown): SerializedError {
+  const parsed = serializedErrorSchema.safeParse(value);
+  return parsed.success ? parsed.data : { name: "Error", message: String(value) };
+}
+
+/** Rebuilds a throwable `Error` from a {@link SerializedError}. */
+export function deserializeError(error: SerializedError): Error {
+  const out = new Error(error.message);
+  out.name = error.name;
+  if (error.stack) out.stack = error.stack;
+  return out;
+}

@@ -1,0 +1,217 @@
+import { ErrorCode } from "../errors/error-code.js";
+import { RetryAfterError } from "../errors/retry-after-error.js";
+import { serializeError } from "../errors/serialize-error.js";
+import { StepError } from "../errors/step-error.js";
+import { StepwiseError } from "../errors/stepwise-error.js";
+import type { EventPayload, SendEventResult, StepwiseEvent } from "../events/event.js";
+import type { InvokeOptions, StepTools, WaitForEventOptions } from "../functions/types.js";
+import { parseDuration } from "../helpers/duration.js";
+import { compileExpression } from "../helpers/expression.js";
+import { type JsonValue, toJsonValue } from "../helpers/json.js";
+import { stepKey } from "../helpers/step-key.js";
+import { backoffDelay } from "./backoff.js";
+import type { ExecuteFunctionOptions, PassState } from "./execute-function.js";
+import { isRetriable } from "./execute-function.js";
+import { LeaseLostError, type StepCommit, type StepKind, type StepRecord } from "./types.js";
+
+interface StepToolsOptions extends ExecuteFunctionOptions {
+  state: PassState;
+}
+
+/** Builds the `step` object for one pass of the checkpoint loop. */
+export function createStepTools(options: StepToolsOptions): StepTools {
+  const { memo, hooks, state } = options;
+  const repeats = new Map<string, number>();
+
+  /** Resolves the step's key from its id, counting repeats of the same id in this pass. */
+  function identify(id: unknown, tool: string): { id: string; key: string } {
+    if (typeof id !== "string" || id.length === 0) {
+      throw new StepwiseError({
+        code: ErrorCode.InvalidStepOptions,
+        category: "user",
+        message: `step.${tool}: the first argument must be a non-empty step id, e.g. step.${tool}("send-email", ...)`,
+      });
+    }
+    const repeat = repeats.get(id) ?? 0;
+    repeats.set(id, repeat + 1);
+    return { id, key: stepKey(id, repeat) };
+  }
+
+  /** What a recorded step gives back on replay; `undefined` when it must execute now. */
+  function replay(record: StepRecord | undefined): Promise<never> | { value: JsonValue | undefined } | undefined {
+    if (!record) return undefined;
+    if (record.status === "completed") return { value: record.output };
+    if (record.status === "failed") {
+      return Promise.reject(new StepError(record.id, record.error ?? { name: "Error", message: "step failed" }));
+    }
+    if (record.status === "waiting") return state.suspend({ kind: "pending", key: record.key, id: record.id });
+    return undefined; // retrying: run it again
+  }
+
+  async function commit(commitValue: StepCommit): Promise<StepRecord> {
+    try {
+      return await hooks.commitStep(commitValue);
+    } catch (error) {
+      if (LeaseLostError.isInstance(error)) return state.abort(error.message);
+      throw error;
+    }
+  }
+
+  /** Executes a step body with retries, commits its outcome, and returns what the handler gets. */
+  async function execute(target: { id: string; key: string }, kind: StepKind, body: () => unknown): Promise<unknown> {
+    if (state.stopping) return new Promise<never>(() => {});
+    const previous = memo.get(target.key);
+    const attempt = previous?.status === "retrying" ? previous.attempt + 1 : 0;
+    const started = Date.now();
+    state.begin();
+    try {
+      hooks.onStepStart?.({ ...target, kind, attempt });
+      let output: JsonValue;
+      try {
+        output = toJsonValue(await body(), `the output of step "${target.id}"`);
+      } catch (error) {
+        const serialized = serializeError(error);
+        if (isRetriable(error) && attempt < options.retries) {
+          const delay = RetryAfterError.isInstance(error) ? error.delayFrom(hooks.now()) : backoffDelay(attempt);
+          hooks.onStepEnd?.({ ...target, kind, attempt, status: "retrying", error: serialized, durationMs: Date.now() - started });
+          return state.suspend({ kind: "retry", ...target, attempt, error: serialized, retryAt: hooks.now() + delay });
+        }
+        const recorded = await commit({ ...target, kind, status: "failed", error: serialized, attempt });
+        hooks.onStepEnd?.({ ...target, kind, attempt, status: recorded.status, error: serialized, durationMs: Date.now() - started });
+        return settle(recorded);
+      }
+      const recorded = await commit({ ...target, kind, status: "completed", output, attempt });
+      hooks.onStepEnd?.({ ...target, kind, attempt, status: recorded.status, durationMs: Date.now() - started });
+      return settle(recorded);
+    } finally {
+      state.end();
+    }
+  }
+
+  function settle(record: StepRecord): unknown {
+    if (record.status === "failed") throw new StepError(record.id, record.error ?? { name: "Error", message: "step failed" });
+    return record.output ?? null;
+  }
+
+  /** Records an immediately known outcome (e.g. a sleep into the past) as a step. */
+  function record(target: { id: string; key: string }, kind: StepKind, output: JsonValue): Promise<unknown> {
+    return execute(target, kind, () => output);
+  }
+
+  return {
+    run(id, fn) {
+      return guard(() => {
+        const target = identify(id, "run");
+        if (typeof fn !== "function") throw stepOptionError("run", "the second argument must be a function");
+        const hit = replay(memo.get(target.key));
+        if (hit) return "value" in hit ? Promise.resolve(hit.value) : hit;
+        return execute(target, "run", fn);
+      }) as never;
+    },
+
+    sleep(id, duration) {
+      return guard(() => {
+        const target = identify(id, "sleep");
+        const ms = parseDuration(duration, `step.sleep("${target.id}")`);
+        return sleepStep(target, hooks.now() + ms);
+      }) as Promise<void>;
+    },
+
+    sleepUntil(id, until) {
+      return guard(() => {
+        const target = identify(id, "sleepUntil");
+        const wakeAt = until instanceof Date ? until.getTime() : typeof until === "string" ? Date.parse(until) : until;
+        if (!Number.isFinite(wakeAt)) throw stepOptionError("sleepUntil", `${JSON.stringify(until)} is not a date`);
+        return sleepStep(target, wakeAt);
+      }) as Promise<void>;
+    },
+
+    waitForEvent<TName extends string>(id: string, waitOptions: WaitForEventOptions<TName>) {
+      return guard(() => {
+        const target = identify(id, "waitForEvent");
+        const hit = replay(memo.get(target.key));
+        if (hit) return "value" in hit ? Promise.resolve(hit.value) : hit;
+        if (!waitOptions || typeof waitOptions.event !== "string" || waitOptions.event.length === 0) {
+          throw stepOptionError("waitForEvent", "options.event must name the event to wait for");
+        }
+        const timeoutMs = parseDuration(waitOptions.timeout, `step.waitForEvent("${target.id}").timeout`);
+        const expression = waitExpression(waitOptions, target.id);
+        return state.suspend({ kind: "wait", ...target, event: waitOptions.event, expression, timeoutAt: hooks.now() + timeoutMs });
+      }) as Promise<StepwiseEvent<TName> | null>;
+    },
+
+    invoke<TFunction>(id: string, invokeOptions: InvokeOptions<TFunction>) {
+      return guard(() => {
+        const target = identify(id, "invoke");
+        const hit = replay(memo.get(target.key));
+        if (hit) return "value" in hit ? Promise.resolve(hit.value) : hit;
+        const fn = invokeOptions?.function as unknown;
+        const functionId = typeof fn === "string" ? fn : (fn as { id?: unknown } | undefined)?.id;
+        if (typeof functionId !== "string") throw stepOptionError("invoke", "options.function must be a function returned by createFunction, or its id");
+        if (!hooks.hasFunction(functionId)) {
+          return execute(target, "invoke", () => {
+            throw new StepwiseError({
+              code: ErrorCode.FunctionNotFound,
+              category: "user",
+              message: `step.invoke("${target.id}"): no function with id "${functionId}" is registered`,
+              details: { functionId },
+            });
+          });
+        }
+        const data = toJsonValue(invokeOptions.data ?? {}, `step.invoke("${target.id}").data`) as Record<string, unknown>;
+        const timeoutAt = invokeOptions.timeout === undefined ? undefined : hooks.now() + parseDuration(invokeOptions.timeout, `step.invoke("${target.id}").timeout`);
+        return state.suspend({ kind: "invoke", ...target, functionId, data, timeoutAt });
+      }) as never;
+    },
+
+    sendEvent(id: string, events: EventPayload | EventPayload[]) {
+      return guard(() => {
+        const target = identify(id, "sendEvent");
+        const hit = replay(memo.get(target.key));
+        if (hit) return "value" in hit ? Promise.resolve(hit.value) : hit;
+        const list = (Array.isArray(events) ? events : [events]).map((event, index) => ({
+          ...event,
+          // A deterministic id makes a resend after a crash a duplicate, deduplicated by the engine.
+          id: event?.id ?? `${options.runId}-${target.key.slice(0, 16)}-${index}`,
+        }));
+        return execute(target, "send", () => hooks.sendEvents(list));
+      }) as Promise<SendEventResult>;
+    },
+  };
+
+  function sleepStep(target: { id: string; key: string }, wakeAt: number): Promise<unknown> {
+    const hit = replay(memo.get(target.key));
+    if (hit) return "value" in hit ? Promise.resolve() : hit;
+    if (wakeAt <= hooks.now()) return record(target, "sleep", null).then(() => undefined);
+    return state.suspend({ kind: "sleep", ...target, wakeAt });
+  }
+}
+
+/** Combines `match` and `if` into one CEL expression over `event` and `async`. */
+function waitExpression(options: WaitForEventOptions, id: string): string | undefined {
+  const parts: string[] = [];
+  if (options.match !== undefined) {
+    if (!/^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$/.test(options.match)) {
+      throw stepOptionError("waitForEvent", `match must be a field path such as "data.userId", got ${JSON.stringify(options.match)}`);
+    }
+    parts.push(`event.${options.match} == async.${options.match}`);
+  }
+  if (options.if !== undefined) {
+    compileExpression(options.if, `step.waitForEvent("${id}").if`);
+    parts.push(`(${options.if})`);
+  }
+  return parts.length > 0 ? parts.join(" && ") : undefined;
+}
+
+function stepOptionError(tool: string, message: string): StepwiseError {
+  return new StepwiseError({ code: ErrorCode.InvalidStepOptions, category: "user", message: `step.${tool}: ${message}` });
+}
+
+/** Turns a synchronous throw of a step tool into a rejected promise, as callers expect. */
+function guard(fn: () => unknown): Promise<unknown> {
+  try {
+    return Promise.resolve(fn());
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}

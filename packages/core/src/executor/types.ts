@@ -1,0 +1,94 @@
+import type { SerializedError } from "../errors/serialize-error.js";
+import type { EventPayload, SendEventResult } from "../events/event.js";
+import type { JsonValue } from "../helpers/json.js";
+
+/** What kind of step tool recorded a step. */
+export type StepKind = "run" | "sleep" | "wait" | "invoke" | "send";
+
+/**
+ * A step as recorded: `completed`/`failed` are final; `waiting` is an open sleep, wait or
+ * invoke; `retrying` is a step whose last attempt failed and that will run again.
+ */
+export interface StepRecord {
+  key: string;
+  id: string;
+  kind: StepKind;
+  status: "completed" | "failed" | "waiting" | "retrying";
+  output?: JsonValue;
+  error?: SerializedError;
+  /** Zero-based attempt of the last execution (for `retrying`: of the failed one). */
+  attempt: number;
+}
+
+/** A final step result to commit. */
+export interface StepCommit {
+  key: string;
+  id: string;
+  kind: StepKind;
+  status: "completed" | "failed";
+  output?: JsonValue;
+  error?: SerializedError;
+  attempt: number;
+}
+
+/** A reason the run must pause, collected by the executor and committed by the engine. */
+export type SuspendOp =
+  | { kind: "sleep"; key: string; id: string; wakeAt: number }
+  | { kind: "wait"; key: string; id: string; event: string; expression?: string; timeoutAt: number }
+  | { kind: "invoke"; key: string; id: string; functionId: string; data: Record<string, unknown>; timeoutAt?: number }
+  | { kind: "retry"; key: string; id: string; attempt: number; error: SerializedError; retryAt: number }
+  | { kind: "pending"; key: string; id: string };
+
+/** How one pass of a handler ended. */
+export type ExecutionResult =
+  | { type: "completed"; output: JsonValue }
+  | { type: "failed"; error: SerializedError; retriable: boolean; retryAfterMs?: number }
+  | { type: "suspended"; ops: SuspendOp[] }
+  | { type: "aborted"; reason: string };
+
+/** Information about a step as it starts or ends, for progress output. */
+export interface StepProgress {
+  key: string;
+  id: string;
+  kind: StepKind;
+  attempt: number;
+  status?: StepRecord["status"];
+  error?: SerializedError;
+  durationMs?: number;
+}
+
+/** What the executor needs from whoever runs it (the engine, or `serve()`). */
+export interface ExecutorHooks {
+  /**
+   * Durably records a final step result before the handler continues. Resolves with the
+   * record that stands, which is another worker's when it won the race. Rejects with a
+   * `LeaseLostError` when this worker no longer owns the run.
+   */
+  commitStep(commit: StepCommit): Promise<StepRecord>;
+  /** Sends events on behalf of `step.sendEvent` (ids are already deterministic). */
+  sendEvents(events: EventPayload[]): Promise<SendEventResult>;
+  /** Whether a function with this id can be invoked. */
+  hasFunction(functionId: string): boolean;
+  /** Current time in epoch milliseconds (the engine's clock). */
+  now(): number;
+  /** Called as a step body starts. */
+  onStepStart?(progress: StepProgress): void;
+  /** Called after a step's outcome is known. */
+  onStepEnd?(progress: StepProgress): void;
+}
+
+const leaseMarker = Symbol.for("stepwise.lease-lost");
+
+/** Rejected commit: the run's lease moved to another worker, so this pass must stop. */
+export class LeaseLostError extends Error {
+  private readonly [leaseMarker] = true;
+  constructor(runId: string) {
+    super(`lease on run ${runId} was lost; another worker owns it now`);
+    this.name = "LeaseLostError";
+  }
+
+  /** True for any {@link LeaseLostError}, across duplicate installs. */
+  static isInstance(value: unknown): value is LeaseLostError {
+    return typeof value === "object" && value !== null && leaseMarker in value;
+  }
+}

@@ -1,0 +1,123 @@
+import type { StandardSchemaV1 } from "@standard-schema/spec";
+import type { SerializedError } from "../errors/serialize-error.js";
+import type { EventPayload, SendEventResult, StepwiseEvent } from "../events/event.js";
+import type { Duration } from "../helpers/duration.js";
+import type { Jsonify } from "../helpers/json.js";
+import type { Logger } from "../helpers/logger.js";
+import type { CRON_EVENT_NAME, CronTrigger, EventTrigger, FAILURE_EVENT_NAME, INVOKE_EVENT_NAME, Trigger } from "./triggers.js";
+
+/** Event schemas by event name: any Standard Schema (zod, valibot, arktype...). */
+export type EventSchemas = Record<string, StandardSchemaV1>;
+
+/** The `data` type of event `TName`: from its schema when one is given, else a loose record. */
+export type EventDataOf<TSchemas extends EventSchemas, TName extends string> = TName extends keyof TSchemas
+  ? StandardSchemaV1.InferOutput<TSchemas[TName]>
+  : // biome-ignore lint/suspicious/noExplicitAny: untyped events carry arbitrary JSON
+    Record<string, any>;
+
+/** The event a handler receives for one trigger. */
+export type TriggerEvent<TSchemas extends EventSchemas, TTrigger> = TTrigger extends EventTrigger<infer TName>
+  ? StepwiseEvent<TName, EventDataOf<TSchemas, TName>>
+  : TTrigger extends CronTrigger
+    ? StepwiseEvent<typeof CRON_EVENT_NAME, { cron: string }>
+    : never;
+
+/** The event a handler receives for one trigger or any of a list of triggers. */
+export type EventOf<TSchemas extends EventSchemas, TTriggers> = TTriggers extends readonly (infer T)[]
+  ? TriggerEvent<TSchemas, T>
+  : TriggerEvent<TSchemas, TTriggers>;
+
+/** Options of `step.waitForEvent`. */
+export interface WaitForEventOptions<TName extends string = string> {
+  /** Name of the event to wait for. */
+  event: TName;
+  /** How long to wait before giving up and returning `null`, e.g. `"3d"`. */
+  timeout: Duration;
+  /**
+   * A field that must be equal in the triggering event and the awaited one, e.g.
+   * `"data.userId"`. Shorthand for `if: "event.data.userId == async.data.userId"`.
+   */
+  match?: string;
+  /** A CEL expression over `event` (the run's trigger) and `async` (the candidate event). */
+  if?: string;
+}
+
+/** Options of `step.invoke`. */
+export interface InvokeOptions<TFunction> {
+  /** The function to start, as returned by `createFunction`, or its id. */
+  function: TFunction | string;
+  /** Data of the `stepwise/function.invoked` event the child run receives. (Default: `{}`) */
+  data?: Record<string, unknown>;
+  /** Fail the step with INVOKE_TIMEOUT when the child has no result by then. (Default: no timeout) */
+  timeout?: Duration;
+}
+
+/** The output type of a function, as stored (JSON). */
+export type OutputOf<TFunction> = TFunction extends { readonly __output?: infer O } ? Jsonify<Awaited<O>> : unknown;
+
+/**
+ * The step tools. Each step has an id unique within the run (repeats get `:n`); its result is
+ * checkpointed, so on replay a completed step returns its stored result without running again.
+ */
+export interface StepTools {
+  /**
+   * Runs `fn` as a retried, checkpointed step and returns its result (as JSON). A completed
+   * step never runs again.
+   */
+  run<T>(id: string, fn: () => T | Promise<T>): Promise<Jsonify<Awaited<T>>>;
+  /** Suspends the run for `duration` (`"7d"`, `"15m"`, or milliseconds), holding no worker. */
+  sleep(id: string, duration: Duration): Promise<void>;
+  /** Suspends the run until `until` (a `Date`, ISO string or epoch milliseconds). */
+  sleepUntil(id: string, until: Date | string | number): Promise<void>;
+  /** Waits for a matching event; returns it, or `null` when `timeout` passes first. */
+  waitForEvent<TName extends string>(id: string, options: WaitForEventOptions<TName>): Promise<StepwiseEvent<TName> | null>;
+  /** Starts another function as a child run and returns its output. */
+  invoke<TFunction>(id: string, options: InvokeOptions<TFunction>): Promise<OutputOf<TFunction>>;
+  /** Sends events from within the run, exactly once; returns their ids. */
+  sendEvent(id: string, events: EventPayload | EventPayload[]): Promise<SendEventResult>;
+}
+
+/** What a handler receives. */
+export interface HandlerContext<TEvent> {
+  /** The event that started this run. */
+  event: TEvent;
+  /** All events of this run (one, unless batching). */
+  events: TEvent[];
+  step: StepTools;
+  runId: string;
+  /** Zero-based attempt of this run's handler (counts handler-level retries). */
+  attempt: number;
+  logger: Logger;
+}
+
+/** A function's handler. */
+export type Handler<TEvent, TOutput> = (context: HandlerContext<TEvent>) => TOutput | Promise<TOutput>;
+
+/** The event an `onFailure` handler receives. */
+export type FailureEvent = StepwiseEvent<
+  typeof FAILURE_EVENT_NAME,
+  { function_id: string; run_id: string; error: SerializedError; event: StepwiseEvent }
+>;
+
+/** An `onFailure` handler: runs, durably, after the function's run has failed for good. */
+export type FailureHandler = (context: HandlerContext<FailureEvent> & { error: Error }) => unknown;
+
+/** Options of a function, as passed to `createFunction`. */
+export interface FunctionConfig {
+  /** Stable id, unique in the app: letters, digits, `.`, `_`, `-`. Runs are recorded under it. */
+  id: string;
+  /** Display name. (Default: the id) */
+  name?: string;
+  /** Retries after the first attempt, for each step and for the handler (0–20). (Default: 4) */
+  retries?: number;
+  /** At most this many runs of the function execute at once; a number or `{ limit, key? }`. (Default: no limit) */
+  concurrency?: number | { limit: number; key?: string };
+  /** Called once, as a durable run of its own, when a run of this function fails for good. */
+  onFailure?: FailureHandler;
+}
+
+/** Any trigger or list of triggers. */
+export type TriggerInput = Trigger | readonly Trigger[];
+
+/** Events of the `invoke` entry point. */
+export type InvokedEvent = StepwiseEvent<typeof INVOKE_EVENT_NAME>;

@@ -1,0 +1,51 @@
+import { parse } from "@marcbachmann/cel-js";
+import { ErrorCode } from "../errors/error-code.js";
+import { StepwiseError } from "../errors/stepwise-error.js";
+
+/** A compiled CEL expression: evaluate it against named variables. */
+export type CompiledExpression = (variables: Record<string, unknown>) => unknown;
+
+const cache = new Map<string, CompiledExpression>();
+
+/**
+ * Compiles a CEL expression once (cached by source). Throws a `StepwiseError`
+ * (INVALID_EXPRESSION) naming `what` when it does not parse.
+ *
+ * @example
+ * compileExpression("event.data.amount > 100", "trigger.if")({ event })
+ */
+export function compileExpression(source: string, what: string): CompiledExpression {
+  const hit = cache.get(source);
+  if (hit) return hit;
+  let evaluator: (variables: Record<string, unknown>) => unknown;
+  try {
+    evaluator = parse(source) as unknown as (variables: Record<string, unknown>) => unknown;
+  } catch (error) {
+    throw new StepwiseError({
+      code: ErrorCode.InvalidExpression,
+      category: "user",
+      message: `${what}: ${JSON.stringify(source)} is not a valid CEL expression: ${firstLine(error)}`,
+      details: { option: what, expression: source },
+    });
+  }
+  const compiled: CompiledExpression = (variables) => evaluator(variables);
+  cache.set(source, compiled);
+  return compiled;
+}
+
+/**
+ * Evaluates a boolean CEL expression; a missing field or a type error counts as `false`
+ * rather than an exception, since events are untrusted input.
+ */
+export function matchesExpression(source: string, variables: Record<string, unknown>): boolean {
+  try {
+    return compileExpression(source, "expression")(variables) === true;
+  } catch {
+    return false;
+  }
+}
+
+function firstLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split("\n")[0] ?? message;
+}

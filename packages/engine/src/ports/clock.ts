@@ -1,0 +1,46 @@
+/** Cancels a timer. */
+export type CancelTimer = () => void;
+
+/**
+ * Time, as the engine sees it. Production uses the system clock corrected to the database's
+ * clock; tests use `FakeClock` from `@stepwise/testing` to fire sleeps, timeouts and cron
+ * ticks without waiting.
+ */
+export interface Clock {
+  /** Epoch milliseconds. */
+  now(): number;
+  /** Calls `callback` once `ms` have passed on this clock. */
+  setTimer(callback: () => void, ms: number): CancelTimer;
+}
+
+/** Options of {@link createSystemClock}. */
+export interface SystemClockOptions {
+  /** Milliseconds to add to the machine's clock, e.g. the database clock's lead. (Default: 0) */
+  offsetMs?: number;
+}
+
+/** The machine's clock, shifted by `offsetMs` (see `syncClockOffset`). */
+export function createSystemClock(options: SystemClockOptions = {}): Clock & { offsetMs: number } {
+  const clock = {
+    offsetMs: options.offsetMs ?? 0,
+    now: () => Date.now() + clock.offsetMs,
+    setTimer(callback: () => void, ms: number): CancelTimer {
+      // Timers past 2^31-1 ms overflow in Node; long sleeps are re-armed by the reconciler anyway.
+      const handle = setTimeout(callback, Math.min(Math.max(0, ms), 2 ** 31 - 1));
+      handle.unref?.();
+      return () => clearTimeout(handle);
+    },
+  };
+  return clock;
+}
+
+/**
+ * Measures how far the database clock is ahead of this machine's (half the round trip
+ * corrected), so that wake times are compared against the database clock.
+ */
+export async function measureClockOffset(databaseNow: () => Promise<number>): Promise<number> {
+  const before = Date.now();
+  const remote = await databaseNow();
+  const after = Date.now();
+  return remote - (before + after) / 2;
+}

@@ -1,0 +1,26 @@
+/** A run waiting to be worked on. */
+export interface QueueItem {
+  runId: string;
+  functionId: string;
+  /** Epoch milliseconds from which the item may be dequeued. */
+  availableAt: number;
+  /** Higher runs first among available items. (Default: 0) */
+  priority?: number;
+}
+
+/**
+ * Which runs to work on next. Derived state: anything lost here is re-enqueued from the
+ * `RunStore` by the reconciler, so an implementation may drop items on restart.
+ * Enqueueing a run already queued keeps one item, with the earlier `availableAt`.
+ */
+export interface Queue {
+  enqueue(items: QueueItem[]): Promise<void>;
+  /**
+   * Resolves with the next available item (removing it), waiting until one is available;
+   * resolves `null` once `signal` aborts.
+   */
+  dequeue(signal: AbortSignal): Promise<QueueItem | null>;
+  /** Items held, available or not. */
+  size(): Promise<number>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,200 @@
+import type { JsonValue, RunStatus, SerializedError, StepwiseEvent } from "@stepwise/core";
+import type { StepCommit, StepRecord } from "@stepwise/core/internal";
+
+/** An event as stored. `key` is the sender's own id, used for 24 h deduplication. */
+export interface StoredEvent extends StepwiseEvent {
+  key?: string;
+}
+
+/** A run as stored. Times are epoch milliseconds. */
+export interface RunRecord {
+  id: string;
+  functionId: string;
+  eventId: string;
+  status: RunStatus;
+  /** Zero-based attempt of the handler. */
+  attempt: number;
+  /** Incremented by every claim; commits carry it so that a stale worker's writes are rejected. */
+  leaseEpoch: number;
+  leaseOwner?: string;
+  leaseExpiresAt?: number;
+  /** When a queued, sleeping or waiting run becomes runnable; absent while it waits with no timeout. */
+  wakeAt?: number;
+  output?: JsonValue;
+  error?: SerializedError;
+  parentRunId?: string;
+  parentStepKey?: string;
+  createdAt: number;
+  startedAt?: number;
+  endedAt?: number;
+}
+
+/** A run to create. */
+export interface NewRun {
+  id: string;
+  functionId: string;
+  /** Id of the event (in the same ingest) that starts it. */
+  eventId: string;
+  parentRunId?: string;
+  parentStepKey?: string;
+}
+
+/** Events and the runs they start, stored in one transaction. */
+export interface IngestInput {
+  /** Events with ids assigned; `key` deduplicates against events stored in the last 24 h. */
+  events: StoredEvent[];
+  /** Runs to create for those events; runs of an event found to be a duplicate are not created. */
+  runs: NewRun[];
+  now: number;
+}
+
+/** One entry per ingested event, in order. */
+export interface IngestResult {
+  events: Array<{ id: string; duplicate: boolean }>;
+  /** Runs created (those of duplicate events are left out). */
+  runs: Array<{ id: string; functionId: string; eventId: string }>;
+}
+
+/** A run claimed by a worker, with what its handler needs. */
+export interface ClaimedRun {
+  run: RunRecord;
+  event: StoredEvent;
+  steps: StepRecord[];
+}
+
+/** An open `step.waitForEvent`. */
+export interface WaitRecord {
+  runId: string;
+  stepKey: string;
+  stepId: string;
+  eventName: string;
+  /** CEL over `event` (the run's trigger) and `async` (the candidate). */
+  expression?: string;
+  timeoutAt: number;
+  /** The run's triggering event, for evaluating `expression`. */
+  triggerEvent: StoredEvent;
+}
+
+/** A step row written when a run suspends: an open sleep, wait or invoke, or a retry. */
+export interface SuspendedStep {
+  key: string;
+  id: string;
+  kind: "sleep" | "wait" | "invoke" | "run" | "send";
+  status: "waiting" | "retrying";
+  /** For `retrying`, the attempt that failed. */
+  attempt: number;
+  error?: SerializedError;
+  /** Wake time: end of a sleep, a wait's or invoke's timeout, a retry's time. */
+  wakeAt?: number;
+}
+
+/** What a suspending run writes, atomically. */
+export interface SuspendInput {
+  runId: string;
+  leaseEpoch: number;
+  steps: SuspendedStep[];
+  waits: Array<Omit<WaitRecord, "triggerEvent" | "runId">>;
+  /** Child runs started by `step.invoke`, each with its own event. */
+  invokes: IngestInput;
+  /** Keys of steps this pass found still waiting: if one was resolved meanwhile, wake at once. */
+  pendingKeys: string[];
+  now: number;
+}
+
+/** Where a finished run's parent (from `step.invoke`) stands after the child's result was recorded. */
+export interface FinishResult {
+  ok: boolean;
+  /** The parent run made runnable by this result, to enqueue. */
+  parentRunId?: string;
+  /** Runs created by `followUp` (e.g. `onFailure`). */
+  followUpRuns: IngestResult["runs"];
+}
+
+/** Filters of {@link RunStore.listRuns}. */
+export interface ListRunsFilter {
+  functionId?: string;
+  status?: RunStatus;
+  limit?: number;
+}
+
+/**
+ * The durable state of the engine: events, runs, steps, waits and cron ticks. Postgres (or
+ * PGlite) implements it; invariants live in its constraints. Every write made on behalf of a
+ * claimed run carries `leaseEpoch` and is rejected when the run was claimed again since.
+ * All times are epoch milliseconds from the engine's `Clock`.
+ */
+export interface RunStore {
+  /** Stores events (deduplicated by `key` within 24 h) and creates the runs of the new ones. */
+  ingest(input: IngestInput): Promise<IngestResult>;
+
+  /**
+   * Claims a runnable run (queued/sleeping/waiting with `wakeAt <= now`) for `workerId` until
+   * `now + leaseMs`, incrementing its lease epoch. In the same transaction, completes due
+   * sleeps, times out due waits (output `null`) and invokes (failed, INVOKE_TIMEOUT). Answers
+   * `null` when the run is not runnable (already claimed, finished, or not yet due).
+   */
+  claimRun(input: { runId: string; workerId: string; now: number; leaseMs: number }): Promise<ClaimedRun | null>;
+
+  /**
+   * Records a step's final result, unless the lease moved on. When the step already has a final
+   * result (another worker's), that one stands and is returned.
+   */
+  commitStep(input: { runId: string; leaseEpoch: number; step: StepCommit; now: number }): Promise<{ ok: true; record: StepRecord } | { ok: false }>;
+
+  /** Extends the lease while the epoch is still this worker's; false when it was lost. */
+  extendLease(input: { runId: string; leaseEpoch: number; until: number }): Promise<boolean>;
+
+  /** Writes a suspension (sleeps, waits, invokes, retries) and answers when the run wakes. */
+  suspendRun(input: SuspendInput): Promise<{ ok: boolean; wakeAt?: number; childRuns: IngestResult["runs"] }>;
+
+  /** Releases a claimed run without progress (shutdown, no free slot): runnable again at `wakeAt`. */
+  releaseRun(input: { runId: string; leaseEpoch: number; wakeAt: number }): Promise<boolean>;
+
+  /** Schedules the handler's next attempt after a handler-level error. */
+  retryRun(input: { runId: string; leaseEpoch: number; error: SerializedError; wakeAt: number; now: number }): Promise<boolean>;
+
+  /**
+   * Ends a run (`completed` with `output`, or `failed` with `error`). When the run was started by
+   * `step.invoke`, the parent's step gets the result and the parent becomes runnable. `followUp`
+   * events and runs (e.g. `onFailure`) are ingested in the same transaction.
+   */
+  finishRun(input: {
+    runId: string;
+    leaseEpoch: number;
+    status: "completed" | "failed";
+    output?: JsonValue;
+    error?: SerializedError;
+    followUp?: IngestInput;
+    now: number;
+  }): Promise<FinishResult>;
+
+  /** Open waits for events with this name. */
+  findWaits(eventName: string): Promise<WaitRecord[]>;
+
+  /**
+   * Completes a wait with `event` if it is still open, removes it, and makes the run runnable.
+   * False when another event resolved it first.
+   */
+  resolveWait(input: { runId: string; stepKey: string; event: StoredEvent; now: number }): Promise<boolean>;
+
+  /** Runs runnable by `until` (queued, sleeping or waiting with `wakeAt <= until`), oldest first. */
+  listDueRuns(input: { until: number; limit: number }): Promise<Array<{ id: string; functionId: string; wakeAt: number }>>;
+
+  /** Makes runs whose lease expired before `now` (or, with `all`, every running run) runnable again. */
+  recoverLeases(input: { now: number; all?: boolean }): Promise<Array<{ id: string; functionId: string }>>;
+
+  /**
+   * Records a cron tick and, when it is new, its event and run, in one transaction. Answers the
+   * run, or `null` when the tick was already recorded (by this or another scheduler).
+   */
+  recordCronTick(input: { functionId: string; scheduledFor: number; ingest: IngestInput }): Promise<IngestResult["runs"][number] | null>;
+
+  getRun(runId: string): Promise<RunRecord | null>;
+  getEvent(eventId: string): Promise<StoredEvent | null>;
+  listSteps(runId: string): Promise<StepRecord[]>;
+  listRunsForEvent(eventId: string): Promise<RunRecord[]>;
+  listRuns(filter: ListRunsFilter): Promise<RunRecord[]>;
+  /** The store's current time (database clock), in epoch milliseconds. */
+  now(): Promise<number>;
+  close(): Promise<void>;
+}

@@ -19,30 +19,26 @@
  * Every export of this file is public API.
  */
 
-export { DEFAULT_BASE_URL, createHttpTransport } from "./client/http-transport.js";
-export { Stepwise, resultOf } from "./client/stepwise.js";
+export type { HttpTransportOptions } from "./client/http-transport.js";
+export { createHttpTransport, DEFAULT_BASE_URL } from "./client/http-transport.js";
+export type { ClientInvokeOptions, SendPayload, StepwiseOptions } from "./client/stepwise.js";
+export { resultOf, Stepwise } from "./client/stepwise.js";
+export type { RunInfo, RunStatus, StepwiseTransport, WaitOptions } from "./client/transport.js";
 export { isTerminalStatus, runInfoSchema, runStatusSchema } from "./client/transport.js";
 export { ErrorCode } from "./errors/error-code.js";
 export { NonRetriableError } from "./errors/non-retriable-error.js";
 export { RetryAfterError } from "./errors/retry-after-error.js";
+export type { SerializedError } from "./errors/serialize-error.js";
 export { deserializeError, parseSerializedError, serializedErrorSchema, serializeError } from "./errors/serialize-error.js";
 export { StepError } from "./errors/step-error.js";
-export { StepwiseError } from "./errors/stepwise-error.js";
-export { EVENT_DEDUPE_WINDOW_MS, eventPayloadSchema, MAX_EVENT_BYTES, MAX_EVENTS_PER_SEND, parseEvents } from "./events/event.js";
-export { StepwiseFunction } from "./functions/stepwise-function.js";
-export { CRON_EVENT_NAME, FAILURE_EVENT_NAME, INVOKE_EVENT_NAME, isCronTrigger, isEventTrigger } from "./functions/triggers.js";
-export { DEFAULT_RETRIES, MAX_RETRIES, MAX_TRIGGERS } from "./functions/validate-config.js";
-export { parseDuration } from "./helpers/duration.js";
-export { consoleLogger, silentLogger } from "./helpers/logger.js";
-
-export type { ClientInvokeOptions, SendPayload, StepwiseOptions } from "./client/stepwise.js";
-export type { HttpTransportOptions } from "./client/http-transport.js";
-export type { RunInfo, RunStatus, StepwiseTransport, WaitOptions } from "./client/transport.js";
 export type { ErrorCategory, JsonObject, StepwiseErrorOptions } from "./errors/stepwise-error.js";
-export type { SerializedError } from "./errors/serialize-error.js";
+export { StepwiseError } from "./errors/stepwise-error.js";
 export type { EventPayload, SendEventResult, StepwiseEvent } from "./events/event.js";
+export { EVENT_DEDUPE_WINDOW_MS, eventPayloadSchema, MAX_EVENT_BYTES, MAX_EVENTS_PER_SEND, parseEvents } from "./events/event.js";
 export type { AnyStepwiseFunction } from "./functions/stepwise-function.js";
+export { StepwiseFunction } from "./functions/stepwise-function.js";
 export type { CronTrigger, EventTrigger, Trigger } from "./functions/triggers.js";
+export { CRON_EVENT_NAME, FAILURE_EVENT_NAME, INVOKE_EVENT_NAME, isCronTrigger, isEventTrigger } from "./functions/triggers.js";
 export type {
   EventDataOf,
   EventOf,
@@ -59,6 +55,9 @@ export type {
   WaitForEventOptions,
 } from "./functions/types.js";
 export type { ResolvedConcurrency, ResolvedFunctionConfig } from "./functions/validate-config.js";
+export { DEFAULT_RETRIES, MAX_RETRIES, MAX_TRIGGERS } from "./functions/validate-config.js";
 export type { Duration } from "./helpers/duration.js";
+export { parseDuration } from "./helpers/duration.js";
 export type { Jsonify, JsonValue } from "./helpers/json.js";
 export type { Logger } from "./helpers/logger.js";
+export { consoleLogger, silentLogger } from "./helpers/logger.js";

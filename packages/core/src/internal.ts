@@ -4,13 +4,12 @@
  * Not public API; may change in any release.
  */
 
-export { executeFunction } from "./executor/execute-function.js";
 export { BACKOFF_BASE_MS, BACKOFF_MAX_MS, backoffDelay } from "./executor/backoff.js";
+export type { ExecuteFunctionOptions } from "./executor/execute-function.js";
+export { executeFunction } from "./executor/execute-function.js";
+export type { ExecutionResult, ExecutorHooks, StepCommit, StepKind, StepProgress, StepRecord, SuspendOp } from "./executor/types.js";
 export { LeaseLostError } from "./executor/types.js";
+export type { CompiledExpression } from "./helpers/expression.js";
 export { compileExpression, matchesExpression } from "./helpers/expression.js";
 export { toJsonValue } from "./helpers/json.js";
 export { stepKey } from "./helpers/step-key.js";
-
-export type { ExecuteFunctionOptions } from "./executor/execute-function.js";
-export type { ExecutionResult, ExecutorHooks, StepCommit, StepKind, StepProgress, StepRecord, SuspendOp } from "./executor/types.js";
-export type { CompiledExpression } from "./helpers/expression.js";

@@ -2,14 +2,16 @@ import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { ErrorCode } from "../errors/error-code.js";
 import { StepwiseError } from "../errors/stepwise-error.js";
 import { type EventPayload, parseEvents, type SendEventResult } from "../events/event.js";
-import { parseDuration, type Duration } from "../helpers/duration.js";
-import type { Jsonify } from "../helpers/json.js";
 import { type AnyStepwiseFunction, StepwiseFunction } from "../functions/stepwise-function.js";
 import type { Trigger } from "../functions/triggers.js";
 import type { EventDataOf, EventOf, EventSchemas, FunctionConfig, Handler } from "../functions/types.js";
 import { validateFunctionConfig } from "../functions/validate-config.js";
+import { type Duration, parseDuration } from "../helpers/duration.js";
+import type { Jsonify } from "../helpers/json.js";
 import { createHttpTransport, type HttpTransportOptions } from "./http-transport.js";
 import type { RunInfo, StepwiseTransport } from "./transport.js";
+
+const clientMarker = Symbol.for("stepwise.client");
 
 /** Options of {@link Stepwise}. */
 export interface StepwiseOptions<TSchemas extends EventSchemas> {
@@ -25,7 +27,8 @@ export interface StepwiseOptions<TSchemas extends EventSchemas> {
 
 /** An event as sent, typed by the client's schemas. */
 export type SendPayload<TSchemas extends EventSchemas> =
-  | { [K in keyof TSchemas & string]: Omit<EventPayload, "name" | "data"> & { name: K; data: StandardSchemaV1.InferInput<TSchemas[K]> } }[keyof TSchemas & string]
+  | { [K in keyof TSchemas & string]: Omit<EventPayload, "name" | "data"> & { name: K; data: StandardSchemaV1.InferInput<TSchemas[K]> } }[keyof TSchemas &
+      string]
   | (EventPayload & { name: string });
 
 /** Options of {@link Stepwise.invoke}. */
@@ -45,6 +48,7 @@ export interface ClientInvokeOptions {
  * await stepwise.send({ name: "demo/hello", data: { name: "Ada" } });
  */
 export class Stepwise<TSchemas extends EventSchemas = EventSchemas> {
+  private readonly [clientMarker] = true;
   readonly id: string;
   readonly schemas: TSchemas | undefined;
   private readonly registry = new Map<string, AnyStepwiseFunction>();
@@ -53,7 +57,11 @@ export class Stepwise<TSchemas extends EventSchemas = EventSchemas> {
 
   constructor(options: StepwiseOptions<TSchemas>) {
     if (typeof options?.id !== "string" || options.id.length === 0) {
-      throw new StepwiseError({ code: ErrorCode.InvalidFunctionConfig, category: "user", message: 'new Stepwise({ id }): id is required, e.g. new Stepwise({ id: "my-app" })' });
+      throw new StepwiseError({
+        code: ErrorCode.InvalidFunctionConfig,
+        category: "user",
+        message: 'new Stepwise({ id }): id is required, e.g. new Stepwise({ id: "my-app" })',
+      });
     }
     this.id = options.id;
     this.schemas = options.schemas;
@@ -79,10 +87,18 @@ export class Stepwise<TSchemas extends EventSchemas = EventSchemas> {
     const { triggers: _omit, ...rest } = config ?? ({} as FunctionConfig);
     const resolved = validateFunctionConfig(rest, triggers);
     if (typeof handler !== "function") {
-      throw new StepwiseError({ code: ErrorCode.InvalidFunctionConfig, category: "user", message: `createFunction("${resolved.id}"): the handler must be a function` });
+      throw new StepwiseError({
+        code: ErrorCode.InvalidFunctionConfig,
+        category: "user",
+        message: `createFunction("${resolved.id}"): the handler must be a function`,
+      });
     }
     if (this.registry.has(resolved.id)) {
-      throw new StepwiseError({ code: ErrorCode.InvalidFunctionConfig, category: "user", message: `createFunction("${resolved.id}"): a function with this id already exists in app "${this.id}"` });
+      throw new StepwiseError({
+        code: ErrorCode.InvalidFunctionConfig,
+        category: "user",
+        message: `createFunction("${resolved.id}"): a function with this id already exists in app "${this.id}"`,
+      });
     }
     const fn = new StepwiseFunction({ appId: this.id, config: resolved, handler: handler as Handler<unknown, unknown>, onFailure: config.onFailure });
     this.registry.set(fn.id, fn);
@@ -111,7 +127,11 @@ export class Stepwise<TSchemas extends EventSchemas = EventSchemas> {
    */
   async invoke<TFunction extends AnyStepwiseFunction | string>(
     fn: TFunction,
-    data: TFunction extends StepwiseFunction<infer TEvent, unknown> ? (TEvent extends { data: infer D } ? Partial<D> : Record<string, unknown>) : Record<string, unknown> = {} as never,
+    data: TFunction extends StepwiseFunction<infer TEvent, unknown>
+      ? TEvent extends { data: infer D }
+        ? Partial<D>
+        : Record<string, unknown>
+      : Record<string, unknown> = {} as never,
     options: ClientInvokeOptions = {},
   ): Promise<TFunction extends StepwiseFunction<unknown, infer O> ? Jsonify<Awaited<O>> : unknown> {
     const functionId = typeof fn === "string" ? fn : fn.id;
@@ -129,6 +149,11 @@ export class Stepwise<TSchemas extends EventSchemas = EventSchemas> {
   waitForRun(runId: string, options: { timeout?: Duration } = {}): Promise<RunInfo> {
     const timeoutMs = options.timeout === undefined ? undefined : parseDuration(options.timeout, "waitForRun timeout");
     return this.getTransport().waitForRun(runId, { timeoutMs });
+  }
+
+  /** True for any {@link Stepwise} client, across duplicate installs. */
+  static isInstance(value: unknown): value is Stepwise {
+    return typeof value === "object" && value !== null && clientMarker in value;
   }
 
   /** @internal An engine in this process routes the client through itself. */

@@ -59,7 +59,7 @@ export function parseEvents(input: unknown): EventPayload[] {
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       const path = issue?.path.length ? `.${issue.path.join(".")}` : "";
-      const hint = issue?.path[0] === "name" && issue.code === "invalid_type" ? "an event needs a name, e.g. { name: \"user.created\" }" : issue?.message;
+      const hint = issue?.path[0] === "name" && issue.code === "invalid_type" ? 'an event needs a name, e.g. { name: "user.created" }' : issue?.message;
       throw invalid(`${where}${path}: ${hint}`, { index });
     }
     const bytes = Buffer.byteLength(JSON.stringify(parsed.data));

@@ -40,7 +40,15 @@ export function executeFunction(options: ExecuteFunctionOptions): Promise<Execut
   return new Promise((resolve) => {
     const state = new PassState(resolve);
     const step: StepTools = createStepTools({ ...options, state });
-    const context = { event: options.event, events: options.events, step, runId: options.runId, attempt: options.attempt, logger: options.logger, ...options.extraContext };
+    const context = {
+      event: options.event,
+      events: options.events,
+      step,
+      runId: options.runId,
+      attempt: options.attempt,
+      logger: options.logger,
+      ...options.extraContext,
+    };
     Promise.resolve()
       .then(() => options.handler(context as HandlerContext<never>))
       .then(
@@ -110,7 +118,10 @@ export class PassState {
 
   private check(): void {
     if (this.done || this.inFlight > 0) return;
-    if (this.abortReason !== undefined) return this.finish({ type: "aborted", reason: this.abortReason });
+    if (this.abortReason !== undefined) {
+      this.finish({ type: "aborted", reason: this.abortReason });
+      return;
+    }
     if (this.handlerResult) {
       let result: ExecutionResult;
       try {
@@ -118,7 +129,8 @@ export class PassState {
       } catch (error) {
         result = handlerFailure(error, Date.now());
       }
-      return this.finish(result);
+      this.finish(result);
+      return;
     }
     if (this.ops.length > 0) this.finish({ type: "suspended", ops: this.ops });
   }

@@ -159,7 +159,8 @@ export function createStepTools(options: StepToolsOptions): StepTools {
           });
         }
         const data = toJsonValue(invokeOptions.data ?? {}, `step.invoke("${target.id}").data`) as Record<string, unknown>;
-        const timeoutAt = invokeOptions.timeout === undefined ? undefined : hooks.now() + parseDuration(invokeOptions.timeout, `step.invoke("${target.id}").timeout`);
+        const timeoutAt =
+          invokeOptions.timeout === undefined ? undefined : hooks.now() + parseDuration(invokeOptions.timeout, `step.invoke("${target.id}").timeout`);
         return state.suspend({ kind: "invoke", ...target, functionId, data, timeoutAt });
       }) as never;
     },

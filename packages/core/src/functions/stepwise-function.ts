@@ -1,5 +1,5 @@
-import type { ResolvedFunctionConfig } from "./validate-config.js";
 import type { FailureHandler, Handler } from "./types.js";
+import type { ResolvedFunctionConfig } from "./validate-config.js";
 
 const marker = Symbol.for("stepwise.function");
 

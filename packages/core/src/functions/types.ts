@@ -16,11 +16,12 @@ export type EventDataOf<TSchemas extends EventSchemas, TName extends string> = T
     Record<string, any>;
 
 /** The event a handler receives for one trigger. */
-export type TriggerEvent<TSchemas extends EventSchemas, TTrigger> = TTrigger extends EventTrigger<infer TName>
-  ? StepwiseEvent<TName, EventDataOf<TSchemas, TName>>
-  : TTrigger extends CronTrigger
-    ? StepwiseEvent<typeof CRON_EVENT_NAME, { cron: string }>
-    : never;
+export type TriggerEvent<TSchemas extends EventSchemas, TTrigger> =
+  TTrigger extends EventTrigger<infer TName>
+    ? StepwiseEvent<TName, EventDataOf<TSchemas, TName>>
+    : TTrigger extends CronTrigger
+      ? StepwiseEvent<typeof CRON_EVENT_NAME, { cron: string }>
+      : never;
 
 /** The event a handler receives for one trigger or any of a list of triggers. */
 export type EventOf<TSchemas extends EventSchemas, TTriggers> = TTriggers extends readonly (infer T)[]
@@ -94,10 +95,7 @@ export interface HandlerContext<TEvent> {
 export type Handler<TEvent, TOutput> = (context: HandlerContext<TEvent>) => TOutput | Promise<TOutput>;
 
 /** The event an `onFailure` handler receives. */
-export type FailureEvent = StepwiseEvent<
-  typeof FAILURE_EVENT_NAME,
-  { function_id: string; run_id: string; error: SerializedError; event: StepwiseEvent }
->;
+export type FailureEvent = StepwiseEvent<typeof FAILURE_EVENT_NAME, { function_id: string; run_id: string; error: SerializedError; event: StepwiseEvent }>;
 
 /** An `onFailure` handler: runs, durably, after the function's run has failed for good. */
 export type FailureHandler = (context: HandlerContext<FailureEvent> & { error: Error }) => unknown;

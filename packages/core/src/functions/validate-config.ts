@@ -21,11 +21,16 @@ const triggerSchema = z.union([
 
 const configSchema = z.object({
   id: z
-    .string({ error: "id is required, e.g. { id: \"send-welcome-email\" }" })
+    .string({ error: 'id is required, e.g. { id: "send-welcome-email" }' })
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "id must be letters, digits, '.', '_' or '-', e.g. \"send-welcome-email\"")
     .max(128),
   name: z.string().optional(),
-  retries: z.number().int("retries must be a whole number").min(0, "retries must be 0 or more").max(MAX_RETRIES, `retries must be at most ${MAX_RETRIES}`).optional(),
+  retries: z
+    .number()
+    .int("retries must be a whole number")
+    .min(0, "retries must be 0 or more")
+    .max(MAX_RETRIES, `retries must be at most ${MAX_RETRIES}`)
+    .optional(),
   concurrency: z
     .union([
       z.number().int().min(1, "concurrency must be at least 1"),
@@ -73,7 +78,11 @@ export function validateFunctionConfig(config: unknown, triggers: unknown): Reso
       try {
         new Cron(value.cron, { timezone: value.timezone ?? "UTC", paused: true });
       } catch (error) {
-        throw configError(label, `triggers[${index}].cron: ${JSON.stringify(value.cron)} (timezone ${value.timezone ?? "UTC"}) is not valid: ${(error as Error).message}`, `triggers[${index}].cron`);
+        throw configError(
+          label,
+          `triggers[${index}].cron: ${JSON.stringify(value.cron)} (timezone ${value.timezone ?? "UTC"}) is not valid: ${(error as Error).message}`,
+          `triggers[${index}].cron`,
+        );
       }
     }
     return value;

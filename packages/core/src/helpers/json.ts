@@ -57,7 +57,7 @@ function check(value: unknown, path: string, seen: Set<object>, what: string): v
   if (seen.has(object)) fail(what, path, "a circular reference");
   seen.add(object);
   if (Array.isArray(object)) {
-    object.forEach((item, index) => check(item, `${path}[${index}]`, seen, what));
+    for (const [index, item] of object.entries()) check(item, `${path}[${index}]`, seen, what);
   } else {
     for (const [key, item] of Object.entries(object)) check(item, `${path}.${key}`, seen, what);
   }

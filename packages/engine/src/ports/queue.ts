@@ -24,3 +24,9 @@ export interface Queue {
   size(): Promise<number>;
   close(): Promise<void>;
 }
+
+/** A `Queue` that can tell when its next item becomes available (used by `engine.idle()`). */
+export interface InspectableQueue extends Queue {
+  /** `availableAt` of the earliest item, or `null` when empty. */
+  nextAvailableAt(): Promise<number | null>;
+}

@@ -1,0 +1,107 @@
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { serve } from "@hono/node-server";
+import { consoleLogger } from "@stepwise/core";
+import { createEngine, createMemoryQueue, createSystemClock, measureClockOffset } from "@stepwise/engine";
+import { createPostgresStore, migrate, openPglite } from "@stepwise/postgres";
+import { createDevApp } from "./dev-server.js";
+import { loadFunctions } from "./load-functions.js";
+import { createPrinter } from "./printer.js";
+
+/** Options of {@link startDev}. */
+export interface DevOptions {
+  /** Module exporting the Stepwise client or functions. (Default: the first of `src/stepwise.ts`, `src/functions.ts`, ...) */
+  functions?: string;
+  /** Port on 127.0.0.1; 0 picks a free one. (Default: 8288) */
+  port?: number;
+  /** Where the embedded database lives. (Default: `.stepwise`) */
+  dataDir?: string;
+  /** Print each event, run and step. (Default: true) */
+  print?: boolean;
+}
+
+/** A running dev server. */
+export interface DevServer {
+  url: string;
+  port: number;
+  readyMs: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts `stepwise dev`: embedded Postgres (PGlite) stored in `dataDir`, the engine with an
+ * in-memory queue, and the HTTP API on 127.0.0.1.
+ */
+export async function startDev(options: DevOptions = {}): Promise<DevServer> {
+  const started = performance.now();
+  const dataDir = resolve(options.dataDir ?? ".stepwise");
+  mkdirSync(dataDir, { recursive: true });
+  const releaseLock = lockDataDir(dataDir);
+  try {
+    const [loaded, database] = await Promise.all([loadFunctions(options.functions), openPglite({ dataDir: resolve(dataDir, "pgdata") })]);
+    await migrate(database.pool);
+    const store = createPostgresStore({ pool: database.pool });
+    const clock = createSystemClock({ offsetMs: await measureClockOffset(() => store.now()) });
+    const engine = createEngine({
+      store,
+      queue: createMemoryQueue({ clock }),
+      clock,
+      clients: loaded.clients,
+      functions: loaded.functions,
+      // This process owns the data dir alone (see the lock), so every "running" run is an orphan.
+      recoverOnStart: "all",
+      logger: consoleLogger,
+    });
+    if (options.print !== false) engine.on(createPrinter());
+    await engine.start();
+    const app = createDevApp(engine);
+    const server = await new Promise<ReturnType<typeof serve>>((resolveServer, reject) => {
+      const instance = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: options.port ?? 8288 }, () => resolveServer(instance));
+      instance.once("error", reject);
+    });
+    const address = server.address();
+    const port = typeof address === "object" && address ? address.port : (options.port ?? 8288);
+    const readyMs = Math.round(performance.now() - started);
+    return {
+      url: `http://127.0.0.1:${port}`,
+      port,
+      readyMs,
+      async close() {
+        await new Promise<void>((resolveClose) => server.close(() => resolveClose()));
+        await engine.stop();
+        await database.close();
+        releaseLock();
+      },
+    };
+  } catch (error) {
+    releaseLock();
+    throw error;
+  }
+}
+
+/**
+ * PGlite must never be opened by two processes at once: a pid file guards the data dir, and a
+ * stale one (its process gone, e.g. after `kill -9`) is taken over.
+ */
+function lockDataDir(dataDir: string): () => void {
+  const lockPath = resolve(dataDir, "dev.pid");
+  try {
+    const pid = Number(readFileSync(lockPath, "utf8"));
+    if (pid && pid !== process.pid && isAlive(pid)) {
+      throw new Error(`${dataDir} is in use by another stepwise process (pid ${pid}); stop it or pass another --data-dir`);
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+  }
+  writeFileSync(lockPath, String(process.pid));
+  return () => rmSync(lockPath, { force: true });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,81 @@
+import { styleText } from "node:util";
+import type { LifecycleEvent } from "@stepwise/engine";
+
+type Style = Parameters<typeof styleText>[0];
+
+/** Options of {@link createPrinter}. */
+export interface PrinterOptions {
+  /** (Default: `process.stdout.write`) */
+  write?: (line: string) => void;
+  /** Colour the output. (Default: stdout is a TTY and `NO_COLOR` is unset) */
+  color?: boolean;
+}
+
+/** Turns lifecycle events into one readable line each, as `stepwise dev` prints them. */
+export function createPrinter(options: PrinterOptions = {}): (event: LifecycleEvent) => void {
+  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const color = options.color ?? (Boolean(process.stdout.isTTY) && !process.env["NO_COLOR"]);
+  const paint = (style: Style, text: string) => (color ? styleText(style, text) : text);
+  const line = (kind: string, style: Style, text: string) =>
+    write(`${paint("gray", new Date().toISOString().slice(11, 23))} ${paint(style, kind.padEnd(5))} ${text}`);
+  const short = (value: unknown) => {
+    const json = JSON.stringify(value) ?? "null";
+    return json.length > 120 ? `${json.slice(0, 117)}...` : json;
+  };
+
+  return (event) => {
+    switch (event.type) {
+      case "event-received":
+        return line(
+          "event",
+          "cyan",
+          `${paint("bold", event.event.name)} ${paint("gray", event.event.id)}${event.duplicate ? paint("yellow", " (duplicate id, ignored)") : ""} ${short(event.event.data)}`,
+        );
+      case "run-created":
+        return line("run", "blue", `${paint("bold", event.functionId)} ${paint("gray", event.runId)} queued`);
+      case "run-started":
+        return line(
+          "run",
+          "blue",
+          `${paint("bold", event.functionId)} ${paint("gray", event.runId)} started${event.attempt > 0 ? ` (attempt ${event.attempt + 1})` : ""}${event.memoizedSteps > 0 ? `, ${event.memoizedSteps} steps from memo` : ""}`,
+        );
+      case "step-started":
+        return;
+      case "step-ended": {
+        const mark = event.status === "completed" ? paint("green", "✓") : event.status === "retrying" ? paint("yellow", "↻") : paint("red", "✗");
+        const error = event.error ? ` ${paint("red", event.error.message)}` : "";
+        return line(
+          "step",
+          "magenta",
+          `${paint("bold", event.functionId)} ${mark} ${event.stepId} ${paint("gray", `${event.kind} ${event.durationMs} ms`)}${event.attempt > 0 ? ` attempt ${event.attempt + 1}` : ""}${error}`,
+        );
+      }
+      case "run-suspended":
+        return line(
+          "run",
+          "blue",
+          `${paint("bold", event.functionId)} ${paint("gray", event.runId)} ${paint("yellow", "suspended")}: ${event.reasons.join("; ")}`,
+        );
+      case "run-retrying":
+        return line(
+          "run",
+          "yellow",
+          `${paint("bold", event.functionId)} ${paint("gray", event.runId)} will retry at ${new Date(event.wakeAt).toISOString()}: ${event.error.message}`,
+        );
+      case "run-completed":
+        return line("run", "green", `${paint("bold", event.functionId)} ${paint("gray", event.runId)} ${paint("green", "completed")} ${short(event.output)}`);
+      case "run-failed":
+        return line("run", "red", `${paint("bold", event.functionId)} ${paint("gray", event.runId)} ${paint("red", "failed")}: ${event.error.message}`);
+      case "run-aborted":
+        return line("run", "yellow", `${paint("bold", event.functionId)} ${paint("gray", event.runId)} pass stopped: ${event.reason}`);
+      case "cron-tick":
+        return line(
+          "cron",
+          "cyan",
+          `${paint("bold", event.functionId)} tick ${new Date(event.scheduledFor).toISOString()}${event.runId ? "" : " (already started elsewhere)"}`,
+        );
+      case "engine-error":
+        return line("error", "red", `${event.context}: ${event.error instanceof Error ? event.error.message : String(event.error)}`);
+    }
+  };
+}

@@ -1,0 +1,384 @@
+import {
+  type AnyStepwiseFunction,
+  ErrorCode,
+  type EventPayload,
+  INVOKE_EVENT_NAME,
+  isTerminalStatus,
+  parseEvents,
+  type RunInfo,
+  type SendEventResult,
+  StepwiseError,
+  type StepwiseTransport,
+  type WaitOptions,
+} from "@stepwise/core";
+import { matchesExpression, type StepRecord } from "@stepwise/core/internal";
+import { Lifecycle, type LifecycleListener } from "./lifecycle.js";
+import { type EngineOptions, resolveEngineOptions } from "./options.js";
+import type { QueueItem } from "./ports/queue.js";
+import type { NewRun, RunRecord, StoredEvent } from "./ports/run-store.js";
+import { newEventId, newRunId, Router } from "./router.js";
+import { startCronScheduler } from "./scheduler/cron-scheduler.js";
+import { FAILURE_FUNCTION_SUFFIX, type ProcessContext, processRun, type RunnableFunction } from "./worker/process-run.js";
+
+/** A running engine: workers, scheduler and the API the client and server call. */
+export interface Engine {
+  /** Starts workers, the reconciler and cron (after recovering runs left by a crash). */
+  start(): Promise<void>;
+  /** Stops taking work and waits for running passes to end. */
+  stop(): Promise<void>;
+  /** Validates, stores and routes events; answers their ids once stored. */
+  send(events: EventPayload | EventPayload[]): Promise<SendEventResult>;
+  /** Starts a run of a function and resolves with the run once it has ended. */
+  invoke(functionId: string, data: Record<string, unknown>, options?: WaitOptions): Promise<RunInfo>;
+  /** Resolves with a run once it has ended. Rejects with WAIT_TIMEOUT or RUN_NOT_FOUND. */
+  waitForRun(runId: string, options?: WaitOptions): Promise<RunInfo>;
+  runsForEvent(eventId: string): Promise<RunInfo[]>;
+  getRun(runId: string): Promise<RunInfo | null>;
+  /** The recorded steps of a run. */
+  listSteps(runId: string): Promise<StepRecord[]>;
+  /** Subscribes to lifecycle events; returns the unsubscribe function. */
+  on(listener: LifecycleListener): () => void;
+  /** Resolves once no pass runs and nothing in the queue is due. */
+  idle(): Promise<void>;
+  /** Re-enqueues due runs and recovers expired leases now (the reconciler does this periodically). */
+  reconcile(): Promise<void>;
+  /** The functions this engine runs, by id. */
+  readonly functions: ReadonlyMap<string, AnyStepwiseFunction>;
+  /** A transport for `Stepwise` clients in this process. */
+  readonly transport: StepwiseTransport;
+}
+
+/**
+ * Creates the engine over its ports. Nothing runs until `start()`.
+ *
+ * @example
+ * const engine = createEngine({ store, queue: createMemoryQueue({ clock }), clock, clients: [stepwise] });
+ * await engine.start();
+ */
+export function createEngine(engineOptions: EngineOptions): Engine {
+  const options = resolveEngineOptions(engineOptions);
+  const { store, queue, clock, logger } = options;
+  const lifecycle = new Lifecycle();
+  const functions = new Map<string, AnyStepwiseFunction>();
+  const runnable = new Map<string, RunnableFunction>();
+  for (const fn of [...options.clients.flatMap((client) => client.functions), ...options.functions]) {
+    if (functions.has(fn.id) && functions.get(fn.id) !== fn) {
+      throw new StepwiseError({
+        code: ErrorCode.InvalidFunctionConfig,
+        category: "user",
+        message: `two functions share the id "${fn.id}"; function ids must be unique`,
+      });
+    }
+    functions.set(fn.id, fn);
+    runnable.set(fn.id, { id: fn.id, retries: fn.config.retries, handler: fn.handler as never, fn, isFailureHandler: false });
+    if (fn.onFailure) {
+      const id = fn.id + FAILURE_FUNCTION_SUFFIX;
+      runnable.set(id, { id, retries: fn.config.retries, handler: fn.onFailure as never, fn, isFailureHandler: true });
+    }
+  }
+  const router = new Router(functions.values());
+  const waiters = new Map<string, Set<(run: RunInfo) => void>>();
+  const active = new Set<Promise<void>>();
+  const slots = new Map<string, number>();
+  const parked = new Map<string, QueueItem[]>();
+  let abort = new AbortController();
+  let dispatcher: Promise<void> | undefined;
+  let stopCron: (() => void) | undefined;
+  let stopReconciler: (() => void) | undefined;
+  let freeSlot: (() => void) | undefined;
+
+  const enqueue = async (items: QueueItem[]) => {
+    if (items.length > 0) await queue.enqueue(items);
+  };
+
+  const context: ProcessContext = {
+    options,
+    lifecycle,
+    router,
+    resolveFunction: (functionId) => runnable.get(functionId),
+    sendEvents: (events) => send(events),
+    enqueue,
+    runEnded(run) {
+      for (const resolve of waiters.get(run.id) ?? []) resolve(run);
+      waiters.delete(run.id);
+    },
+  };
+
+  /** Stores events with their runs, then resolves open waits they match. */
+  async function ingest(
+    events: StoredEvent[],
+    extraRuns: NewRun[] = [],
+  ): Promise<{ ids: string[]; runs: Array<{ id: string; functionId: string; eventId: string }> }> {
+    const now = clock.now();
+    const runs = [...events.flatMap((event) => router.route(event)), ...extraRuns];
+    const result = await store.ingest({ events, runs, now });
+    for (const run of result.runs) lifecycle.emit({ type: "run-created", runId: run.id, functionId: run.functionId, eventId: run.eventId });
+    await enqueue(result.runs.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: now })));
+    const fresh = events.filter((_, index) => !result.events[index]?.duplicate);
+    for (const [index, event] of events.entries()) lifecycle.emit({ type: "event-received", event, duplicate: result.events[index]?.duplicate ?? false });
+    await resolveWaits(fresh);
+    return { ids: result.events.map((event) => event.id), runs: result.runs };
+  }
+
+  async function resolveWaits(events: StoredEvent[]): Promise<void> {
+    const byName = new Map<string, Awaited<ReturnType<typeof store.findWaits>>>();
+    for (const event of events) {
+      let waits = byName.get(event.name);
+      if (!waits) {
+        waits = await store.findWaits(event.name);
+        byName.set(event.name, waits);
+      }
+      for (const wait of waits) {
+        if (wait.expression !== undefined && !matchesExpression(wait.expression, { event: wait.triggerEvent, async: event })) continue;
+        if (await store.resolveWait({ runId: wait.runId, stepKey: wait.stepKey, event, now: clock.now() })) {
+          await enqueue([{ runId: wait.runId, functionId: "", availableAt: clock.now() }]);
+        }
+      }
+    }
+  }
+
+  function toStored(payloads: EventPayload[]): StoredEvent[] {
+    const now = clock.now();
+    return payloads.map((payload) => ({ id: newEventId(), key: payload.id, name: payload.name, data: payload.data ?? {}, ts: payload.ts ?? now }));
+  }
+
+  async function send(events: EventPayload | EventPayload[]): Promise<SendEventResult> {
+    const { ids } = await ingest(toStored(parseEvents(events)));
+    return { ids };
+  }
+
+  async function startRun(functionId: string, data: Record<string, unknown>): Promise<string> {
+    if (!functions.has(functionId)) {
+      throw new StepwiseError({
+        code: ErrorCode.FunctionNotFound,
+        category: "user",
+        message: `no function with id "${functionId}" is registered; known: ${[...functions.keys()].join(", ") || "none"}`,
+        details: { functionId },
+      });
+    }
+    const [event] = toStored(parseEvents({ name: INVOKE_EVENT_NAME, data }));
+    const runId = newRunId();
+    await ingest([event as StoredEvent], [{ id: runId, functionId, eventId: (event as StoredEvent).id }]);
+    return runId;
+  }
+
+  async function waitForRun(runId: string, waitOptions: WaitOptions = {}): Promise<RunInfo> {
+    return new Promise<RunInfo>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      let poll: NodeJS.Timeout | undefined;
+      const set = waiters.get(runId) ?? new Set();
+      waiters.set(runId, set);
+      const done = (error: Error | undefined, run?: RunInfo) => {
+        set.delete(onEnd);
+        clearTimeout(timer);
+        clearTimeout(poll);
+        if (error) reject(error);
+        else resolve(run as RunInfo);
+      };
+      const onEnd = (run: RunInfo) => done(undefined, run);
+      set.add(onEnd);
+      if (waitOptions.timeoutMs !== undefined) {
+        timer = setTimeout(
+          () =>
+            done(
+              new StepwiseError({ code: ErrorCode.WaitTimeout, message: `run ${runId} did not end within ${waitOptions.timeoutMs} ms`, details: { runId } }),
+            ),
+          waitOptions.timeoutMs,
+        );
+      }
+      // The run may have ended before we subscribed, or in another process: look in the store too.
+      const check = async () => {
+        try {
+          const run = await store.getRun(runId);
+          if (!run) return done(new StepwiseError({ code: ErrorCode.RunNotFound, category: "user", message: `no run with id "${runId}"`, details: { runId } }));
+          if (isTerminalStatus(run.status)) return done(undefined, toRunInfo(run));
+        } catch (error) {
+          lifecycle.emit({ type: "engine-error", error, context: `waiting for run ${runId}` });
+        }
+        if (set.has(onEnd)) poll = setTimeout(check, 1000);
+      };
+      void check();
+    });
+  }
+
+  // Per-function concurrency: a run holds a slot only while a pass executes (not while it sleeps).
+  function tryTakeSlot(item: QueueItem): boolean {
+    const limit = functions.get(item.functionId)?.config.concurrency?.limit;
+    if (limit === undefined) return true;
+    const used = slots.get(item.functionId) ?? 0;
+    if (used >= limit) {
+      const list = parked.get(item.functionId) ?? [];
+      if (!list.some((parkedItem) => parkedItem.runId === item.runId)) list.push(item);
+      parked.set(item.functionId, list);
+      return false;
+    }
+    slots.set(item.functionId, used + 1);
+    return true;
+  }
+
+  function releaseSlot(functionId: string): void {
+    const limit = functions.get(functionId)?.config.concurrency?.limit;
+    if (limit === undefined) return;
+    slots.set(functionId, (slots.get(functionId) ?? 1) - 1);
+    const next = parked.get(functionId)?.shift();
+    if (next && tryTakeSlot(next)) launch(next);
+  }
+
+  function launch(item: QueueItem): void {
+    const pass = processRun(context, item.runId)
+      .catch((error: unknown) => {
+        lifecycle.emit({ type: "engine-error", error, context: `processing run ${item.runId}` });
+        logger.error({ runId: item.runId, error }, "run pass failed; the reconciler will retry it");
+      })
+      .finally(() => {
+        active.delete(pass);
+        releaseSlot(item.functionId);
+        freeSlot?.();
+      });
+    active.add(pass);
+  }
+
+  async function dispatch(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      if (active.size >= options.concurrency) {
+        await new Promise<void>((resolve) => {
+          freeSlot = resolve;
+        });
+        freeSlot = undefined;
+        continue;
+      }
+      const item = await queue.dequeue(signal);
+      if (!item) return;
+      // Items enqueued without a function id (wake-ups of parents and waiters) learn it from the store.
+      if (item.functionId === "") {
+        const run = await store.getRun(item.runId);
+        if (!run) continue;
+        item.functionId = run.functionId;
+      }
+      if (tryTakeSlot(item)) launch(item);
+    }
+  }
+
+  async function reconcile(): Promise<void> {
+    const now = clock.now();
+    const recovered = await store.recoverLeases({ now });
+    const due = await store.listDueRuns({ until: now + options.reconcileIntervalMs, limit: 1000 });
+    await enqueue([
+      ...recovered.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: now })),
+      ...due.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: run.wakeAt })),
+    ]);
+  }
+
+  function startReconciler(): () => void {
+    let cancel: (() => void) | undefined;
+    let stopped = false;
+    const loop = () => {
+      cancel = clock.setTimer(async () => {
+        try {
+          await reconcile();
+        } catch (error) {
+          lifecycle.emit({ type: "engine-error", error, context: "reconciling the queue with the store" });
+        }
+        if (!stopped) loop();
+      }, options.reconcileIntervalMs);
+    };
+    loop();
+    return () => {
+      stopped = true;
+      cancel?.();
+    };
+  }
+
+  const transport: StepwiseTransport = {
+    send,
+    async invoke(functionId, data, waitOptions) {
+      const runId = await startRun(functionId, data);
+      try {
+        return await waitForRun(runId, waitOptions);
+      } catch (error) {
+        if (StepwiseError.isInstance(error) && error.code === ErrorCode.WaitTimeout) {
+          throw new StepwiseError({
+            code: ErrorCode.InvokeTimeout,
+            message: `invoke of "${functionId}" got no result within ${waitOptions.timeoutMs} ms (run ${runId} goes on)`,
+            details: { runId },
+          });
+        }
+        throw error;
+      }
+    },
+    runsForEvent: async (eventId) => (await store.listRunsForEvent(eventId)).map(toRunInfo),
+    waitForRun,
+  };
+  for (const client of options.clients) client.setTransport(transport);
+
+  return {
+    functions,
+    transport,
+    send,
+    invoke: (functionId, data, waitOptions = {}) => transport.invoke(functionId, data, waitOptions),
+    waitForRun,
+    runsForEvent: transport.runsForEvent,
+    async getRun(runId) {
+      const run = await store.getRun(runId);
+      return run ? toRunInfo(run) : null;
+    },
+    listSteps: (runId) => store.listSteps(runId),
+    on: (listener) => lifecycle.on(listener),
+    reconcile,
+
+    async start() {
+      abort = new AbortController();
+      const recovered = await store.recoverLeases({ now: clock.now(), all: options.recoverOnStart === "all" });
+      if (recovered.length > 0) logger.info({ runs: recovered.length }, "recovered runs left running by a previous process");
+      await reconcile();
+      if (options.workers) dispatcher = dispatch(abort.signal);
+      if (options.scheduler) {
+        stopCron = startCronScheduler({
+          store,
+          clock,
+          lifecycle,
+          functions: [...functions.values()],
+          onRun: (run) => enqueue([{ runId: run.id, functionId: run.functionId, availableAt: clock.now() }]),
+        });
+      }
+      stopReconciler = startReconciler();
+    },
+
+    async stop() {
+      abort.abort();
+      stopCron?.();
+      stopReconciler?.();
+      freeSlot?.();
+      await dispatcher;
+      await Promise.allSettled([...active]);
+    },
+
+    async idle() {
+      for (;;) {
+        const next = await (queue as { nextAvailableAt?: () => Promise<number | null> }).nextAvailableAt?.();
+        if (active.size === 0 && (next === null || next === undefined || next > clock.now())) {
+          // Settle twice: a pass that just ended may enqueue follow-ups a tick later.
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          const again = await (queue as { nextAvailableAt?: () => Promise<number | null> }).nextAvailableAt?.();
+          if (active.size === 0 && (again === null || again === undefined || again > clock.now())) return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+    },
+  };
+}
+
+/** The API view of a stored run. */
+export function toRunInfo(run: RunRecord): RunInfo {
+  return {
+    id: run.id,
+    functionId: run.functionId,
+    eventId: run.eventId,
+    status: run.status,
+    attempt: run.attempt,
+    output: run.output,
+    error: run.error,
+    createdAt: run.createdAt,
+    endedAt: run.endedAt,
+  };
+}

@@ -1,0 +1,42 @@
+/**
+ * @module @stepwise/engine
+ *
+ * The Stepwise orchestrator. It talks only to ports (`RunStore`, `Queue`, `Clock`); the CLI
+ * and tests wire concrete adapters.
+ *
+ * @example
+ * import { createEngine, createMemoryQueue, createSystemClock } from "@stepwise/engine";
+ * const clock = createSystemClock();
+ * const engine = createEngine({ store, queue: createMemoryQueue({ clock }), clock, clients: [stepwise] });
+ * await engine.start();
+ *
+ * Every export of this file is public API.
+ */
+
+export type { Engine } from "./create-engine.js";
+export { createEngine, toRunInfo } from "./create-engine.js";
+export type { LifecycleEvent, LifecycleListener } from "./lifecycle.js";
+export { Lifecycle } from "./lifecycle.js";
+export { createMemoryQueue } from "./memory/memory-queue.js";
+export type { EngineOptions, ResolvedEngineOptions } from "./options.js";
+export { resolveEngineOptions } from "./options.js";
+export type { CancelTimer, Clock, SystemClockOptions } from "./ports/clock.js";
+export { createSystemClock, measureClockOffset } from "./ports/clock.js";
+export type { InspectableQueue, Queue, QueueItem } from "./ports/queue.js";
+export type {
+  ClaimedRun,
+  FinishResult,
+  IngestInput,
+  IngestResult,
+  ListRunsFilter,
+  NewRun,
+  RunRecord,
+  RunStore,
+  StoredEvent,
+  SuspendedStep,
+  SuspendInput,
+  WaitRecord,
+} from "./ports/run-store.js";
+export { newEventId, newRunId, Router } from "./router.js";
+export { startCronScheduler } from "./scheduler/cron-scheduler.js";
+export { FAILURE_FUNCTION_SUFFIX } from "./worker/process-run.js";

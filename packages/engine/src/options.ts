@@ -1,0 +1,61 @@
+import { hostname } from "node:os";
+import { type AnyStepwiseFunction, type Logger, type Stepwise, silentLogger } from "@stepwise/core";
+import type { Clock } from "./ports/clock.js";
+import { createSystemClock } from "./ports/clock.js";
+import type { Queue } from "./ports/queue.js";
+import type { RunStore } from "./ports/run-store.js";
+
+/** Options of `createEngine`. */
+export interface EngineOptions {
+  store: RunStore;
+  queue: Queue;
+  /** (Default: the system clock) */
+  clock?: Clock;
+  /** Clients whose functions this engine runs; their `send()`/`invoke()` go through the engine. (Default: none) */
+  clients?: Stepwise[];
+  /** More functions to run. (Default: none) */
+  functions?: AnyStepwiseFunction[];
+  /** Identifies this worker in leases. (Default: `<hostname>:<pid>:<random>`) */
+  workerId?: string;
+  /** Most runs executing at once in this process. (Default: 100) */
+  concurrency?: number;
+  /** How long a claim lasts without renewal, in ms; renewed every third of it. (Default: 30000) */
+  leaseMs?: number;
+  /** How often to re-enqueue due runs from the store and recover expired leases, in ms. (Default: 1000) */
+  reconcileIntervalMs?: number;
+  /**
+   * Which running runs to recover at start: `"expired"` leases only, or `"all"` (right when this
+   * process owns the data alone, as the embedded mode does). (Default: `"expired"`)
+   */
+  recoverOnStart?: "expired" | "all";
+  /** Run workers (claim and execute runs). (Default: true) */
+  workers?: boolean;
+  /** Run the cron scheduler. (Default: true) */
+  scheduler?: boolean;
+  logger?: Logger;
+}
+
+/** {@link EngineOptions} with defaults applied. */
+export interface ResolvedEngineOptions extends Required<Omit<EngineOptions, "clients" | "functions">> {
+  clients: Stepwise[];
+  functions: AnyStepwiseFunction[];
+}
+
+/** Applies defaults, once, so nothing downstream checks for `undefined`. */
+export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOptions {
+  return {
+    store: options.store,
+    queue: options.queue,
+    clock: options.clock ?? createSystemClock(),
+    clients: options.clients ?? [],
+    functions: options.functions ?? [],
+    workerId: options.workerId ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`,
+    concurrency: options.concurrency ?? 100,
+    leaseMs: options.leaseMs ?? 30_000,
+    reconcileIntervalMs: options.reconcileIntervalMs ?? 1000,
+    recoverOnStart: options.recoverOnStart ?? "expired",
+    workers: options.workers ?? true,
+    scheduler: options.scheduler ?? true,
+    logger: options.logger ?? silentLogger,
+  };
+}

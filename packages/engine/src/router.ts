@@ -1,0 +1,47 @@
+import { type AnyStepwiseFunction, INVOKE_EVENT_NAME, isEventTrigger, type StepwiseEvent } from "@stepwise/core";
+import { matchesExpression } from "@stepwise/core/internal";
+import { ulid } from "ulid";
+import type { NewRun } from "./ports/run-store.js";
+
+/** Finds the functions an event starts: by name, then by each trigger's `if`. */
+export class Router {
+  private readonly byEvent = new Map<string, Array<{ fn: AnyStepwiseFunction; condition?: string }>>();
+
+  constructor(functions: Iterable<AnyStepwiseFunction>) {
+    for (const fn of functions) this.add(fn);
+  }
+
+  add(fn: AnyStepwiseFunction): void {
+    for (const trigger of fn.config.triggers) {
+      if (!isEventTrigger(trigger)) continue;
+      const list = this.byEvent.get(trigger.event) ?? [];
+      list.push({ fn, condition: trigger.if });
+      this.byEvent.set(trigger.event, list);
+    }
+  }
+
+  /** New runs for `event`: one per subscribed function whose trigger matches. */
+  route(event: StepwiseEvent): NewRun[] {
+    // Invoked events target one function, chosen by the caller, never by name.
+    if (event.name === INVOKE_EVENT_NAME) return [];
+    const runs: NewRun[] = [];
+    const started = new Set<string>();
+    for (const { fn, condition } of this.byEvent.get(event.name) ?? []) {
+      if (started.has(fn.id)) continue;
+      if (condition !== undefined && !matchesExpression(condition, { event })) continue;
+      started.add(fn.id);
+      runs.push({ id: newRunId(), functionId: fn.id, eventId: event.id });
+    }
+    return runs;
+  }
+}
+
+/** A sortable, unique run id. */
+export function newRunId(): string {
+  return `run_${ulid()}`;
+}
+
+/** A sortable, unique event id. */
+export function newEventId(): string {
+  return `evt_${ulid()}`;
+}

@@ -1,0 +1,70 @@
+import { type AnyStepwiseFunction, CRON_EVENT_NAME, isCronTrigger } from "@stepwise/core";
+import { Cron } from "croner";
+import type { Lifecycle } from "../lifecycle.js";
+import type { Clock } from "../ports/clock.js";
+import type { RunStore } from "../ports/run-store.js";
+import { newEventId, newRunId } from "../router.js";
+
+/** Options of {@link startCronScheduler}. */
+export interface CronSchedulerOptions {
+  store: RunStore;
+  clock: Clock;
+  lifecycle: Lifecycle;
+  functions: AnyStepwiseFunction[];
+  /** Called with each run a tick created. */
+  onRun(run: { id: string; functionId: string }): Promise<void>;
+}
+
+/**
+ * Arms one timer per cron trigger on the engine's clock. Each tick is recorded with
+ * `recordCronTick`, whose unique `(function_id, scheduled_for)` makes any number of
+ * schedulers start exactly one run per tick. Ticks missed while no scheduler ran are
+ * not replayed. Returns a function that stops every timer.
+ */
+export function startCronScheduler(options: CronSchedulerOptions): () => void {
+  const { store, clock, lifecycle } = options;
+  const cancels = new Set<() => void>();
+  let stopped = false;
+
+  for (const fn of options.functions) {
+    for (const trigger of fn.config.triggers) {
+      if (!isCronTrigger(trigger)) continue;
+      const cron = new Cron(trigger.cron, { timezone: trigger.timezone ?? "UTC", paused: true });
+      const arm = (after: number) => {
+        const next = cron.nextRun(new Date(after));
+        if (!next || stopped) return;
+        const scheduledFor = next.getTime();
+        const cancel = clock.setTimer(async () => {
+          cancels.delete(cancel);
+          if (stopped) return;
+          // Arm the next tick first, so a slow store never delays the schedule.
+          arm(scheduledFor);
+          try {
+            const eventId = newEventId();
+            const run = await store.recordCronTick({
+              functionId: fn.id,
+              scheduledFor,
+              ingest: {
+                events: [{ id: eventId, key: `cron-${fn.id}-${scheduledFor}`, name: CRON_EVENT_NAME, data: { cron: trigger.cron }, ts: scheduledFor }],
+                runs: [{ id: newRunId(), functionId: fn.id, eventId }],
+                now: clock.now(),
+              },
+            });
+            lifecycle.emit({ type: "cron-tick", functionId: fn.id, scheduledFor, runId: run?.id ?? null });
+            if (run) await options.onRun(run);
+          } catch (error) {
+            lifecycle.emit({ type: "engine-error", error, context: `cron tick of ${fn.id} at ${new Date(scheduledFor).toISOString()}` });
+          }
+        }, scheduledFor - clock.now());
+        cancels.add(cancel);
+      };
+      arm(clock.now());
+    }
+  }
+
+  return () => {
+    stopped = true;
+    for (const cancel of cancels) cancel();
+    cancels.clear();
+  };
+}

@@ -1,0 +1,276 @@
+import {
+  type AnyStepwiseFunction,
+  deserializeError,
+  FAILURE_EVENT_NAME,
+  INVOKE_EVENT_NAME,
+  type JsonValue,
+  type RunInfo,
+  type SerializedError,
+  type StepwiseEvent,
+} from "@stepwise/core";
+import { backoffDelay, type ExecutionResult, executeFunction, LeaseLostError, type StepRecord, type SuspendOp } from "@stepwise/core/internal";
+import type { Lifecycle } from "../lifecycle.js";
+import type { ResolvedEngineOptions } from "../options.js";
+import type { ClaimedRun, IngestInput, RunRecord, StoredEvent, SuspendedStep, SuspendInput } from "../ports/run-store.js";
+import { newEventId, newRunId, type Router } from "../router.js";
+
+/** Suffix of the synthetic function that runs a function's `onFailure` handler. */
+export const FAILURE_FUNCTION_SUFFIX = "/on-failure";
+
+/** What the run processor needs from the engine. */
+export interface ProcessContext {
+  options: ResolvedEngineOptions;
+  lifecycle: Lifecycle;
+  router: Router;
+  /** Every runnable function by id, including `<id>/on-failure`. */
+  resolveFunction(functionId: string): RunnableFunction | undefined;
+  /** Stores events from `step.sendEvent` and routes them. */
+  sendEvents(events: Array<{ name: string; data?: Record<string, unknown>; id?: string; ts?: number }>): Promise<{ ids: string[] }>;
+  /** Enqueues runs made runnable now or later. */
+  enqueue(items: Array<{ runId: string; functionId: string; availableAt: number }>): Promise<void>;
+  /** Tells waiters a run has ended. */
+  runEnded(run: RunInfo): void;
+}
+
+/** A function as the worker runs it: its own, or the `onFailure` handler of another. */
+export interface RunnableFunction {
+  id: string;
+  retries: number;
+  handler: (context: never) => unknown;
+  /** The user's function; for an `onFailure` run, the failing function. */
+  fn: AnyStepwiseFunction;
+  isFailureHandler: boolean;
+}
+
+/**
+ * One worker pass over a run: claim it, run the handler through the checkpoint loop, and
+ * commit how the pass ended (completed, failed, retrying or suspended).
+ */
+export async function processRun(context: ProcessContext, runId: string): Promise<void> {
+  const { store, clock, workerId, leaseMs } = context.options;
+  const claimed = await store.claimRun({ runId, workerId, now: clock.now(), leaseMs });
+  if (!claimed) return;
+  const { run } = claimed;
+  const target = context.resolveFunction(run.functionId);
+  if (!target) {
+    // Another deployment may know this function; keep the run and look again later.
+    context.options.logger.warn({ runId, functionId: run.functionId }, "no function with this id is registered in this worker; run released");
+    await store.releaseRun({ runId, leaseEpoch: run.leaseEpoch, wakeAt: clock.now() + 60_000 });
+    return;
+  }
+  context.lifecycle.emit({ type: "run-started", runId, functionId: run.functionId, attempt: run.attempt, memoizedSteps: claimed.steps.length });
+
+  const stopHeartbeat = startHeartbeat(context, run);
+  let result: ExecutionResult;
+  try {
+    result = await execute(context, claimed, target);
+  } finally {
+    stopHeartbeat();
+  }
+  await settle(context, claimed, target, result);
+}
+
+function execute(context: ProcessContext, claimed: ClaimedRun, target: RunnableFunction): Promise<ExecutionResult> {
+  const { store, clock, logger } = context.options;
+  const { run, event } = claimed;
+  const memo = new Map<string, StepRecord>(claimed.steps.map((step) => [step.key, step]));
+  const base = { runId: run.id, functionId: run.functionId };
+  const extraContext = target.isFailureHandler ? { error: deserializeError((event.data as { error: SerializedError }).error) } : undefined;
+  return executeFunction({
+    handler: target.handler as never,
+    extraContext,
+    runId: run.id,
+    event: publicEvent(event),
+    events: [publicEvent(event)],
+    attempt: run.attempt,
+    retries: target.retries,
+    memo,
+    logger,
+    hooks: {
+      async commitStep(step) {
+        const outcome = await store.commitStep({ runId: run.id, leaseEpoch: run.leaseEpoch, step, now: clock.now() });
+        if (!outcome.ok) throw new LeaseLostError(run.id);
+        return outcome.record;
+      },
+      sendEvents: (events) => context.sendEvents(events),
+      hasFunction: (functionId) => context.resolveFunction(functionId) !== undefined,
+      now: () => clock.now(),
+      onStepStart: (step) => context.lifecycle.emit({ type: "step-started", ...base, stepId: step.id, kind: step.kind, attempt: step.attempt }),
+      onStepEnd: (step) =>
+        context.lifecycle.emit({
+          type: "step-ended",
+          ...base,
+          stepId: step.id,
+          kind: step.kind,
+          attempt: step.attempt,
+          status: step.status ?? "completed",
+          durationMs: step.durationMs ?? 0,
+          error: step.error,
+        }),
+    },
+  });
+}
+
+async function settle(context: ProcessContext, claimed: ClaimedRun, target: RunnableFunction, result: ExecutionResult): Promise<void> {
+  const { store, clock } = context.options;
+  const { run } = claimed;
+  const base = { runId: run.id, functionId: run.functionId };
+  const now = clock.now();
+  switch (result.type) {
+    case "completed":
+      return finish(context, claimed, { status: "completed", output: result.output });
+    case "failed": {
+      if (result.retriable && run.attempt < target.retries) {
+        const wakeAt = now + (result.retryAfterMs ?? backoffDelay(run.attempt));
+        if (await store.retryRun({ runId: run.id, leaseEpoch: run.leaseEpoch, error: result.error, wakeAt, now })) {
+          context.lifecycle.emit({ type: "run-retrying", ...base, attempt: run.attempt + 1, error: result.error, wakeAt });
+          await context.enqueue([{ runId: run.id, functionId: run.functionId, availableAt: wakeAt }]);
+        }
+        return;
+      }
+      return finish(context, claimed, { status: "failed", error: result.error }, target);
+    }
+    case "suspended":
+      return suspend(context, claimed, result.ops);
+    case "aborted":
+      context.lifecycle.emit({ type: "run-aborted", ...base, reason: result.reason });
+      return;
+  }
+}
+
+async function finish(
+  context: ProcessContext,
+  claimed: ClaimedRun,
+  outcome: { status: "completed"; output: JsonValue } | { status: "failed"; error: SerializedError },
+  target?: RunnableFunction,
+): Promise<void> {
+  const { store, clock } = context.options;
+  const { run, event } = claimed;
+  const now = clock.now();
+  const followUp = outcome.status === "failed" && target && !target.isFailureHandler ? failureFollowUp(context, run, event, outcome.error, now) : undefined;
+  const result = await store.finishRun({ runId: run.id, leaseEpoch: run.leaseEpoch, ...outcome, followUp, now });
+  if (!result.ok) {
+    context.lifecycle.emit({ type: "run-aborted", runId: run.id, functionId: run.functionId, reason: "lease lost before the run's result was recorded" });
+    return;
+  }
+  if (outcome.status === "completed") context.lifecycle.emit({ type: "run-completed", runId: run.id, functionId: run.functionId, output: outcome.output });
+  else context.lifecycle.emit({ type: "run-failed", runId: run.id, functionId: run.functionId, error: outcome.error });
+  const wake = result.followUpRuns.map((child) => ({ runId: child.id, functionId: child.functionId, availableAt: now }));
+  if (result.parentRunId) wake.push({ runId: result.parentRunId, functionId: "", availableAt: now });
+  if (wake.length > 0) await context.enqueue(wake);
+  context.runEnded({
+    id: run.id,
+    functionId: run.functionId,
+    eventId: run.eventId,
+    status: outcome.status,
+    attempt: run.attempt,
+    output: outcome.status === "completed" ? outcome.output : undefined,
+    error: outcome.status === "failed" ? outcome.error : undefined,
+    createdAt: run.createdAt,
+    endedAt: now,
+  });
+}
+
+/** The `stepwise/function.failed` event and, when the function has `onFailure`, its run. */
+function failureFollowUp(context: ProcessContext, run: RunRecord, event: StoredEvent, error: SerializedError, now: number): IngestInput {
+  const failure: StoredEvent = {
+    id: newEventId(),
+    key: `failure-${run.id}`,
+    name: FAILURE_EVENT_NAME,
+    data: { function_id: run.functionId, run_id: run.id, error, event: publicEvent(event) },
+    ts: now,
+  };
+  const runs = context.router.route(failure);
+  if (context.resolveFunction(run.functionId + FAILURE_FUNCTION_SUFFIX)) {
+    runs.push({ id: newRunId(), functionId: run.functionId + FAILURE_FUNCTION_SUFFIX, eventId: failure.id });
+  }
+  return { events: [failure], runs, now };
+}
+
+async function suspend(context: ProcessContext, claimed: ClaimedRun, ops: SuspendOp[]): Promise<void> {
+  const { store, clock } = context.options;
+  const { run } = claimed;
+  const now = clock.now();
+  const input: SuspendInput = { runId: run.id, leaseEpoch: run.leaseEpoch, steps: [], waits: [], invokes: { events: [], runs: [], now }, pendingKeys: [], now };
+  const reasons: string[] = [];
+  for (const op of ops) {
+    reasons.push(describe(op));
+    if (op.kind === "pending") {
+      input.pendingKeys.push(op.key);
+      continue;
+    }
+    input.steps.push(suspendedStep(op));
+    if (op.kind === "wait") {
+      input.waits.push({ stepKey: op.key, stepId: op.id, eventName: op.event, expression: op.expression, timeoutAt: op.timeoutAt });
+    } else if (op.kind === "invoke") {
+      const child: StoredEvent = { id: newEventId(), key: `invoke-${run.id}-${op.key}`, name: INVOKE_EVENT_NAME, data: op.data, ts: now };
+      input.invokes.events.push(child);
+      input.invokes.runs.push({ id: newRunId(), functionId: op.functionId, eventId: child.id, parentRunId: run.id, parentStepKey: op.key });
+    }
+  }
+  const result = await store.suspendRun(input);
+  if (!result.ok) {
+    context.lifecycle.emit({ type: "run-aborted", runId: run.id, functionId: run.functionId, reason: "lease lost before the suspension was recorded" });
+    return;
+  }
+  context.lifecycle.emit({ type: "run-suspended", runId: run.id, functionId: run.functionId, reasons, wakeAt: result.wakeAt });
+  const wake = result.childRuns.map((child) => ({ runId: child.id, functionId: child.functionId, availableAt: now }));
+  if (result.wakeAt !== undefined) wake.push({ runId: run.id, functionId: run.functionId, availableAt: result.wakeAt });
+  if (wake.length > 0) await context.enqueue(wake);
+}
+
+function suspendedStep(op: Exclude<SuspendOp, { kind: "pending" }>): SuspendedStep {
+  switch (op.kind) {
+    case "sleep":
+      return { key: op.key, id: op.id, kind: "sleep", status: "waiting", attempt: 0, wakeAt: op.wakeAt };
+    case "wait":
+      return { key: op.key, id: op.id, kind: "wait", status: "waiting", attempt: 0, wakeAt: op.timeoutAt };
+    case "invoke":
+      return { key: op.key, id: op.id, kind: "invoke", status: "waiting", attempt: 0, wakeAt: op.timeoutAt };
+    case "retry":
+      return { key: op.key, id: op.id, kind: "run", status: "retrying", attempt: op.attempt, error: op.error, wakeAt: op.retryAt };
+  }
+}
+
+function describe(op: SuspendOp): string {
+  switch (op.kind) {
+    case "sleep":
+      return `sleep "${op.id}" until ${new Date(op.wakeAt).toISOString()}`;
+    case "wait":
+      return `wait "${op.id}" for ${op.event}`;
+    case "invoke":
+      return `invoke "${op.id}" → ${op.functionId}`;
+    case "retry":
+      return `retry "${op.id}" (attempt ${op.attempt + 2}) at ${new Date(op.retryAt).toISOString()}`;
+    case "pending":
+      return `still waiting on "${op.id}"`;
+  }
+}
+
+/** Renews the lease every third of its length until stopped or lost. */
+function startHeartbeat(context: ProcessContext, run: RunRecord): () => void {
+  const { store, clock, leaseMs } = context.options;
+  let cancel: (() => void) | undefined;
+  let stopped = false;
+  const beat = () => {
+    cancel = clock.setTimer(async () => {
+      if (stopped) return;
+      try {
+        const kept = await store.extendLease({ runId: run.id, leaseEpoch: run.leaseEpoch, until: clock.now() + leaseMs });
+        if (kept && !stopped) beat();
+      } catch (error) {
+        context.lifecycle.emit({ type: "engine-error", error, context: `extending the lease of ${run.id}` });
+        if (!stopped) beat();
+      }
+    }, leaseMs / 3);
+  };
+  beat();
+  return () => {
+    stopped = true;
+    cancel?.();
+  };
+}
+
+function publicEvent(event: StoredEvent): StepwiseEvent {
+  return { id: event.id, name: event.name, data: event.data, ts: event.ts };
+}

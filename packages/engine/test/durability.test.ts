@@ -1,0 +1,104 @@
+import { Stepwise } from "@stepwise/core";
+import { createEngine, createMemoryQueue } from "@stepwise/engine";
+import { createPostgresStore } from "@stepwise/postgres";
+import { createTestPglite } from "@stepwise/postgres/testing";
+import { createTestEngine, FakeClock } from "@stepwise/testing";
+import { describe, expect, it } from "vitest";
+
+describe("leases", () => {
+  it("rejects the late write of a worker whose lease was taken over; the recorded result stands", async () => {
+    const database = await createTestPglite();
+    const store = createPostgresStore({ pool: database.pool });
+    const clock = new FakeClock();
+    let releaseA: () => void = () => {};
+    const bodies: string[] = [];
+    const define = (worker: "A" | "B") => {
+      const stepwise = new Stepwise({ id: "app" });
+      stepwise.createFunction({ id: "contended" }, { event: "demo/contended" }, async ({ step }) => {
+        const value = await step.run("write", async () => {
+          bodies.push(worker);
+          if (worker === "A") await new Promise<void>((resolve) => (releaseA = resolve));
+          return `written by ${worker}`;
+        });
+        return value;
+      });
+      return stepwise;
+    };
+    const engineA = createEngine({ store, queue: createMemoryQueue({ clock }), clock, clients: [define("A")], workerId: "A", reconcileIntervalMs: 86_400_000 });
+    const engineB = createEngine({ store, queue: createMemoryQueue({ clock }), clock, clients: [define("B")], workerId: "B", reconcileIntervalMs: 86_400_000 });
+    try {
+      await engineA.start();
+      const { ids } = await engineA.send({ name: "demo/contended" });
+      // Only A's queue holds the run; wait until A is inside the step body.
+      await vi_waitFor(() => bodies.length === 1);
+      const [run] = await store.listRunsForEvent(ids[0] as string);
+      const runId = run?.id as string;
+      // A stalls (think GC pause) past its lease: B recovers the run and completes it.
+      const recovered = await store.recoverLeases({ now: clock.now() + 60_000 });
+      expect(recovered.map((item) => item.id)).toEqual([runId]);
+      await engineB.start();
+      const done = await engineB.waitForRun(runId, { timeoutMs: 10_000 });
+      expect(done.output).toBe("written by B");
+      // A wakes up and tries to commit: rejected.
+      const aborted = new Promise((resolve) => engineA.on((event) => event.type === "run-aborted" && resolve(event)));
+      releaseA();
+      expect(await aborted).toMatchObject({ type: "run-aborted", runId });
+      const steps = await store.listSteps(runId);
+      expect(steps).toHaveLength(1);
+      expect(steps[0]?.output).toBe("written by B");
+      expect((await store.getRun(runId))?.output).toBe("written by B");
+      expect(bodies).toEqual(["A", "B"]);
+    } finally {
+      await engineA.stop();
+      await engineB.stop();
+      await database.close();
+    }
+  });
+});
+
+describe("code changes", () => {
+  it("never re-runs a completed step after the function gains a new step at the end", async () => {
+    const database = await createTestPglite();
+    const store = createPostgresStore({ pool: database.pool });
+    const clock = new FakeClock();
+    const calls: string[] = [];
+    const version1 = new Stepwise({ id: "app" });
+    version1.createFunction({ id: "evolving" }, { event: "demo/evolve" }, async ({ step }) => {
+      await step.run("first", () => calls.push("first"));
+      await step.run("second", () => calls.push("second"));
+      await step.sleep("wait", "1h");
+      return "v1";
+    });
+    const version2 = new Stepwise({ id: "app" });
+    version2.createFunction({ id: "evolving" }, { event: "demo/evolve" }, async ({ step }) => {
+      await step.run("first", () => calls.push("first"));
+      await step.run("second", () => calls.push("second"));
+      await step.sleep("wait", "1h");
+      await step.run("third", () => calls.push("third"));
+      return "v2";
+    });
+    const v1 = await createTestEngine({ clients: [version1], store, clock });
+    const { runIds } = await v1.sendAndGetRuns({ name: "demo/evolve" });
+    await v1.idle();
+    await v1.stop();
+    // Deploy version 2 on the same database.
+    const v2 = await createTestEngine({ clients: [version2], store, clock });
+    try {
+      await v2.advance("1h");
+      const run = await v2.result(runIds[0] as string);
+      expect(run.output).toBe("v2");
+      expect(calls).toEqual(["first", "second", "third"]);
+    } finally {
+      await v2.close();
+      await database.close();
+    }
+  });
+});
+
+async function vi_waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const start = Date.now();
+  while (!condition()) {
+    if (Date.now() - start > timeoutMs) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}

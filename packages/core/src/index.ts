@@ -58,6 +58,6 @@ export type { ResolvedConcurrency, ResolvedFunctionConfig } from "./functions/va
 export { DEFAULT_RETRIES, MAX_RETRIES, MAX_TRIGGERS } from "./functions/validate-config.js";
 export type { Duration } from "./helpers/duration.js";
 export { parseDuration } from "./helpers/duration.js";
-export type { Jsonify, JsonValue } from "./helpers/json.js";
+export type { Jsonify, JsonValue, StepOutput } from "./helpers/json.js";
 export type { Logger } from "./helpers/logger.js";
 export { consoleLogger, silentLogger } from "./helpers/logger.js";

@@ -4,10 +4,9 @@ import { StepwiseError } from "../errors/stepwise-error.js";
 import { type EventPayload, parseEvents, type SendEventResult } from "../events/event.js";
 import { type AnyStepwiseFunction, StepwiseFunction } from "../functions/stepwise-function.js";
 import type { Trigger } from "../functions/triggers.js";
-import type { EventDataOf, EventOf, EventSchemas, FunctionConfig, Handler } from "../functions/types.js";
+import type { EventDataOf, EventOf, EventSchemas, FunctionConfig, Handler, OutputOf } from "../functions/types.js";
 import { validateFunctionConfig } from "../functions/validate-config.js";
 import { type Duration, parseDuration } from "../helpers/duration.js";
-import type { Jsonify } from "../helpers/json.js";
 import { createHttpTransport, type HttpTransportOptions } from "./http-transport.js";
 import type { RunInfo, StepwiseTransport } from "./transport.js";
 
@@ -25,11 +24,11 @@ export interface StepwiseOptions<TSchemas extends EventSchemas> {
   eventKey?: string;
 }
 
-/** An event as sent, typed by the client's schemas. */
-export type SendPayload<TSchemas extends EventSchemas> =
-  | { [K in keyof TSchemas & string]: Omit<EventPayload, "name" | "data"> & { name: K; data: StandardSchemaV1.InferInput<TSchemas[K]> } }[keyof TSchemas &
-      string]
-  | (EventPayload & { name: string });
+/** An event as sent; `data` is typed by the client's schema for `TName`, when there is one. */
+export type SendPayload<TSchemas extends EventSchemas, TName extends string = string> = Omit<EventPayload, "name" | "data"> & {
+  name: TName;
+  data?: TName extends keyof TSchemas ? StandardSchemaV1.InferInput<TSchemas[TName]> : Record<string, unknown>;
+};
 
 /** Options of {@link Stepwise.invoke}. */
 export interface ClientInvokeOptions {
@@ -115,7 +114,7 @@ export class Stepwise<TSchemas extends EventSchemas = EventSchemas> {
    * `runs(eventId)` finds the runs an event started. An event with an `id` already sent in
    * the last 24 h is not stored again (its first id is answered).
    */
-  async send(events: SendPayload<TSchemas> | SendPayload<TSchemas>[]): Promise<SendEventResult> {
+  async send<TName extends string>(events: SendPayload<TSchemas, TName> | SendPayload<TSchemas, TName>[]): Promise<SendEventResult> {
     const parsed = parseEvents(events);
     await Promise.all(parsed.map((event) => this.validateData(event)));
     return this.getTransport().send(parsed);
@@ -133,10 +132,10 @@ export class Stepwise<TSchemas extends EventSchemas = EventSchemas> {
         : Record<string, unknown>
       : Record<string, unknown> = {} as never,
     options: ClientInvokeOptions = {},
-  ): Promise<TFunction extends StepwiseFunction<unknown, infer O> ? Jsonify<Awaited<O>> : unknown> {
+  ): Promise<OutputOf<TFunction>> {
     const functionId = typeof fn === "string" ? fn : fn.id;
     const timeoutMs = options.timeout === undefined ? undefined : parseDuration(options.timeout, "invoke timeout");
-    const run = await this.getTransport().invoke(functionId, data as Record<string, unknown>, { timeoutMs });
+    const run = await this.getTransport().invoke(functionId, data, { timeoutMs });
     return resultOf(run) as never;
   }
 

@@ -2,7 +2,7 @@ import type { StandardSchemaV1 } from "@standard-schema/spec";
 import type { SerializedError } from "../errors/serialize-error.js";
 import type { EventPayload, SendEventResult, StepwiseEvent } from "../events/event.js";
 import type { Duration } from "../helpers/duration.js";
-import type { Jsonify } from "../helpers/json.js";
+import type { Jsonify, StepOutput } from "../helpers/json.js";
 import type { Logger } from "../helpers/logger.js";
 import type { CRON_EVENT_NAME, CronTrigger, EventTrigger, FAILURE_EVENT_NAME, INVOKE_EVENT_NAME, Trigger } from "./triggers.js";
 
@@ -65,7 +65,7 @@ export interface StepTools {
    * Runs `fn` as a retried, checkpointed step and returns its result (as JSON). A completed
    * step never runs again.
    */
-  run<T>(id: string, fn: () => T | Promise<T>): Promise<Jsonify<Awaited<T>>>;
+  run<T>(id: string, fn: () => T | Promise<T>): Promise<StepOutput<Awaited<T>>>;
   /** Suspends the run for `duration` (`"7d"`, `"15m"`, or milliseconds), holding no worker. */
   sleep(id: string, duration: Duration): Promise<void>;
   /** Suspends the run until `until` (a `Date`, ISO string or epoch milliseconds). */

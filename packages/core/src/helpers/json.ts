@@ -20,6 +20,9 @@ export type Jsonify<T> = T extends { toJSON(): infer R }
           ? { [K in keyof T as T[K] extends ((...args: never[]) => unknown) | symbol ? never : K]: Jsonify<T[K]> }
           : never;
 
+/** What a step returns for a body returning `T`: its JSON form, `null` for no value. */
+export type StepOutput<T> = [T] extends [undefined | void] ? null : Jsonify<T>;
+
 /**
  * Checks that `value` survives a JSON round trip unchanged in meaning and returns its JSON
  * form (`undefined` → `null`). Throws OUTPUT_NOT_SERIALIZABLE naming the path of the first

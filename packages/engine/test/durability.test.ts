@@ -3,7 +3,7 @@ import { createEngine, createMemoryQueue } from "@stepwise/engine";
 import { createPostgresStore } from "@stepwise/postgres";
 import { createTestPglite } from "@stepwise/postgres/testing";
 import { createTestEngine, FakeClock } from "@stepwise/testing";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 
 describe("leases", () => {
   it("rejects the late write of a worker whose lease was taken over; the recorded result stands", async () => {
@@ -30,13 +30,14 @@ describe("leases", () => {
       await engineA.start();
       const { ids } = await engineA.send({ name: "demo/contended" });
       // Only A's queue holds the run; wait until A is inside the step body.
-      await vi_waitFor(() => bodies.length === 1);
+      await vi.waitFor(() => expect(bodies).toHaveLength(1));
       const [run] = await store.listRunsForEvent(ids[0] as string);
       const runId = run?.id as string;
-      // A stalls (think GC pause) past its lease: B recovers the run and completes it.
+      // A stalls (think GC pause) past its lease: at +60 s the run is recovered, and B claims it.
       const recovered = await store.recoverLeases({ now: clock.now() + 60_000 });
       expect(recovered.map((item) => item.id)).toEqual([runId]);
       await engineB.start();
+      await clock.advance(60_000);
       const done = await engineB.waitForRun(runId, { timeoutMs: 10_000 });
       expect(done.output).toBe("written by B");
       // A wakes up and tries to commit: rejected.
@@ -49,6 +50,7 @@ describe("leases", () => {
       expect((await store.getRun(runId))?.output).toBe("written by B");
       expect(bodies).toEqual(["A", "B"]);
     } finally {
+      releaseA();
       await engineA.stop();
       await engineB.stop();
       await database.close();
@@ -94,11 +96,3 @@ describe("code changes", () => {
     }
   });
 });
-
-async function vi_waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > timeoutMs) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}

@@ -1,5 +1,5 @@
 import { ErrorCode, StepError, Stepwise } from "@stepwise/core";
-import { createTestEngine } from "@stepwise/testing";
+import { createTestEngine, type TestEngine } from "@stepwise/testing";
 import { describe, expect, it } from "vitest";
 
 describe("step.sleep and step.sleepUntil", () => {
@@ -30,6 +30,14 @@ describe("step.sleep and step.sleepUntil", () => {
   });
 });
 
+/** Sends one event and answers the ids of the runs of "waiter" and "if-waiter", in that order. */
+async function runsByFunction(engine: TestEngine, event: { name: string; data: Record<string, unknown> }): Promise<[string, string]> {
+  const { ids } = await engine.send(event);
+  const runs = await engine.runsForEvent(ids[0] as string);
+  const byFunction = new Map(runs.map((run) => [run.functionId, run.id]));
+  return [byFunction.get("waiter") as string, byFunction.get("if-waiter") as string];
+}
+
 describe("step.waitForEvent", () => {
   function setup() {
     const stepwise = new Stepwise({ id: "app" });
@@ -50,8 +58,7 @@ describe("step.waitForEvent", () => {
 
   it("returns the matching event and ignores others", async () => {
     await using engine = await createTestEngine({ clients: [setup()] });
-    const { runIds } = await engine.sendAndGetRuns({ name: "order/created", data: { orderId: "o1" } });
-    const [waiter, ifWaiter] = runIds as [string, string];
+    const [waiter, ifWaiter] = await runsByFunction(engine, { name: "order/created", data: { orderId: "o1" } });
     await engine.idle();
     await engine.send([
       { name: "order/paid", data: { orderId: "other", amount: 500 } },
@@ -70,16 +77,16 @@ describe("step.waitForEvent", () => {
 
   it("returns null when the timeout passes first", async () => {
     await using engine = await createTestEngine({ clients: [setup()] });
-    const { runIds } = await engine.sendAndGetRuns({ name: "order/created", data: { orderId: "o2" } });
+    const [waiter, ifWaiter] = await runsByFunction(engine, { name: "order/created", data: { orderId: "o2" } });
     await engine.advance("59m");
-    expect((await engine.getRun(runIds[0] as string))?.status).toBe("waiting");
+    expect((await engine.getRun(waiter))?.status).toBe("waiting");
     await engine.advance("1m");
-    expect((await engine.result(runIds[0] as string)).output).toEqual({ paid: null });
-    expect((await engine.result(runIds[1] as string)).output).toBeNull();
+    expect((await engine.result(waiter)).output).toEqual({ paid: null });
+    expect((await engine.result(ifWaiter)).output).toBeNull();
     // An event after the timeout changes nothing.
     await engine.send({ name: "order/paid", data: { orderId: "o2", amount: 999 } });
     await engine.idle();
-    expect((await engine.getRun(runIds[0] as string))?.output).toEqual({ paid: null });
+    expect((await engine.getRun(waiter))?.output).toEqual({ paid: null });
   });
 });
 

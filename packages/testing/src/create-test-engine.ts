@@ -18,6 +18,8 @@ export interface TestEngine extends Engine {
   store: RunStore;
   /** Advances the fake clock, then waits until the engine is idle. */
   advance(duration: Duration): Promise<void>;
+  /** Advances the fake clock to `date` (never backwards), then waits until the engine is idle. */
+  advanceTo(date: Date | number): Promise<void>;
   /** Sends events and answers the first run each started (throws when an event started none). */
   sendAndGetRuns(events: Parameters<Engine["send"]>[0]): Promise<{ ids: SendEventResult["ids"]; runIds: string[] }>;
   /** Waits (real time, default 10 s) for a run to end. */
@@ -67,6 +69,11 @@ export async function createTestEngine(options: TestEngineOptions = {}): Promise
     async advance(duration: Duration) {
       await engine.idle();
       await clock.advance(duration);
+      await engine.idle();
+    },
+    async advanceTo(date: Date | number) {
+      await engine.idle();
+      await clock.advanceTo(date);
       await engine.idle();
     },
     async sendAndGetRuns(events: Parameters<Engine["send"]>[0]) {

@@ -46,15 +46,20 @@ export class FakeClock implements Clock {
     this.settleHook = hook;
   }
 
-  /** Moves time forward by `duration`, firing every timer that falls due on the way. */
+  /**
+   * Moves time forward by `duration`, firing every timer that falls due on the way: all timers
+   * of one instant together, then the settle hook, then the next instant.
+   */
   async advance(duration: Duration): Promise<void> {
     const target = this.current + parseDuration(duration, "FakeClock.advance");
     for (;;) {
-      const next = this.timers.filter((timer) => timer.at <= target).sort((a, b) => a.at - b.at || a.seq - b.seq)[0];
-      if (!next) break;
-      this.timers = this.timers.filter((timer) => timer !== next);
-      this.current = Math.max(this.current, next.at);
-      next.callback();
+      const due = this.timers.filter((timer) => timer.at <= target);
+      if (due.length === 0) break;
+      const at = Math.min(...due.map((timer) => timer.at));
+      const batch = due.filter((timer) => timer.at === at).sort((a, b) => a.seq - b.seq);
+      this.timers = this.timers.filter((timer) => !batch.includes(timer));
+      this.current = Math.max(this.current, at);
+      for (const timer of batch) timer.callback();
       await settle();
       await this.settleHook?.();
     }

@@ -11,7 +11,6 @@
  * Every export of this file is public API.
  */
 
+export type { TestEngine, TestEngineOptions } from "./create-test-engine.js";
 export { createTestEngine } from "./create-test-engine.js";
 export { FakeClock } from "./fake-clock.js";
-
-export type { TestEngine, TestEngineOptions } from "./create-test-engine.js";

@@ -89,9 +89,13 @@ export class PassState {
   }
 
   /** This worker lost the run: stop once running steps settle. */
-  abort(reason: string): Promise<never> {
+  abort(reason: string): void {
     this.abortReason ??= reason;
     this.scheduleCheck();
+  }
+
+  /** A promise that never settles: the step's caller stays parked until the pass is dropped. */
+  park(): Promise<never> {
     return new Promise<never>(() => {});
   }
 

@@ -48,18 +48,20 @@ export function createStepTools(options: StepToolsOptions): StepTools {
     return undefined; // retrying: run it again
   }
 
-  async function commit(commitValue: StepCommit): Promise<StepRecord> {
+  /** Commits a step's outcome; `undefined` when the lease was lost (the pass is then aborting). */
+  async function commit(commitValue: StepCommit): Promise<StepRecord | undefined> {
     try {
       return await hooks.commitStep(commitValue);
     } catch (error) {
-      if (LeaseLostError.isInstance(error)) return state.abort(error.message);
-      throw error;
+      if (!LeaseLostError.isInstance(error)) throw error;
+      state.abort(error.message);
+      return undefined;
     }
   }
 
   /** Executes a step body with retries, commits its outcome, and returns what the handler gets. */
   async function execute(target: { id: string; key: string }, kind: StepKind, body: () => unknown): Promise<unknown> {
-    if (state.stopping) return new Promise<never>(() => {});
+    if (state.stopping) return state.park();
     const previous = memo.get(target.key);
     const attempt = previous?.status === "retrying" ? previous.attempt + 1 : 0;
     const started = Date.now();
@@ -77,10 +79,12 @@ export function createStepTools(options: StepToolsOptions): StepTools {
           return state.suspend({ kind: "retry", ...target, attempt, error: serialized, retryAt: hooks.now() + delay });
         }
         const recorded = await commit({ ...target, kind, status: "failed", error: serialized, attempt });
+        if (!recorded) return state.park();
         hooks.onStepEnd?.({ ...target, kind, attempt, status: recorded.status, error: serialized, durationMs: Date.now() - started });
         return settle(recorded);
       }
       const recorded = await commit({ ...target, kind, status: "completed", output, attempt });
+      if (!recorded) return state.park();
       hooks.onStepEnd?.({ ...target, kind, attempt, status: recorded.status, durationMs: Date.now() - started });
       return settle(recorded);
     } finally {

@@ -25,9 +25,15 @@ export function createSystemClock(options: SystemClockOptions = {}): Clock & { o
     offsetMs: options.offsetMs ?? 0,
     now: () => Date.now() + clock.offsetMs,
     setTimer(callback: () => void, ms: number): CancelTimer {
-      // Timers past 2^31-1 ms overflow in Node; long sleeps are re-armed by the reconciler anyway.
-      const handle = setTimeout(callback, Math.min(Math.max(0, ms), 2 ** 31 - 1));
-      handle.unref?.();
+      const due = clock.now() + Math.max(0, ms);
+      let handle: NodeJS.Timeout;
+      const arm = (delay: number) => {
+        // Node may fire a timer up to ~1 ms before Date.now() reaches its due time, and caps
+        // delays at 2^31-1 ms: re-arm until the clock really is at or past the due time.
+        handle = setTimeout(() => (clock.now() >= due ? callback() : arm(due - clock.now())), Math.min(Math.max(1, delay), 2 ** 31 - 1));
+        handle.unref?.();
+      };
+      arm(ms);
       return () => clearTimeout(handle);
     },
   };

@@ -1,0 +1,158 @@
+import type { RunRecord, RunStore } from "@stepwise/engine";
+import type pg from "pg";
+import { claimRun, loadSteps } from "./claim-run.js";
+import { commitStep } from "./commit-step.js";
+import { finishRun } from "./finish-run.js";
+import { ingestEvents } from "./ingest-events.js";
+import { EVENT_COLUMNS, type EventRow, jsonParam, RUN_COLUMNS, type RunRow, timeParam, toRunRecord, toStepRecord, toStoredEvent } from "./map-rows.js";
+import { recordCronTick } from "./record-cron-tick.js";
+import { findWaits, resolveWait } from "./resolve-wait.js";
+import { suspendRun } from "./suspend-run.js";
+import { withClient, withTransaction } from "./with-client.js";
+
+/** Options of {@link createPostgresStore}. */
+export interface PostgresStoreOptions {
+  /**
+   * A `pg.Pool` on a migrated database (see `migrate`): a Postgres server's, or PGlite's from
+   * `openPglite`. The store runs every query on a connection it takes from the pool and
+   * gives back, so one pool may serve other code too.
+   */
+  pool: pg.Pool;
+  /** Whether `store.close()` ends the pool. (Default: false: the caller owns the pool and ends it) */
+  ownsPool?: boolean;
+}
+
+/** Most runs `listRuns` answers when no `limit` is given. */
+const DEFAULT_LIST_LIMIT = 100;
+
+const EXTEND_LEASE = "UPDATE runs SET lease_expires_at = $3 WHERE id = $1 AND lease_epoch = $2 AND status = 'running'";
+
+const RELEASE_RUN = `
+UPDATE runs SET status = 'queued', wake_at = $3, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = $1 AND lease_epoch = $2 AND status = 'running'`;
+
+const RETRY_RUN = `
+UPDATE runs SET status = 'queued', attempt = attempt + 1, error = $3::jsonb, wake_at = $4, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = $1 AND lease_epoch = $2 AND status = 'running'`;
+
+const LIST_DUE_RUNS = `
+SELECT id, function_id, wake_at FROM runs
+WHERE status IN ('queued', 'sleeping', 'waiting') AND wake_at <= $1
+ORDER BY wake_at, id
+LIMIT $2`;
+
+/** The epoch is left alone: the next claim bumps it, which is what fences off the old owner. */
+const RECOVER_LEASES = `
+UPDATE runs SET status = 'queued', wake_at = $1, lease_owner = NULL, lease_expires_at = NULL
+WHERE status = 'running' AND ($2 OR lease_expires_at < $1)
+RETURNING id, function_id`;
+
+/**
+ * The engine's `RunStore` on Postgres SQL: one implementation for a Postgres server (15+ with
+ * pgvector) and for PGlite. Invariants live in the schema's constraints
+ * (`migrations/000001_init.sql`); hot-path statements are in `src/sql/`, one per file.
+ *
+ * Times are the engine's (`now` arguments); only {@link RunStore.now} reads the database clock.
+ *
+ * @example
+ * import pg from "pg";
+ * import { createPostgresStore, migrate } from "@stepwise/postgres";
+ * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+ * await migrate(pool);
+ * const store = createPostgresStore({ pool });
+ */
+export function createPostgresStore(options: PostgresStoreOptions): RunStore {
+  const { pool } = options;
+
+  async function updateOne(name: string, text: string, values: unknown[]): Promise<boolean> {
+    const result = await withClient(pool, (client) => client.query({ name, text, values }));
+    return result.rowCount === 1;
+  }
+
+  async function selectRuns(text: string, values: unknown[]): Promise<RunRecord[]> {
+    const result = await withClient(pool, (client) => client.query<RunRow>(text, values));
+    return result.rows.map(toRunRecord);
+  }
+
+  return {
+    ingest: (input) => withTransaction(pool, (client) => ingestEvents(client, input)),
+    claimRun: (input) => claimRun(pool, input),
+    commitStep: (input) => commitStep(pool, input),
+    extendLease: (input) => updateOne("stepwise_extend_lease", EXTEND_LEASE, [input.runId, input.leaseEpoch, timeParam(input.until)]),
+    suspendRun: (input) => suspendRun(pool, input),
+    releaseRun: (input) => updateOne("stepwise_release_run", RELEASE_RUN, [input.runId, input.leaseEpoch, timeParam(input.wakeAt)]),
+    retryRun: (input) => updateOne("stepwise_retry_run", RETRY_RUN, [input.runId, input.leaseEpoch, jsonParam(input.error), timeParam(input.wakeAt)]),
+    finishRun: (input) => finishRun(pool, input),
+    findWaits: (eventName) => findWaits(pool, eventName),
+    resolveWait: (input) => resolveWait(pool, input),
+
+    async listDueRuns(input) {
+      const result = await withClient(pool, (client) =>
+        client.query<{ id: string; function_id: string; wake_at: Date }>({
+          name: "stepwise_list_due_runs",
+          text: LIST_DUE_RUNS,
+          values: [timeParam(input.until), input.limit],
+        }),
+      );
+      return result.rows.map((row) => ({ id: row.id, functionId: row.function_id, wakeAt: row.wake_at.getTime() }));
+    },
+
+    async recoverLeases(input) {
+      const result = await withClient(pool, (client) =>
+        client.query<{ id: string; function_id: string }>({
+          name: "stepwise_recover_leases",
+          text: RECOVER_LEASES,
+          values: [timeParam(input.now), input.all === true],
+        }),
+      );
+      return result.rows.map((row) => ({ id: row.id, functionId: row.function_id }));
+    },
+
+    recordCronTick: (input) => recordCronTick(pool, input),
+
+    async getRun(runId) {
+      const [run] = await selectRuns(`SELECT ${RUN_COLUMNS} FROM runs WHERE id = $1`, [runId]);
+      return run ?? null;
+    },
+
+    async getEvent(eventId) {
+      const result = await withClient(pool, (client) => client.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE id = $1`, [eventId]));
+      const row = result.rows[0];
+      return row ? toStoredEvent(row) : null;
+    },
+
+    async listSteps(runId) {
+      const result = await withClient(pool, (client) => loadSteps(client, runId));
+      return result.rows.map(toStepRecord);
+    },
+
+    listRunsForEvent: (eventId) => selectRuns(`SELECT ${RUN_COLUMNS} FROM runs WHERE event_id = $1 ORDER BY created_at, id`, [eventId]),
+
+    listRuns(filter) {
+      const conditions: string[] = [];
+      const values: unknown[] = [];
+      if (filter.functionId !== undefined) {
+        values.push(filter.functionId);
+        conditions.push(`function_id = $${values.length}`);
+      }
+      if (filter.status !== undefined) {
+        values.push(filter.status);
+        conditions.push(`status = $${values.length}`);
+      }
+      values.push(filter.limit ?? DEFAULT_LIST_LIMIT);
+      const where = conditions.length > 0 ? `WHERE ${conditions.join(" AND ")}` : "";
+      return selectRuns(`SELECT ${RUN_COLUMNS} FROM runs ${where} ORDER BY created_at DESC, id DESC LIMIT $${values.length}`, values);
+    },
+
+    async now() {
+      const result = await withClient(pool, (client) => client.query<{ now: Date }>("SELECT clock_timestamp() AS now"));
+      const now = result.rows[0]?.now;
+      if (!now) throw new Error("the database answered no clock_timestamp()");
+      return now.getTime();
+    },
+
+    async close() {
+      if (options.ownsPool) await pool.end();
+    },
+  };
+}

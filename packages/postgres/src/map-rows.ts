@@ -1,0 +1,108 @@
+import type { JsonValue, RunStatus, SerializedError } from "@stepwise/core";
+import type { StepRecord } from "@stepwise/core/internal";
+import type { RunRecord, StoredEvent } from "@stepwise/engine";
+
+// Selected column lists, shared by every query that answers runs, steps or events. JSON
+// values that may be a top-level `null` are read as text: pg would turn both SQL NULL and
+// jsonb `null` into `null`, and the difference (no output vs. an output of null) matters.
+
+/** Columns of `runs` read into a {@link RunRow}. @internal */
+export const RUN_COLUMNS =
+  "id, function_id, event_id, status, attempt, lease_epoch, lease_owner, lease_expires_at, wake_at, output::text AS output, error, parent_run_id, parent_step_key, created_at, started_at, ended_at";
+
+/** Columns of `steps` read into a {@link StepRow}. @internal */
+export const STEP_COLUMNS = "step_key, step_id, kind, status, output::text AS output, error, attempt";
+
+/** Columns of `events` read into an {@link EventRow}. @internal */
+export const EVENT_COLUMNS = "id, key, name, data, ts";
+
+/** A row of {@link RUN_COLUMNS}. @internal */
+export interface RunRow {
+  id: string;
+  function_id: string;
+  event_id: string;
+  status: RunStatus;
+  attempt: number;
+  /** bigint: pg answers it as a string. */
+  lease_epoch: string;
+  lease_owner: string | null;
+  lease_expires_at: Date | null;
+  wake_at: Date | null;
+  output: string | null;
+  error: SerializedError | null;
+  parent_run_id: string | null;
+  parent_step_key: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  ended_at: Date | null;
+}
+
+/** A row of {@link STEP_COLUMNS}. @internal */
+export interface StepRow {
+  step_key: string;
+  step_id: string;
+  kind: StepRecord["kind"];
+  status: StepRecord["status"];
+  output: string | null;
+  error: SerializedError | null;
+  attempt: number;
+}
+
+/** A row of {@link EVENT_COLUMNS}. @internal */
+export interface EventRow {
+  id: string;
+  key: string | null;
+  name: string;
+  data: Record<string, unknown>;
+  ts: Date;
+}
+
+/** A JSON value as a `::jsonb` parameter: text, so pg never rewrites arrays or strings. @internal */
+export function jsonParam(value: JsonValue | SerializedError | undefined): string | null {
+  return value === undefined ? null : JSON.stringify(value);
+}
+
+/** An epoch-ms time as a timestamptz parameter. @internal */
+export function timeParam(ms: number): Date;
+export function timeParam(ms: number | undefined): Date | null;
+export function timeParam(ms: number | undefined): Date | null {
+  return ms === undefined ? null : new Date(ms);
+}
+
+/** @internal */
+export function toRunRecord(row: RunRow): RunRecord {
+  const record: RunRecord = {
+    id: row.id,
+    functionId: row.function_id,
+    eventId: row.event_id,
+    status: row.status,
+    attempt: row.attempt,
+    leaseEpoch: Number(row.lease_epoch),
+    createdAt: row.created_at.getTime(),
+  };
+  if (row.lease_owner !== null) record.leaseOwner = row.lease_owner;
+  if (row.lease_expires_at !== null) record.leaseExpiresAt = row.lease_expires_at.getTime();
+  if (row.wake_at !== null) record.wakeAt = row.wake_at.getTime();
+  if (row.output !== null) record.output = JSON.parse(row.output) as JsonValue;
+  if (row.error !== null) record.error = row.error;
+  if (row.parent_run_id !== null) record.parentRunId = row.parent_run_id;
+  if (row.parent_step_key !== null) record.parentStepKey = row.parent_step_key;
+  if (row.started_at !== null) record.startedAt = row.started_at.getTime();
+  if (row.ended_at !== null) record.endedAt = row.ended_at.getTime();
+  return record;
+}
+
+/** @internal */
+export function toStepRecord(row: StepRow): StepRecord {
+  const record: StepRecord = { key: row.step_key, id: row.step_id, kind: row.kind, status: row.status, attempt: row.attempt };
+  if (row.output !== null) record.output = JSON.parse(row.output) as JsonValue;
+  if (row.error !== null) record.error = row.error;
+  return record;
+}
+
+/** @internal */
+export function toStoredEvent(row: EventRow): StoredEvent {
+  const event: StoredEvent = { id: row.id, name: row.name, data: row.data, ts: row.ts.getTime() };
+  if (row.key !== null) event.key = row.key;
+  return event;
+}

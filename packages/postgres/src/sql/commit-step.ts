@@ -1,0 +1,42 @@
+/**
+ * THE hot path: records a step's final result in one autocommitted statement, only while the
+ * run's lease epoch is still the committer's.
+ *
+ * $1 run id, $2 lease epoch, $3 step key, $4 step id, $5 kind, $6 status, $7 output (JSON
+ * text), $8 error (JSON text), $9 attempt, $10 now.
+ *
+ * - `lease` locks the run row FOR SHARE: a concurrent claim (which updates the row) waits for
+ *   this commit, so the new owner's step load sees it; and a claim that committed first is
+ *   seen by the re-check of `lease_epoch`, so nothing is written. This check is also why
+ *   `steps.run_id` carries no foreign key (see 000001_init.sql).
+ * - The upsert replaces only an open row (`waiting`, `retrying`); a final result stands.
+ * - No RETURNING: the written row is the commit itself, and reading rows back costs a
+ *   round of row parsing on every step. `rowCount` 0 means "nothing written", and the
+ *   caller reads {@link COMMIT_STEP_READBACK} to learn why.
+ */
+export const COMMIT_STEP = `
+WITH lease AS (
+  SELECT id FROM runs WHERE id = $1 AND lease_epoch = $2 FOR SHARE
+)
+INSERT INTO steps (run_id, step_key, step_id, kind, status, output, error, attempt, created_at, ended_at)
+SELECT lease.id, $3, $4, $5::step_kind, $6::step_status, $7::jsonb, $8::jsonb, $9, $10, $10 FROM lease
+ON CONFLICT (run_id, step_key) DO UPDATE SET
+  step_id = excluded.step_id,
+  kind = excluded.kind,
+  status = excluded.status,
+  output = excluded.output,
+  error = excluded.error,
+  attempt = excluded.attempt,
+  wake_at = NULL,
+  ended_at = excluded.ended_at
+WHERE steps.status IN ('waiting', 'retrying')`;
+
+/**
+ * After a commit wrote nothing: the run's current epoch and the step's recorded row (if any).
+ *
+ * $1 run id, $2 step key.
+ */
+export const COMMIT_STEP_READBACK = `
+SELECT runs.lease_epoch, steps.step_key, steps.step_id, steps.kind, steps.status, steps.output::text AS output, steps.error, steps.attempt
+FROM runs LEFT JOIN steps ON steps.run_id = runs.id AND steps.step_key = $2
+WHERE runs.id = $1`;

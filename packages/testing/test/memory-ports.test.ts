@@ -1,0 +1,19 @@
+import { createMemoryQueue, createSystemClock } from "@stepwise/engine";
+import { clockContract } from "../src/contracts/clock.js";
+import { queueContract } from "../src/contracts/queue.js";
+import { FakeClock } from "../src/fake-clock.js";
+
+queueContract("in-memory", async (clock) => {
+  const queue = createMemoryQueue({ clock });
+  return { queue, close: () => queue.close() };
+});
+
+clockContract("FakeClock", () => {
+  const clock = new FakeClock();
+  return { clock, advance: (ms) => clock.advance(ms) };
+});
+
+clockContract("system clock", () => ({
+  clock: createSystemClock(),
+  advance: (ms) => new Promise((resolve) => setTimeout(resolve, ms + 5)),
+}));

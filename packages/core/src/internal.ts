@@ -1,7 +1,8 @@
 /**
  * @module @stepwise/core/internal
- * @internal Pieces shared with the engine and `serve()`: the executor and helpers.
- * Not public API; may change in any release.
+ * Pieces shared with the engine and `serve()`: the executor and helpers. Not public API:
+ * may change in any release. (Deliberately not tagged as internal for the compiler, whose
+ * `stripInternal` would erase it from the declarations the engine compiles against.)
  */
 
 export { BACKOFF_BASE_MS, BACKOFF_MAX_MS, backoffDelay } from "./executor/backoff.js";

@@ -112,10 +112,10 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     const now = clock.now();
     const runs = [...events.flatMap((event) => router.route(event)), ...extraRuns];
     const result = await store.ingest({ events, runs, now });
+    for (const [index, event] of events.entries()) lifecycle.emit({ type: "event-received", event, duplicate: result.events[index]?.duplicate ?? false });
     for (const run of result.runs) lifecycle.emit({ type: "run-created", runId: run.id, functionId: run.functionId, eventId: run.eventId });
     await enqueue(result.runs.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: now })));
     const fresh = events.filter((_, index) => !result.events[index]?.duplicate);
-    for (const [index, event] of events.entries()) lifecycle.emit({ type: "event-received", event, duplicate: result.events[index]?.duplicate ?? false });
     await resolveWaits(fresh);
     return { ids: result.events.map((event) => event.id), runs: result.runs };
   }

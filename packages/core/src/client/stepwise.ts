@@ -155,7 +155,10 @@ export class Stepwise<TSchemas extends EventSchemas = EventSchemas> {
     return typeof value === "object" && value !== null && clientMarker in value;
   }
 
-  /** @internal An engine in this process routes the client through itself. */
+  /**
+   * Routes this client's `send()`/`invoke()` through a transport; an engine in the same process
+   * calls this on start. Not meant for application code.
+   */
   setTransport(transport: StepwiseTransport | undefined): void {
     this.transport = transport;
   }

@@ -9,9 +9,9 @@ const marker = Symbol.for("stepwise.function");
  */
 export class StepwiseFunction<TEvent = unknown, TOutput = unknown> {
   private readonly [marker] = true;
-  /** @internal Carries the output type for inference; never set. */
+  /** Carries the output type for inference; never set at run time. */
   declare readonly __output?: TOutput;
-  /** @internal Carries the event type for inference; never set. */
+  /** Carries the event type for inference; never set at run time. */
   declare readonly __event?: TEvent;
   readonly id: string;
   readonly config: ResolvedFunctionConfig;

@@ -47,11 +47,9 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
     /** Ingests one event starting one run of `functionId`, at `now`. */
     async function startRun(options: { functionId?: string; now?: number; key?: string } = {}) {
       const trigger = event(options.key === undefined ? {} : { key: options.key });
-      const runId = newId("run");
-      const functionId = options.functionId ?? "fn";
-      const result = await store.ingest({ events: [trigger], runs: [{ id: runId, functionId, eventId: trigger.id }], now: options.now ?? T0 });
-      expect(result.runs).toEqual([{ id: runId, functionId, eventId: trigger.id }]);
-      return { runId, trigger };
+      const runs = runsFor([trigger], options.functionId);
+      expect((await store.ingest({ events: [trigger], runs, now: options.now ?? T0 })).runs).toEqual(runs);
+      return { runId: runs[0]!.id, trigger };
     }
 
     async function claim(runId: string, now = T0, workerId = "worker-a", leaseMs = LEASE_MS) {
@@ -82,27 +80,16 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
     ): SuspendInput {
       const { waitFor = [], ...rest } = input;
       const waitSteps = waitFor.map(({ key, timeoutAt }): SuspendedStep => ({ key, id: key, kind: "wait", status: "waiting", attempt: 0, wakeAt: timeoutAt }));
-      const waits = waitFor.map(({ key, timeoutAt, expression }) => ({
-        stepKey: key,
-        stepId: key,
-        eventName: "test/reply",
-        timeoutAt,
-        ...(expression ? { expression } : {}),
-      }));
+      const waits = waitFor.map(({ key, timeoutAt, expression }) => ({ stepKey: key, stepId: key, eventName: "test/reply", timeoutAt, expression }));
       return { runId, leaseEpoch, waits, invokes: { events: [], runs: [], now }, pendingKeys: [], now, ...rest, steps: [...(rest.steps ?? []), ...waitSteps] };
     }
 
     /** A `step.invoke` of `functionId` from `runId`'s step `stepKey`: its open step and the child to ingest. */
     function invoke(runId: string, stepKey: string, functionId: string, now: number, wakeAt?: number) {
       const child = event({ name: "stepwise/function.invoked" });
-      const childRunId = newId("run");
+      const run: NewRun = { id: newId("run"), functionId, eventId: child.id, parentRunId: runId, parentStepKey: stepKey };
       const step: SuspendedStep = { key: stepKey, id: stepKey, kind: "invoke", status: "waiting", attempt: 0, ...(wakeAt === undefined ? {} : { wakeAt }) };
-      const invokes: IngestInput = {
-        events: [child],
-        runs: [{ id: childRunId, functionId, eventId: child.id, parentRunId: runId, parentStepKey: stepKey }],
-        now,
-      };
-      return { child, childRunId, step, invokes };
+      return { child, childRunId: run.id, step, invokes: { events: [child], runs: [run], now } satisfies IngestInput };
     }
 
     it("stores events and creates their runs, queued and due at once", async () => {
@@ -308,13 +295,17 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
     it("wakes at once when a step the pass was waiting on was resolved while the run was running", async () => {
       const { runId } = await startRun();
       const first = (await claim(runId)).run.leaseEpoch;
-      await store.suspendRun(suspension(runId, first, T0 + 1, { steps: [sleep("nap", T0 + 100)], waitFor: [{ key: "reply", timeoutAt: T0 + 60_000 }] }));
+      const steps = [sleep("nap", T0 + 100), sleep("later", T0 + 50_000)];
+      await store.suspendRun(suspension(runId, first, T0 + 1, { steps, waitFor: [{ key: "reply", timeoutAt: T0 + 60_000 }] }));
       const second = (await claim(runId, T0 + 100)).run.leaseEpoch;
       // The event arrives while the handler runs: the running run is not touched...
       expect(await store.resolveWait({ runId, stepKey: "reply", event: event({ name: "test/reply" }), now: T0 + 101 })).toBe(true);
       expect(await store.getRun(runId)).toMatchObject({ status: "running", leaseEpoch: second });
-      // ...and the suspension of the pass that still saw it open wakes it at once.
-      expect(await store.suspendRun(suspension(runId, second, T0 + 102, { pendingKeys: ["reply"] }))).toEqual({ ok: true, wakeAt: T0 + 102, childRuns: [] });
+      // ...and the suspension of the pass that still saw it open wakes it at once, not at "later";
+      // the wait it sends again (a retried suspension, say) neither reopens nor overwrites it.
+      const again = suspension(runId, second, T0 + 102, { pendingKeys: ["later"], waitFor: [{ key: "reply", timeoutAt: T0 + 60_000 }] });
+      expect(await store.suspendRun(again)).toEqual({ ok: true, wakeAt: T0 + 102, childRuns: [] });
+      expect(await store.findWaits("test/reply")).toEqual([]);
       expect((await claim(runId, T0 + 102)).steps.find((step) => step.key === "reply")?.status).toBe("completed");
     });
 

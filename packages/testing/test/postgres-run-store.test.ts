@@ -1,5 +1,5 @@
-import { runStoreContract } from "@stepwise/testing/contracts/run-store";
-import { createTestPglite, createTestPostgres } from "../src/testing.js";
+import { createTestPglite, createTestPostgres } from "@stepwise/postgres/testing";
+import { runStoreContract } from "../src/contracts/run-store.js";
 
 runStoreContract("postgres on PGlite", async () => {
   const database = await createTestPglite();

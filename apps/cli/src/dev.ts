@@ -83,8 +83,11 @@ export async function startDev(options: DevOptions = {}): Promise<DevServer> {
  * PGlite must never be opened by two processes at once: a pid file guards the data dir, and a
  * stale one (its process gone, e.g. after `kill -9`) is taken over.
  */
+const lockedHere = new Set<string>();
+
 function lockDataDir(dataDir: string): () => void {
   const lockPath = resolve(dataDir, "dev.pid");
+  if (lockedHere.has(lockPath)) throw new Error(`${dataDir} is in use by another stepwise process (pid ${process.pid}, this one); close it first`);
   try {
     const pid = Number(readFileSync(lockPath, "utf8"));
     if (pid && pid !== process.pid && isAlive(pid)) {
@@ -94,7 +97,11 @@ function lockDataDir(dataDir: string): () => void {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
   }
   writeFileSync(lockPath, String(process.pid));
-  return () => rmSync(lockPath, { force: true });
+  lockedHere.add(lockPath);
+  return () => {
+    lockedHere.delete(lockPath);
+    rmSync(lockPath, { force: true });
+  };
 }
 
 function isAlive(pid: number): boolean {

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { type AnyStepwiseFunction, Stepwise, StepwiseFunction } from "@stepwise/core";
+import { type AnyStepwise, type AnyStepwiseFunction, Stepwise, StepwiseFunction } from "@stepwise/core";
 
 /** Modules tried, in order, when `--functions` is not given. */
 export const DEFAULT_FUNCTION_MODULES = ["src/stepwise.ts", "src/functions.ts", "src/index.ts", "stepwise.ts", "functions.ts"];
@@ -9,7 +9,7 @@ export const DEFAULT_FUNCTION_MODULES = ["src/stepwise.ts", "src/functions.ts", 
 /** What a functions module exports: clients (with their functions) and loose functions. */
 export interface LoadedFunctions {
   path: string;
-  clients: Stepwise[];
+  clients: AnyStepwise[];
   functions: AnyStepwiseFunction[];
 }
 
@@ -28,7 +28,7 @@ export async function loadFunctions(modulePath: string | undefined, cwd = proces
   }
   if (!existsSync(path)) throw new Error(`--functions: ${path} does not exist`);
   const module = /\.[cm]?tsx?$/.test(path) ? await importTypeScript(path) : await import(pathToFileURL(path).href);
-  const clients = new Set<Stepwise>();
+  const clients = new Set<AnyStepwise>();
   const functions = new Set<AnyStepwiseFunction>();
   const visit = (value: unknown, depth: number) => {
     if (Stepwise.isInstance(value)) clients.add(value);

@@ -1,7 +1,7 @@
-import { styleText } from "node:util";
+import { inspect } from "node:util";
 import type { LifecycleEvent } from "@stepwise/engine";
 
-type Style = Parameters<typeof styleText>[0];
+type Style = "gray" | "cyan" | "blue" | "magenta" | "green" | "yellow" | "red" | "bold";
 
 /** Options of {@link createPrinter}. */
 export interface PrinterOptions {
@@ -15,7 +15,11 @@ export interface PrinterOptions {
 export function createPrinter(options: PrinterOptions = {}): (event: LifecycleEvent) => void {
   const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const color = options.color ?? (Boolean(process.stdout.isTTY) && !process.env["NO_COLOR"]);
-  const paint = (style: Style, text: string) => (color ? styleText(style, text) : text);
+  // ANSI codes from Node's own table (util.styleText ignores colour off a TTY on some Node 20 lines).
+  const paint = (style: Style, text: string) => {
+    const codes = inspect.colors[style];
+    return color && codes ? `\u001b[${codes[0]}m${text}\u001b[${codes[1]}m` : text;
+  };
   const line = (kind: string, style: Style, text: string) =>
     write(`${paint("gray", new Date().toISOString().slice(11, 23))} ${paint(style, kind.padEnd(5))} ${text}`);
   const short = (value: unknown) => {

@@ -21,7 +21,7 @@
 
 export type { HttpTransportOptions } from "./client/http-transport.js";
 export { createHttpTransport, DEFAULT_BASE_URL } from "./client/http-transport.js";
-export type { ClientInvokeOptions, SendPayload, StepwiseOptions } from "./client/stepwise.js";
+export type { AnyStepwise, ClientInvokeOptions, SendPayload, StepwiseOptions } from "./client/stepwise.js";
 export { resultOf, Stepwise } from "./client/stepwise.js";
 export type { RunInfo, RunStatus, StepwiseTransport, WaitOptions } from "./client/transport.js";
 export { isTerminalStatus, runInfoSchema, runStatusSchema } from "./client/transport.js";

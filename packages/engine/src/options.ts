@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { type AnyStepwiseFunction, type Logger, type Stepwise, silentLogger } from "@stepwise/core";
+import { type AnyStepwise, type AnyStepwiseFunction, type Logger, silentLogger } from "@stepwise/core";
 import type { Clock } from "./ports/clock.js";
 import { createSystemClock } from "./ports/clock.js";
 import type { Queue } from "./ports/queue.js";
@@ -12,7 +12,7 @@ export interface EngineOptions {
   /** (Default: the system clock) */
   clock?: Clock;
   /** Clients whose functions this engine runs; their `send()`/`invoke()` go through the engine. (Default: none) */
-  clients?: Stepwise[];
+  clients?: AnyStepwise[];
   /** More functions to run. (Default: none) */
   functions?: AnyStepwiseFunction[];
   /** Identifies this worker in leases. (Default: `<hostname>:<pid>:<random>`) */
@@ -37,7 +37,7 @@ export interface EngineOptions {
 
 /** {@link EngineOptions} with defaults applied. */
 export interface ResolvedEngineOptions extends Required<Omit<EngineOptions, "clients" | "functions">> {
-  clients: Stepwise[];
+  clients: AnyStepwise[];
   functions: AnyStepwiseFunction[];
 }
 

@@ -17,7 +17,7 @@ describe("the client through an in-process engine", () => {
   it("invokes a function and awaits its result; send() answers ids whose runs can be awaited", async () => {
     const stepwise = new Stepwise({ id: "app" });
     const add = stepwise.createFunction({ id: "add" }, { event: "math/add" }, async ({ event, step }) => {
-      return step.run("sum", () => (event.data.a as number) + (event.data.b as number));
+      return step.run("sum", () => (event.data["a"] as number) + (event.data["b"] as number));
     });
     await using engine = await createTestEngine({ clients: [stepwise] });
     expect(await stepwise.invoke(add, { a: 2, b: 3 })).toBe(5);

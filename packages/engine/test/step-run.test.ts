@@ -9,7 +9,7 @@ describe("step.run", () => {
     stepwise.createFunction({ id: "three-steps" }, { event: "demo/go" }, async ({ event, step }) => {
       const a = await step.run("a", () => {
         calls.push("a");
-        return { n: (event.data.n as number) + 1 };
+        return { n: (event.data["n"] as number) + 1 };
       });
       const b = await step.run("b", () => {
         calls.push("b");

@@ -51,7 +51,7 @@ describe("step.waitForEvent", () => {
         timeout: "1h",
         if: "async.data.orderId == event.data.orderId && async.data.amount > 100",
       });
-      return big?.data.amount ?? null;
+      return big?.data["amount"] ?? null;
     });
     return stepwise;
   }
@@ -94,7 +94,7 @@ describe("step.invoke", () => {
   it("returns the child's output, and a StepError when the child fails or does not exist", async () => {
     const stepwise = new Stepwise({ id: "app" });
     const child = stepwise.createFunction({ id: "child" }, { event: "demo/child" }, async ({ event, step }) => {
-      return step.run("double", () => (event.data.n as number) * 2);
+      return step.run("double", () => (event.data["n"] as number) * 2);
     });
     const failing = stepwise.createFunction({ id: "failing-child", retries: 0 }, { event: "demo/failing" }, async () => {
       throw new Error("child broke");
@@ -156,7 +156,7 @@ describe("step.sendEvent", () => {
       return ids;
     });
     stepwise.createFunction({ id: "receiver" }, { event: "demo/hello" }, async ({ event, step }) => {
-      await step.run("record", () => received.push(event.data.to));
+      await step.run("record", () => received.push(event.data["to"]));
     });
     await using engine = await createTestEngine({ clients: [stepwise] });
     const { runIds } = await engine.sendAndGetRuns({ name: "demo/send" });

@@ -2,7 +2,7 @@ import type { StepRecord } from "@stepwise/core/internal";
 import type { RunStore } from "@stepwise/engine";
 import type pg from "pg";
 import { jsonParam, type StepRow, timeParam, toStepRecord } from "./map-rows.js";
-import { COMMIT_STEP, COMMIT_STEP_READBACK } from "./sql/commit-step.js";
+import { COMMIT_NEW_STEP, COMMIT_STEP, COMMIT_STEP_READBACK } from "./sql/commit-step.js";
 import { withClient } from "./with-client.js";
 
 type CommitStepInput = Parameters<RunStore["commitStep"]>[0];
@@ -16,11 +16,14 @@ type CommitStepResult = Awaited<ReturnType<RunStore["commitStep"]>>;
 export function commitStep(pool: pg.Pool, input: CommitStepInput): Promise<CommitStepResult> {
   const { runId, leaseEpoch, step, now } = input;
   return withClient(pool, async (client) => {
-    const written = await client.query({
-      name: "stepwise_commit_step",
-      text: COMMIT_STEP,
-      values: [runId, leaseEpoch, step.key, step.id, step.kind, step.status, jsonParam(step.output), jsonParam(step.error), step.attempt, timeParam(now)],
-    });
+    const values = [runId, leaseEpoch, step.key, step.id, step.kind, step.status, jsonParam(step.output), jsonParam(step.error), step.attempt];
+    const written = step.fresh
+      ? await client.query({ name: "stepwise_commit_new_step", text: COMMIT_NEW_STEP, values: [...values, now] }).catch((error: { code?: string }) => {
+          // Unique violation: another worker recorded this step first; read back what stands.
+          if (error.code === "23505") return { rowCount: 0 };
+          throw error;
+        })
+      : await client.query({ name: "stepwise_commit_step", text: COMMIT_STEP, values: [...values, timeParam(now)] });
     if (written.rowCount === 1) {
       const record: StepRecord = { key: step.key, id: step.id, kind: step.kind, status: step.status, attempt: step.attempt };
       if (step.output !== undefined) record.output = step.output;

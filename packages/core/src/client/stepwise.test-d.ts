@@ -32,3 +32,12 @@ describe("types", () => {
     void stepwise.send({ name: "user.created", data: { userId: 1 } });
   });
 });
+
+describe("types without schemas", () => {
+  it("leaves event.data loose", () => {
+    const stepwise = new Stepwise({ id: "plain" });
+    stepwise.createFunction({ id: "f" }, { event: "user.created" }, async ({ event }) => {
+      expectTypeOf(event.data["anything"]).toBeAny();
+    });
+  });
+});

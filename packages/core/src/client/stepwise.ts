@@ -27,7 +27,11 @@ export interface StepwiseOptions<TSchemas extends EventSchemas> {
 /** An event as sent; `data` is typed by the client's schema for `TName`, when there is one. */
 export type SendPayload<TSchemas extends EventSchemas, TName extends string = string> = Omit<EventPayload, "name" | "data"> & {
   name: TName;
-  data?: TName extends keyof TSchemas ? StandardSchemaV1.InferInput<TSchemas[TName]> : Record<string, unknown>;
+  data?: string extends keyof TSchemas
+    ? Record<string, unknown>
+    : TName extends keyof TSchemas
+      ? StandardSchemaV1.InferInput<TSchemas[TName]>
+      : Record<string, unknown>;
 };
 
 /** Options of {@link Stepwise.invoke}. */
@@ -184,6 +188,10 @@ export class Stepwise<TSchemas extends EventSchemas = EventSchemas> {
     event.data = result.value as Record<string, unknown>;
   }
 }
+
+/** A client with any event schemas. */
+// biome-ignore lint/suspicious/noExplicitAny: erased generic, as in AnyStepwiseFunction
+export type AnyStepwise = Stepwise<any>;
 
 /** The output of an ended run, or the error it ended with. */
 export function resultOf(run: RunInfo): unknown {

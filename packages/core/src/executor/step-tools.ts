@@ -64,6 +64,7 @@ export function createStepTools(options: StepToolsOptions): StepTools {
     if (state.stopping) return state.park();
     const previous = memo.get(target.key);
     const attempt = previous?.status === "retrying" ? previous.attempt + 1 : 0;
+    const fresh = previous === undefined;
     const started = Date.now();
     state.begin();
     try {
@@ -78,12 +79,12 @@ export function createStepTools(options: StepToolsOptions): StepTools {
           hooks.onStepEnd?.({ ...target, kind, attempt, status: "retrying", error: serialized, durationMs: Date.now() - started });
           return state.suspend({ kind: "retry", ...target, attempt, error: serialized, retryAt: hooks.now() + delay });
         }
-        const recorded = await commit({ ...target, kind, status: "failed", error: serialized, attempt });
+        const recorded = await commit({ ...target, kind, status: "failed", error: serialized, attempt, fresh });
         if (!recorded) return state.park();
         hooks.onStepEnd?.({ ...target, kind, attempt, status: recorded.status, error: serialized, durationMs: Date.now() - started });
         return settle(recorded);
       }
-      const recorded = await commit({ ...target, kind, status: "completed", output, attempt });
+      const recorded = await commit({ ...target, kind, status: "completed", output, attempt, fresh });
       if (!recorded) return state.park();
       hooks.onStepEnd?.({ ...target, kind, attempt, status: recorded.status, durationMs: Date.now() - started });
       return settle(recorded);

@@ -29,6 +29,11 @@ export interface StepCommit {
   output?: JsonValue;
   error?: SerializedError;
   attempt: number;
+  /**
+   * True when the step had no recorded row as the pass began: the store may then use a plain
+   * insert, where a conflict can only mean another worker recorded the step meanwhile.
+   */
+  fresh?: boolean;
 }
 
 /** A reason the run must pause, collected by the executor and committed by the engine. */

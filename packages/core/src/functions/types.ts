@@ -10,10 +10,13 @@ import type { CRON_EVENT_NAME, CronTrigger, EventTrigger, FAILURE_EVENT_NAME, IN
 export type EventSchemas = Record<string, StandardSchemaV1>;
 
 /** The `data` type of event `TName`: from its schema when one is given, else a loose record. */
-export type EventDataOf<TSchemas extends EventSchemas, TName extends string> = TName extends keyof TSchemas
-  ? StandardSchemaV1.InferOutput<TSchemas[TName]>
-  : // biome-ignore lint/suspicious/noExplicitAny: untyped events carry arbitrary JSON
-    Record<string, any>;
+export type EventDataOf<TSchemas extends EventSchemas, TName extends string> = string extends keyof TSchemas
+  ? // biome-ignore lint/suspicious/noExplicitAny: no schemas declared: events carry arbitrary JSON
+    Record<string, any>
+  : TName extends keyof TSchemas
+    ? StandardSchemaV1.InferOutput<TSchemas[TName]>
+    : // biome-ignore lint/suspicious/noExplicitAny: untyped events carry arbitrary JSON
+      Record<string, any>;
 
 /** The event a handler receives for one trigger. */
 export type TriggerEvent<TSchemas extends EventSchemas, TTrigger> =

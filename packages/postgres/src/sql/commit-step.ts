@@ -32,6 +32,20 @@ ON CONFLICT (run_id, step_key) DO UPDATE SET
 WHERE steps.status IN ('waiting', 'retrying')`;
 
 /**
+ * The common case of {@link COMMIT_STEP}: the step had no row when the pass began (the executor
+ * says so), so a plain insert does; a unique violation (SQLSTATE 23505) means another worker
+ * recorded it meanwhile, and the caller reads {@link COMMIT_STEP_READBACK}. Skipping the upsert
+ * and passing the time as epoch milliseconds (no `Date` formatting) keeps the hot path near a
+ * bare INSERT. Same parameters as {@link COMMIT_STEP}, with $10 in epoch milliseconds.
+ */
+export const COMMIT_NEW_STEP = `
+WITH lease AS (
+  SELECT id FROM runs WHERE id = $1 AND lease_epoch = $2 FOR SHARE
+)
+INSERT INTO steps (run_id, step_key, step_id, kind, status, output, error, attempt, created_at, ended_at)
+SELECT lease.id, $3, $4, $5::step_kind, $6::step_status, $7::jsonb, $8::jsonb, $9, to_timestamp($10::float8 / 1000), to_timestamp($10::float8 / 1000) FROM lease`;
+
+/**
  * After a commit wrote nothing: the run's current epoch and the step's recorded row (if any).
  *
  * $1 run id, $2 step key.

@@ -179,6 +179,12 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
       const steps = await store.listSteps(runId);
       expect(Object.fromEntries(steps.map((step) => [step.key, step.output]))).toEqual({ s1: { a: 1 }, ...outputs, s7: undefined });
       expect(steps.find((step) => step.key === "s7")).toEqual(failed);
+      // A commit marked `fresh` (no row when the pass began) takes the plain-insert path; a
+      // conflict there still answers the record that stands.
+      const freshFirst = await store.commitStep({ runId, leaseEpoch, step: { ...done("s8", "first"), fresh: true }, now: T0 + 5 });
+      expect(freshFirst).toEqual({ ok: true, record: { key: "s8", id: "s8", kind: "run", status: "completed", output: "first", attempt: 0 } });
+      expect(await store.commitStep({ runId, leaseEpoch, step: { ...done("s8", "second"), fresh: true }, now: T0 + 6 })).toEqual(freshFirst);
+      expect(await store.commitStep({ runId, leaseEpoch: leaseEpoch + 1, step: { ...done("s9", "x"), fresh: true }, now: T0 + 7 })).toEqual({ ok: false });
     });
 
     it("rejects a stale worker's writes after another claimed the run; the recorded result stands", async () => {

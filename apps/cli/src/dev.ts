@@ -23,6 +23,8 @@ export interface DevOptions {
 /** A running dev server. */
 export interface DevServer {
   url: string;
+  /** The loaded functions and what triggers each, e.g. `user.created` or `cron 0 9 * * * (UTC)`. */
+  functions: Array<{ id: string; triggers: string[] }>;
   port: number;
   readyMs: number;
   close(): Promise<void>;
@@ -64,6 +66,12 @@ export async function startDev(options: DevOptions = {}): Promise<DevServer> {
     const readyMs = Math.round(performance.now() - started);
     return {
       url: `http://127.0.0.1:${port}`,
+      functions: [...engine.functions.values()].map((fn) => ({
+        id: fn.id,
+        triggers: fn.config.triggers.map((trigger) =>
+          "cron" in trigger ? `cron ${trigger.cron} (${trigger.timezone ?? "UTC"})` : `${trigger.event}${trigger.if ? ` if ${trigger.if}` : ""}`,
+        ),
+      })),
       port,
       readyMs,
       async close() {

@@ -32,6 +32,8 @@ export async function main(argv: string[]): Promise<void> {
       const devOptions: DevOptions = { functions: options.functions, port: options.port, dataDir: options.dataDir };
       const server = await startDev(devOptions);
       console.log(`stepwise dev ready in ${server.readyMs} ms on ${server.url} (data in ${options.dataDir})`);
+      for (const fn of server.functions) console.log(`  ${fn.id} ← ${fn.triggers.join(", ")}`);
+      console.log(`  send an event: stepwise send <name> --data '{...}'  or  POST ${server.url}/e/dev`);
       const shutdown = async (signal: string) => {
         console.log(`${signal}: stopping`);
         await server.close();

@@ -20,6 +20,9 @@ import { newEventId, newRunId, Router } from "./router.js";
 import { startCronScheduler } from "./scheduler/cron-scheduler.js";
 import { FAILURE_FUNCTION_SUFFIX, type ProcessContext, processRun, type RunnableFunction } from "./worker/process-run.js";
 
+/** Age after which an event not yet matched against open waits is matched by the reconciler (5 s). */
+export const UNMATCHED_EVENT_GRACE_MS = 5000;
+
 /** A running engine: workers, scheduler and the API the client and server call. */
 export interface Engine {
   /** Starts workers, the reconciler and cron (after recovering runs left by a crash). */
@@ -115,8 +118,11 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     for (const [index, event] of events.entries()) lifecycle.emit({ type: "event-received", event, duplicate: result.events[index]?.duplicate ?? false });
     for (const run of result.runs) lifecycle.emit({ type: "run-created", runId: run.id, functionId: run.functionId, eventId: run.eventId });
     await enqueue(result.runs.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: now })));
-    const fresh = events.filter((_, index) => !result.events[index]?.duplicate);
-    await resolveWaits(fresh);
+    const toMatch = events.filter((_, index) => result.events[index]?.matchWaits);
+    if (toMatch.length > 0) {
+      await resolveWaits(toMatch);
+      await store.markWaitsMatched({ eventIds: toMatch.map((event) => event.id), now: clock.now() });
+    }
     return { ids: result.events.map((event) => event.id), runs: result.runs };
   }
 
@@ -261,6 +267,13 @@ export function createEngine(engineOptions: EngineOptions): Engine {
 
   async function reconcile(): Promise<void> {
     const now = clock.now();
+    // Events a crash left between ingest and wait matching: match them now. The grace keeps us
+    // off events whose ingest is still matching them in this or another process.
+    const unmatched = await store.listUnmatchedEvents({ before: now - UNMATCHED_EVENT_GRACE_MS, limit: 1000 });
+    if (unmatched.length > 0) {
+      await resolveWaits(unmatched);
+      await store.markWaitsMatched({ eventIds: unmatched.map((event) => event.id), now });
+    }
     const recovered = await store.recoverLeases({ now });
     const due = await store.listDueRuns({ until: now + options.reconcileIntervalMs, limit: 1000 });
     await enqueue([

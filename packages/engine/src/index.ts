@@ -14,7 +14,7 @@
  */
 
 export type { Engine } from "./create-engine.js";
-export { createEngine, toRunInfo } from "./create-engine.js";
+export { createEngine, toRunInfo, UNMATCHED_EVENT_GRACE_MS } from "./create-engine.js";
 export type { LifecycleEvent, LifecycleListener } from "./lifecycle.js";
 export { Lifecycle } from "./lifecycle.js";
 export { createMemoryQueue } from "./memory/memory-queue.js";

@@ -96,3 +96,25 @@ describe("code changes", () => {
     }
   });
 });
+
+describe("events and waits across a crash", () => {
+  it("matches an event stored just before a crash against open waits when the reconciler runs", async () => {
+    const stepwise = new Stepwise({ id: "app" });
+    stepwise.createFunction({ id: "awaits-approval" }, { event: "doc/submitted" }, async ({ step }) => {
+      const approval = await step.waitForEvent("approval", { event: "doc/approved", timeout: "7d", match: "data.docId" });
+      return approval?.data["by"] ?? "nobody";
+    });
+    await using engine = await createTestEngine({ clients: [stepwise] });
+    const { runIds } = await engine.sendAndGetRuns({ name: "doc/submitted", data: { docId: "d1" } });
+    await engine.idle();
+    // The process stores the approval and dies before matching it: ingest through the store only.
+    const approval = { id: "evt_approval", name: "doc/approved", data: { docId: "d1", by: "ada" }, ts: engine.clock.now() };
+    const stored = await engine.store.ingest({ events: [approval], runs: [], now: engine.clock.now() });
+    expect(stored.events[0]?.matchWaits).toBe(true);
+    expect((await engine.getRun(runIds[0] as string))?.status).toBe("waiting");
+    // The reconciler (daily in the test engine) finds the unmatched event and resumes the run,
+    // long before the wait's 7-day timeout.
+    await engine.advance("1d");
+    expect((await engine.result(runIds[0] as string)).output).toBe("ada");
+  });
+});

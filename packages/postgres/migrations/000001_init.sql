@@ -12,8 +12,13 @@ CREATE TABLE events (
   name text NOT NULL CHECK (name <> ''),
   data jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(data) = 'object'),
   ts timestamptz NOT NULL,
-  received_at timestamptz NOT NULL
+  received_at timestamptz NOT NULL,
+  -- NULL while open waits for this event's name may still need matching against it: set at
+  -- ingest when no wait for the name exists, else once the engine has matched it. The
+  -- reconciler matches events left NULL by a crash, so no accepted event misses a wait.
+  waits_matched_at timestamptz
 );
+CREATE INDEX events_unmatched_idx ON events (received_at) WHERE waits_matched_at IS NULL;
 
 -- One row per sender key while its 24 h window is open; an expired row is taken over by the
 -- next event with that key (see ingest). Deferred so that a batch can claim keys before it

@@ -86,6 +86,28 @@ export function createPostgresStore(options: PostgresStoreOptions): RunStore {
     findWaits: (eventName) => findWaits(pool, eventName),
     resolveWait: (input) => resolveWait(pool, input),
 
+    async markWaitsMatched(input) {
+      if (input.eventIds.length === 0) return;
+      await withClient(pool, (client) =>
+        client.query({
+          name: "stepwise_mark_waits_matched",
+          text: "UPDATE events SET waits_matched_at = $2 WHERE id = ANY($1::text[]) AND waits_matched_at IS NULL",
+          values: [input.eventIds, timeParam(input.now)],
+        }),
+      );
+    },
+
+    async listUnmatchedEvents(input) {
+      const result = await withClient(pool, (client) =>
+        client.query<EventRow>({
+          name: "stepwise_list_unmatched_events",
+          text: `SELECT ${EVENT_COLUMNS} FROM events WHERE waits_matched_at IS NULL AND received_at < $1 ORDER BY received_at, id LIMIT $2`,
+          values: [timeParam(input.before), input.limit],
+        }),
+      );
+      return result.rows.map(toStoredEvent);
+    },
+
     async listDueRuns(input) {
       const result = await withClient(pool, (client) =>
         client.query<{ id: string; function_id: string; wake_at: Date }>({

@@ -21,11 +21,11 @@ const ORIGINAL_EVENT_IDS = "SELECT key, event_id FROM event_keys WHERE key = ANY
 
 /** An event whose id is already stored is a duplicate too (ids are deterministic on retries). */
 const INSERT_EVENTS = `
-INSERT INTO events (id, key, name, data, ts, received_at)
-SELECT id, key, name, data::jsonb, ts, $6
+INSERT INTO events (id, key, name, data, ts, received_at, waits_matched_at)
+SELECT id, key, name, data::jsonb, ts, $6::timestamptz, CASE WHEN EXISTS (SELECT 1 FROM waits WHERE waits.event_name = input.name) THEN NULL ELSE $6::timestamptz END
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS input (id, key, name, data, ts)
 ON CONFLICT (id) DO NOTHING
-RETURNING id`;
+RETURNING id, waits_matched_at IS NULL AS match_waits`;
 
 const INSERT_RUNS = `
 INSERT INTO runs (id, function_id, event_id, status, attempt, lease_epoch, wake_at, parent_run_id, parent_step_key, created_at)
@@ -41,7 +41,7 @@ RETURNING id`;
  */
 export async function ingestEvents(client: pg.PoolClient, input: IngestInput): Promise<IngestResult> {
   const { events, runs, now } = input;
-  const answer = events.map((event) => ({ id: event.id, duplicate: false }));
+  const answer: IngestResult["events"] = events.map((event) => ({ id: event.id, duplicate: false }));
 
   // Within the batch, the first event with a key stands for all later ones.
   const firstByKey = new Map<string, number>();
@@ -82,7 +82,7 @@ export async function ingestEvents(client: pg.PoolClient, input: IngestInput): P
 
   const fresh = events.filter((_, index) => !answer[index]?.duplicate);
   if (fresh.length > 0) {
-    const inserted = await client.query<{ id: string }>({
+    const inserted = await client.query<{ id: string; match_waits: boolean }>({
       name: "stepwise_insert_events",
       text: INSERT_EVENTS,
       values: [
@@ -94,13 +94,18 @@ export async function ingestEvents(client: pg.PoolClient, input: IngestInput): P
         timeParam(now),
       ],
     });
-    const insertedIds = new Set(inserted.rows.map((row) => row.id));
+    const insertedIds = new Map(inserted.rows.map((row) => [row.id, row.match_waits]));
     events.forEach((event, index) => {
       const entry = answer[index];
       if (!entry || entry.duplicate) return;
+      const matchWaits = insertedIds.get(event.id);
       // Taken once: a second event with the same id in one batch is a duplicate of the first.
-      if (insertedIds.delete(event.id)) return;
-      answer[index] = { id: event.id, duplicate: true };
+      if (matchWaits === undefined) {
+        answer[index] = { id: event.id, duplicate: true };
+        return;
+      }
+      insertedIds.delete(event.id);
+      if (matchWaits) entry.matchWaits = true;
     });
   }
 

@@ -50,7 +50,11 @@ export interface IngestInput {
 
 /** One entry per ingested event, in order. */
 export interface IngestResult {
-  events: Array<{ id: string; duplicate: boolean }>;
+  /**
+   * `matchWaits` marks a new event for which open waits on its name existed: the engine matches
+   * it against them, then calls `markWaitsMatched`.
+   */
+  events: Array<{ id: string; duplicate: boolean; matchWaits?: boolean }>;
   /** Runs created (those of duplicate events are left out). */
   runs: Array<{ id: string; functionId: string; eventId: string }>;
 }
@@ -176,6 +180,15 @@ export interface RunStore {
    * False when another event resolved it first.
    */
   resolveWait(input: { runId: string; stepKey: string; event: StoredEvent; now: number }): Promise<boolean>;
+
+  /** Records that these events were matched against the open waits (see `IngestResult`). */
+  markWaitsMatched(input: { eventIds: string[]; now: number }): Promise<void>;
+
+  /**
+   * Events received before `before` and never matched against waits (a crash came between
+   * ingest and matching), oldest first. The reconciler matches them.
+   */
+  listUnmatchedEvents(input: { before: number; limit: number }): Promise<StoredEvent[]>;
 
   /** Runs runnable by `until` (queued, sleeping or waiting with `wakeAt <= until`), oldest first. */
   listDueRuns(input: { until: number; limit: number }): Promise<Array<{ id: string; functionId: string; wakeAt: number }>>;

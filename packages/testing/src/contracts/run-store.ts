@@ -298,6 +298,24 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
       expect((await claim(runId, T0 + 10)).steps).toEqual([{ key: "reply", id: "reply", kind: "wait", status: "completed", output, attempt: 0 }]);
     });
 
+    it("flags events that open waits may match, and lists them until marked matched", async () => {
+      const { runId } = await startRun();
+      const { run } = await claim(runId);
+      const lonely = event({ name: "test/nobody-waits" });
+      const first = await store.ingest({ events: [lonely], runs: [], now: T0 + 1 });
+      expect(first.events).toEqual([{ id: lonely.id, duplicate: false }]);
+      await store.suspendRun(suspension(runId, run.leaseEpoch, T0 + 2, { waitFor: [{ key: "reply", timeoutAt: T0 + 60_000 }] }));
+      const reply = event({ name: "test/reply" });
+      const second = await store.ingest({ events: [reply], runs: [], now: T0 + 3 });
+      expect(second.events).toEqual([{ id: reply.id, duplicate: false, matchWaits: true }]);
+      // Not yet matched (think: the process died here), so the reconciler finds it; events
+      // nobody waited for are never listed.
+      expect((await store.listUnmatchedEvents({ before: T0 + 4, limit: 10 })).map((item) => item.id)).toEqual([reply.id]);
+      expect(await store.listUnmatchedEvents({ before: T0 + 3, limit: 10 })).toEqual([]);
+      await store.markWaitsMatched({ eventIds: [reply.id], now: T0 + 5 });
+      expect(await store.listUnmatchedEvents({ before: T0 + 10, limit: 10 })).toEqual([]);
+    });
+
     it("wakes at once when a step the pass was waiting on was resolved while the run was running", async () => {
       const { runId } = await startRun();
       const first = (await claim(runId)).run.leaseEpoch;

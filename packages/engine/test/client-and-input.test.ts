@@ -28,6 +28,58 @@ describe("the client through an in-process engine", () => {
     void engine;
   });
 
+  it("rejects stepwise.invoke with INVOKE_TIMEOUT when the run takes longer, and the run goes on", async () => {
+    const stepwise = new Stepwise({ id: "app" });
+    const slow = stepwise.createFunction({ id: "slow" }, { event: "demo/slow" }, async ({ step }) => {
+      await step.sleep("long", "1h");
+      return "late";
+    });
+    await using engine = await createTestEngine({ clients: [stepwise] });
+    const error = await rejection(stepwise.invoke(slow, {}, { timeout: 200 }));
+    expect(error.code).toBe(ErrorCode.InvokeTimeout);
+    expect(error.message).toMatch(/got no result within 200 ms/);
+    const runId = error.details["runId"] as string;
+    await engine.advance("1h");
+    expect((await engine.result(runId)).output).toBe("late");
+  });
+
+  it("accepts the newer createFunction form and explains bad step calls", async () => {
+    const stepwise = new Stepwise({ id: "app" });
+    const errors: string[] = [];
+    stepwise.createFunction(
+      { id: "newer-form", triggers: [{ event: "demo/a" }, { event: "demo/b", if: "event.data.go == true" }] },
+      async ({ event, step }) => {
+        for (const call of [
+          () => step.run("", () => 1),
+          () => step.run("no-fn", undefined as never),
+          () => step.sleep("bad-duration", "soon"),
+          () => step.waitForEvent("bad-match", { event: "x", timeout: "1h", match: "data.[0]" }),
+          () => step.invoke("bad-target", { function: 42 as never }),
+        ]) {
+          try {
+            await call();
+          } catch (error) {
+            errors.push((error as Error).message);
+          }
+        }
+        await step.sleepUntil("in-the-past", new Date(0));
+        return event.name;
+      },
+    );
+    await using engine = await createTestEngine({ clients: [stepwise] });
+    const { ids } = await engine.send([{ name: "demo/a" }, { name: "demo/b", data: { go: false } }, { name: "demo/b", data: { go: true } }]);
+    const started = await Promise.all(ids.map((id) => engine.runsForEvent(id)));
+    expect(started.map((runs) => runs.length)).toEqual([1, 0, 1]);
+    expect((await engine.result(started[0]?.[0]?.id as string)).output).toBe("demo/a");
+    expect(errors.slice(0, 5)).toEqual([
+      'step.run: the first argument must be a non-empty step id, e.g. step.run("send-email", ...)',
+      "step.run: the second argument must be a function",
+      'step.sleep("bad-duration"): "soon" is not a duration; use milliseconds or a string such as "30s", "15m", "7d"',
+      'step.waitForEvent: match must be a field path such as "data.userId", got "data.[0]"',
+      "step.invoke: options.function must be a function returned by createFunction, or its id",
+    ]);
+  });
+
   it("deduplicates events by id for 24 hours", async () => {
     const stepwise = new Stepwise({ id: "app" });
     stepwise.createFunction({ id: "once" }, { event: "order/placed" }, async () => "ok");

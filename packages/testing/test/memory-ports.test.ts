@@ -1,4 +1,5 @@
-import { createMemoryQueue, createSystemClock } from "@stepwise/engine";
+import { createMemoryBus, createMemoryQueue, createSystemClock } from "@stepwise/engine";
+import { busContract } from "../src/contracts/bus.js";
 import { clockContract } from "../src/contracts/clock.js";
 import { queueContract } from "../src/contracts/queue.js";
 import { FakeClock } from "../src/fake-clock.js";
@@ -17,3 +18,8 @@ clockContract("system clock", () => ({
   clock: createSystemClock(),
   advance: (ms) => new Promise((resolve) => setTimeout(resolve, ms + 5)),
 }));
+
+busContract("in-memory", async () => {
+  const bus = createMemoryBus();
+  return { bus, close: () => bus.close() };
+});

@@ -11,6 +11,7 @@
  * Every export of this file is public API.
  */
 
+export { busContract } from "./bus.js";
 export { clockContract } from "./clock.js";
 export type { QueueFactory } from "./queue.js";
 export { queueContract } from "./queue.js";

@@ -3,7 +3,6 @@ import {
   ErrorCode,
   type EventPayload,
   INVOKE_EVENT_NAME,
-  isTerminalStatus,
   parseEvents,
   type RunInfo,
   type SendEventResult,
@@ -15,10 +14,12 @@ import { matchesExpression, type StepRecord } from "@stepwise/core/internal";
 import { Lifecycle, type LifecycleListener } from "./lifecycle.js";
 import { type EngineOptions, resolveEngineOptions } from "./options.js";
 import type { QueueItem } from "./ports/queue.js";
-import type { NewRun, RunRecord, StoredEvent } from "./ports/run-store.js";
+import type { NewRun, StoredEvent } from "./ports/run-store.js";
 import { newEventId, newRunId, Router } from "./router.js";
+import { createRunWaiters, toRunInfo } from "./run-waiters.js";
 import { startCronScheduler } from "./scheduler/cron-scheduler.js";
-import { FAILURE_FUNCTION_SUFFIX, type ProcessContext, processRun, type RunnableFunction } from "./worker/process-run.js";
+import { createDispatcher } from "./worker/dispatcher.js";
+import { FAILURE_FUNCTION_SUFFIX, type ProcessContext, type RunnableFunction } from "./worker/process-run.js";
 
 /** Age after which an event not yet matched against open waits is matched by the reconciler (5 s). */
 export const UNMATCHED_EVENT_GRACE_MS = 5000;
@@ -27,8 +28,11 @@ export const UNMATCHED_EVENT_GRACE_MS = 5000;
 export interface Engine {
   /** Starts workers, the reconciler and cron (after recovering runs left by a crash). */
   start(): Promise<void>;
-  /** Stops taking work and waits for running passes to end. */
-  stop(): Promise<void>;
+  /**
+   * Stops taking work and waits for running passes to end, at most `graceMs` (Default: no
+   * limit); runs still executing then are released for other workers.
+   */
+  stop(options?: { graceMs?: number }): Promise<{ released: number }>;
   /** Validates, stores and routes events; answers their ids once stored. */
   send(events: EventPayload | EventPayload[]): Promise<SendEventResult>;
   /** Starts a run of a function and resolves with the run once it has ended. */
@@ -80,15 +84,11 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     }
   }
   const router = new Router(functions.values());
-  const waiters = new Map<string, Set<(run: RunInfo) => void>>();
-  const active = new Set<Promise<void>>();
-  const slots = new Map<string, number>();
-  const parked = new Map<string, QueueItem[]>();
-  let abort = new AbortController();
-  let dispatcher: Promise<void> | undefined;
+  const waiters = createRunWaiters({ store, bus: options.bus, lifecycle });
+  const waitForRun = waiters.waitForRun;
   let stopCron: (() => void) | undefined;
   let stopReconciler: (() => void) | undefined;
-  let freeSlot: (() => void) | undefined;
+  let stopClockSync: (() => void) | undefined;
 
   const enqueue = async (items: QueueItem[]) => {
     if (items.length > 0) await queue.enqueue(items);
@@ -101,11 +101,9 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     resolveFunction: (functionId) => runnable.get(functionId),
     sendEvents: (events) => send(events),
     enqueue,
-    runEnded(run) {
-      for (const resolve of waiters.get(run.id) ?? []) resolve(run);
-      waiters.delete(run.id);
-    },
+    runEnded: (run) => waiters.runEnded(run),
   };
+  const dispatcher = createDispatcher(context, functions);
 
   /** Stores events with their runs, then resolves open waits they match. */
   async function ingest(
@@ -166,103 +164,6 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     const runId = newRunId();
     await ingest([event as StoredEvent], [{ id: runId, functionId, eventId: (event as StoredEvent).id }]);
     return runId;
-  }
-
-  async function waitForRun(runId: string, waitOptions: WaitOptions = {}): Promise<RunInfo> {
-    return new Promise<RunInfo>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      let poll: NodeJS.Timeout | undefined;
-      const set = waiters.get(runId) ?? new Set();
-      waiters.set(runId, set);
-      const done = (error: Error | undefined, run?: RunInfo) => {
-        set.delete(onEnd);
-        clearTimeout(timer);
-        clearTimeout(poll);
-        if (error) reject(error);
-        else resolve(run as RunInfo);
-      };
-      const onEnd = (run: RunInfo) => done(undefined, run);
-      set.add(onEnd);
-      if (waitOptions.timeoutMs !== undefined) {
-        timer = setTimeout(
-          () =>
-            done(
-              new StepwiseError({ code: ErrorCode.WaitTimeout, message: `run ${runId} did not end within ${waitOptions.timeoutMs} ms`, details: { runId } }),
-            ),
-          waitOptions.timeoutMs,
-        );
-      }
-      // The run may have ended before we subscribed, or in another process: look in the store too.
-      const check = async () => {
-        try {
-          const run = await store.getRun(runId);
-          if (!run) return done(new StepwiseError({ code: ErrorCode.RunNotFound, category: "user", message: `no run with id "${runId}"`, details: { runId } }));
-          if (isTerminalStatus(run.status)) return done(undefined, toRunInfo(run));
-        } catch (error) {
-          lifecycle.emit({ type: "engine-error", error, context: `waiting for run ${runId}` });
-        }
-        if (set.has(onEnd)) poll = setTimeout(check, 1000);
-      };
-      void check();
-    });
-  }
-
-  // Per-function concurrency: a run holds a slot only while a pass executes (not while it sleeps).
-  function tryTakeSlot(item: QueueItem): boolean {
-    const limit = functions.get(item.functionId)?.config.concurrency?.limit;
-    if (limit === undefined) return true;
-    const used = slots.get(item.functionId) ?? 0;
-    if (used >= limit) {
-      const list = parked.get(item.functionId) ?? [];
-      if (!list.some((parkedItem) => parkedItem.runId === item.runId)) list.push(item);
-      parked.set(item.functionId, list);
-      return false;
-    }
-    slots.set(item.functionId, used + 1);
-    return true;
-  }
-
-  function releaseSlot(functionId: string): void {
-    const limit = functions.get(functionId)?.config.concurrency?.limit;
-    if (limit === undefined) return;
-    slots.set(functionId, (slots.get(functionId) ?? 1) - 1);
-    const next = parked.get(functionId)?.shift();
-    if (next && tryTakeSlot(next)) launch(next);
-  }
-
-  function launch(item: QueueItem): void {
-    const pass = processRun(context, item.runId)
-      .catch((error: unknown) => {
-        lifecycle.emit({ type: "engine-error", error, context: `processing run ${item.runId}` });
-        logger.error({ runId: item.runId, error }, "run pass failed; the reconciler will retry it");
-      })
-      .finally(() => {
-        active.delete(pass);
-        releaseSlot(item.functionId);
-        freeSlot?.();
-      });
-    active.add(pass);
-  }
-
-  async function dispatch(signal: AbortSignal): Promise<void> {
-    while (!signal.aborted) {
-      if (active.size >= options.concurrency) {
-        await new Promise<void>((resolve) => {
-          freeSlot = resolve;
-        });
-        freeSlot = undefined;
-        continue;
-      }
-      const item = await queue.dequeue(signal);
-      if (!item) return;
-      // Items enqueued without a function id (wake-ups of parents and waiters) learn it from the store.
-      if (item.functionId === "") {
-        const run = await store.getRun(item.runId);
-        if (!run) continue;
-        item.functionId = run.functionId;
-      }
-      if (tryTakeSlot(item)) launch(item);
-    }
   }
 
   async function reconcile(): Promise<void> {
@@ -340,11 +241,11 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     reconcile,
 
     async start() {
-      abort = new AbortController();
+      await waiters.start();
       const recovered = await store.recoverLeases({ now: clock.now(), all: options.recoverOnStart === "all" });
       if (recovered.length > 0) logger.info({ runs: recovered.length }, "recovered runs left running by a previous process");
       await reconcile();
-      if (options.workers) dispatcher = dispatch(abort.signal);
+      if (options.workers) dispatcher.start();
       if (options.scheduler) {
         stopCron = startCronScheduler({
           store,
@@ -355,43 +256,29 @@ export function createEngine(engineOptions: EngineOptions): Engine {
         });
       }
       stopReconciler = startReconciler();
+      stopClockSync = options.clockSync?.();
     },
 
-    async stop() {
-      abort.abort();
+    async stop(stopOptions = {}) {
       stopCron?.();
       stopReconciler?.();
-      freeSlot?.();
-      await dispatcher;
-      await Promise.allSettled([...active]);
+      stopClockSync?.();
+      const { released } = await dispatcher.stop(stopOptions.graceMs ?? Number.POSITIVE_INFINITY);
+      await waiters.stop();
+      return { released };
     },
 
     async idle() {
       for (;;) {
         const next = await (queue as { nextAvailableAt?: () => Promise<number | null> }).nextAvailableAt?.();
-        if (active.size === 0 && (next === null || next === undefined || next > clock.now())) {
+        if (dispatcher.activeCount === 0 && (next === null || next === undefined || next > clock.now())) {
           // Settle twice: a pass that just ended may enqueue follow-ups a tick later.
           await new Promise((resolve) => setTimeout(resolve, 5));
           const again = await (queue as { nextAvailableAt?: () => Promise<number | null> }).nextAvailableAt?.();
-          if (active.size === 0 && (again === null || again === undefined || again > clock.now())) return;
+          if (dispatcher.activeCount === 0 && (again === null || again === undefined || again > clock.now())) return;
         }
         await new Promise((resolve) => setTimeout(resolve, 2));
       }
     },
-  };
-}
-
-/** The API view of a stored run. */
-export function toRunInfo(run: RunRecord): RunInfo {
-  return {
-    id: run.id,
-    functionId: run.functionId,
-    eventId: run.eventId,
-    status: run.status,
-    attempt: run.attempt,
-    output: run.output,
-    error: run.error,
-    createdAt: run.createdAt,
-    endedAt: run.endedAt,
   };
 }

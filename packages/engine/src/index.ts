@@ -14,7 +14,7 @@
  */
 
 export type { Engine } from "./create-engine.js";
-export { createEngine, toRunInfo, UNMATCHED_EVENT_GRACE_MS } from "./create-engine.js";
+export { createEngine, UNMATCHED_EVENT_GRACE_MS } from "./create-engine.js";
 export type { LifecycleEvent, LifecycleListener } from "./lifecycle.js";
 export { Lifecycle } from "./lifecycle.js";
 export { createMemoryBus } from "./memory/memory-bus.js";
@@ -23,7 +23,7 @@ export type { EngineOptions, ResolvedEngineOptions } from "./options.js";
 export { resolveEngineOptions } from "./options.js";
 export type { Bus, Unsubscribe } from "./ports/bus.js";
 export type { CancelTimer, Clock, SystemClockOptions } from "./ports/clock.js";
-export { createSystemClock, measureClockOffset } from "./ports/clock.js";
+export { createSystemClock, measureClockOffset, syncClockOffset } from "./ports/clock.js";
 export type { InspectableQueue, Queue, QueueItem } from "./ports/queue.js";
 export type {
   ClaimedRun,
@@ -40,5 +40,9 @@ export type {
   WaitRecord,
 } from "./ports/run-store.js";
 export { newEventId, newRunId, Router } from "./router.js";
+export type { RunWaiters } from "./run-waiters.js";
+export { createRunWaiters, RUN_ENDED_CHANNEL, toRunInfo } from "./run-waiters.js";
 export { startCronScheduler } from "./scheduler/cron-scheduler.js";
+export type { Dispatcher } from "./worker/dispatcher.js";
+export { createDispatcher } from "./worker/dispatcher.js";
 export { FAILURE_FUNCTION_SUFFIX } from "./worker/process-run.js";

@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import { type AnyStepwise, type AnyStepwiseFunction, type Logger, silentLogger } from "@stepwise/core";
+import type { Bus } from "./ports/bus.js";
 import type { Clock } from "./ports/clock.js";
 import { createSystemClock } from "./ports/clock.js";
 import type { Queue } from "./ports/queue.js";
@@ -11,6 +12,13 @@ export interface EngineOptions {
   queue: Queue;
   /** (Default: the system clock) */
   clock?: Clock;
+  /** Tells other processes about ended runs, so their `waitForRun` answers at once. (Default: none; the store is polled) */
+  bus?: Bus;
+  /**
+   * Started with the engine and stopped with it, e.g. `() => syncClockOffset(...)`, which keeps a
+   * system clock aligned with the database's. (Default: none)
+   */
+  clockSync?: () => () => void;
   /** Clients whose functions this engine runs; their `send()`/`invoke()` go through the engine. (Default: none) */
   clients?: AnyStepwise[];
   /** More functions to run. (Default: none) */
@@ -36,7 +44,9 @@ export interface EngineOptions {
 }
 
 /** {@link EngineOptions} with defaults applied. */
-export interface ResolvedEngineOptions extends Required<Omit<EngineOptions, "clients" | "functions">> {
+export interface ResolvedEngineOptions extends Required<Omit<EngineOptions, "clients" | "functions" | "bus" | "clockSync">> {
+  bus?: Bus;
+  clockSync?: () => () => void;
   clients: AnyStepwise[];
   functions: AnyStepwiseFunction[];
 }
@@ -47,6 +57,8 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
     store: options.store,
     queue: options.queue,
     clock: options.clock ?? createSystemClock(),
+    bus: options.bus,
+    clockSync: options.clockSync,
     clients: options.clients ?? [],
     functions: options.functions ?? [],
     workerId: options.workerId ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`,

@@ -50,3 +50,27 @@ export async function measureClockOffset(databaseNow: () => Promise<number>): Pr
   const after = Date.now();
   return remote - (before + after) / 2;
 }
+
+/**
+ * Keeps `clock.offsetMs` equal to the database clock's lead over this machine: measured now and
+ * every `intervalMs` (Default: 60000), so wake times compare against the database clock even as
+ * the machine's clock drifts. Returns a function that stops it.
+ */
+export function syncClockOffset(clock: { offsetMs: number }, databaseNow: () => Promise<number>, intervalMs = 60_000): () => void {
+  let stopped = false;
+  const measure = () =>
+    measureClockOffset(databaseNow)
+      .then((offset) => {
+        if (!stopped) clock.offsetMs = offset;
+      })
+      .catch(() => {
+        // Keep the last offset; the next round tries again.
+      });
+  void measure();
+  const handle = setInterval(measure, intervalMs);
+  handle.unref?.();
+  return () => {
+    stopped = true;
+    clearInterval(handle);
+  };
+}

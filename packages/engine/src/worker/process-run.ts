@@ -30,6 +30,8 @@ export interface ProcessContext {
   enqueue(items: Array<{ runId: string; functionId: string; availableAt: number }>): Promise<void>;
   /** Tells waiters a run has ended. */
   runEnded(run: RunInfo): void;
+  /** Called once a pass holds the run's lease, with the epoch its writes carry. */
+  onClaimed?(runId: string, leaseEpoch: number): void;
 }
 
 /** A function as the worker runs it: its own, or the `onFailure` handler of another. */
@@ -51,6 +53,7 @@ export async function processRun(context: ProcessContext, runId: string): Promis
   const claimed = await store.claimRun({ runId, workerId, now: clock.now(), leaseMs });
   if (!claimed) return;
   const { run } = claimed;
+  context.onClaimed?.(runId, run.leaseEpoch);
   const target = context.resolveFunction(run.functionId);
   if (!target) {
     // Another deployment may know this function; keep the run and look again later.

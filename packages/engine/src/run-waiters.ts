@@ -1,0 +1,113 @@
+import { ErrorCode, isTerminalStatus, type RunInfo, runInfoSchema, StepwiseError, type WaitOptions } from "@stepwise/core";
+import type { Lifecycle } from "./lifecycle.js";
+import type { Bus, Unsubscribe } from "./ports/bus.js";
+import type { RunRecord, RunStore } from "./ports/run-store.js";
+
+/** Bus channel on which every engine announces the runs it ended. */
+export const RUN_ENDED_CHANNEL = "run-ended";
+
+/** How often a waiter re-reads the store when no notice arrives (ms). */
+const POLL_MS = 1000;
+
+/** Waiters for runs to end, in this process and, through the bus, in others. */
+export interface RunWaiters {
+  waitForRun(runId: string, options?: WaitOptions): Promise<RunInfo>;
+  /** A run ended in this process: wake local waiters and tell other processes. */
+  runEnded(run: RunInfo): void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Resolves `waitForRun` calls as soon as a run ends: at once for runs this engine ends, through
+ * the bus for runs another process ends, and by reading the store (on subscribe, then every
+ * second) so that a lost notice only delays the answer.
+ */
+export function createRunWaiters(options: { store: RunStore; bus?: Bus; lifecycle: Lifecycle }): RunWaiters {
+  const { store, bus, lifecycle } = options;
+  const waiters = new Map<string, Set<(run: RunInfo) => void>>();
+  let unsubscribe: Unsubscribe | undefined;
+
+  const wake = (run: RunInfo) => {
+    for (const resolve of waiters.get(run.id) ?? []) resolve(run);
+    waiters.delete(run.id);
+  };
+
+  return {
+    async start() {
+      if (!bus) return;
+      unsubscribe = await bus.subscribe(RUN_ENDED_CHANNEL, (message) => {
+        const parsed = runInfoSchema.safeParse(message);
+        if (parsed.success && waiters.has(parsed.data.id)) wake(parsed.data);
+      });
+    },
+
+    async stop() {
+      await unsubscribe?.();
+      unsubscribe = undefined;
+    },
+
+    runEnded(run) {
+      wake(run);
+      bus
+        ?.publish(RUN_ENDED_CHANNEL, run)
+        .catch((error: unknown) => lifecycle.emit({ type: "engine-error", error, context: `announcing the end of ${run.id}` }));
+    },
+
+    waitForRun(runId, waitOptions = {}) {
+      return new Promise<RunInfo>((resolve, reject) => {
+        let timer: NodeJS.Timeout | undefined;
+        let poll: NodeJS.Timeout | undefined;
+        const set = waiters.get(runId) ?? new Set();
+        waiters.set(runId, set);
+        const done = (error: Error | undefined, run?: RunInfo) => {
+          set.delete(onEnd);
+          if (set.size === 0 && waiters.get(runId) === set) waiters.delete(runId);
+          clearTimeout(timer);
+          clearTimeout(poll);
+          if (error) reject(error);
+          else resolve(run as RunInfo);
+        };
+        const onEnd = (run: RunInfo) => done(undefined, run);
+        set.add(onEnd);
+        if (waitOptions.timeoutMs !== undefined) {
+          const message = `run ${runId} did not end within ${waitOptions.timeoutMs} ms`;
+          timer = setTimeout(() => done(new StepwiseError({ code: ErrorCode.WaitTimeout, message, details: { runId } })), waitOptions.timeoutMs);
+        }
+        // The run may have ended before we subscribed, or while a notice was lost: read the store.
+        const check = async () => {
+          try {
+            const run = await store.getRun(runId);
+            if (!run) {
+              done(new StepwiseError({ code: ErrorCode.RunNotFound, category: "user", message: `no run with id "${runId}"`, details: { runId } }));
+              return;
+            }
+            if (isTerminalStatus(run.status)) {
+              done(undefined, toRunInfo(run));
+              return;
+            }
+          } catch (error) {
+            lifecycle.emit({ type: "engine-error", error, context: `waiting for run ${runId}` });
+          }
+          if (set.has(onEnd)) poll = setTimeout(check, POLL_MS);
+        };
+        void check();
+      });
+    },
+  };
+}
+
+/** The API view of a stored run. */
+export function toRunInfo(run: RunRecord): RunInfo {
+  return {
+    id: run.id,
+    functionId: run.functionId,
+    eventId: run.eventId,
+    status: run.status,
+    attempt: run.attempt,
+    output: run.output,
+    error: run.error,
+    createdAt: run.createdAt,
+    endedAt: run.endedAt,
+  };
+}

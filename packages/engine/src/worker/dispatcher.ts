@@ -1,0 +1,132 @@
+import type { AnyStepwiseFunction } from "@stepwise/core";
+import type { QueueItem } from "../ports/queue.js";
+import type { ProcessContext } from "./process-run.js";
+import { processRun } from "./process-run.js";
+
+/** The worker loop of one process: takes items from the queue and runs passes, within limits. */
+export interface Dispatcher {
+  start(): void;
+  /**
+   * Stops taking work and waits up to `graceMs` for running passes; runs still executing then
+   * are released (runnable again at once, for another worker) and left behind.
+   */
+  stop(graceMs: number): Promise<{ released: number }>;
+  /** Passes executing now. */
+  readonly activeCount: number;
+}
+
+/**
+ * Creates the dispatcher. `concurrency` bounds passes in this process; a function's
+ * `concurrency.limit` bounds its passes (a run holds a slot only while a pass executes, never
+ * while it sleeps or waits).
+ */
+export function createDispatcher(context: ProcessContext, functions: ReadonlyMap<string, AnyStepwiseFunction>): Dispatcher {
+  const { options, lifecycle } = context;
+  const { queue, store, clock, logger } = options;
+  const active = new Map<string, { pass: Promise<void>; leaseEpoch?: number }>();
+  const slots = new Map<string, number>();
+  const parked = new Map<string, QueueItem[]>();
+  let abort = new AbortController();
+  let loop: Promise<void> | undefined;
+  let freeSlot: (() => void) | undefined;
+
+  const passContext: ProcessContext = {
+    ...context,
+    onClaimed(runId, leaseEpoch) {
+      const entry = active.get(runId);
+      if (entry) entry.leaseEpoch = leaseEpoch;
+    },
+  };
+
+  function tryTakeSlot(item: QueueItem): boolean {
+    const limit = functions.get(item.functionId)?.config.concurrency?.limit;
+    if (limit === undefined) return true;
+    const used = slots.get(item.functionId) ?? 0;
+    if (used >= limit) {
+      const list = parked.get(item.functionId) ?? [];
+      if (!list.some((parkedItem) => parkedItem.runId === item.runId)) list.push(item);
+      parked.set(item.functionId, list);
+      return false;
+    }
+    slots.set(item.functionId, used + 1);
+    return true;
+  }
+
+  function releaseSlot(functionId: string): void {
+    const limit = functions.get(functionId)?.config.concurrency?.limit;
+    if (limit === undefined) return;
+    slots.set(functionId, (slots.get(functionId) ?? 1) - 1);
+    const next = parked.get(functionId)?.shift();
+    if (next && !abort.signal.aborted && tryTakeSlot(next)) launch(next);
+  }
+
+  function launch(item: QueueItem): void {
+    // Two items for one run (a re-enqueue while its pass runs) need one pass: the claim of the
+    // second would fail anyway.
+    if (active.has(item.runId)) {
+      releaseSlot(item.functionId);
+      return;
+    }
+    const pass = processRun(passContext, item.runId)
+      .catch((error: unknown) => {
+        lifecycle.emit({ type: "engine-error", error, context: `processing run ${item.runId}` });
+        logger.error({ runId: item.runId, error }, "run pass failed; the reconciler will retry it");
+      })
+      .finally(() => {
+        active.delete(item.runId);
+        releaseSlot(item.functionId);
+        freeSlot?.();
+      });
+    active.set(item.runId, { pass });
+  }
+
+  async function dispatch(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      if (active.size >= options.concurrency) {
+        await new Promise<void>((resolve) => {
+          freeSlot = resolve;
+        });
+        freeSlot = undefined;
+        continue;
+      }
+      const item = await queue.dequeue(signal);
+      if (!item) return;
+      // Items enqueued without a function id (wake-ups of parents and waiters) learn it from the store.
+      if (item.functionId === "") {
+        const run = await store.getRun(item.runId);
+        if (!run) continue;
+        item.functionId = run.functionId;
+      }
+      if (tryTakeSlot(item)) launch(item);
+    }
+  }
+
+  return {
+    get activeCount() {
+      return active.size;
+    },
+
+    start() {
+      abort = new AbortController();
+      loop = dispatch(abort.signal).catch((error: unknown) => lifecycle.emit({ type: "engine-error", error, context: "dispatching runs" }));
+    },
+
+    async stop(graceMs) {
+      abort.abort();
+      freeSlot?.();
+      await loop;
+      parked.clear();
+      const passes = [...active.values()].map((entry) => entry.pass);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.allSettled(passes), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+      let released = 0;
+      for (const [runId, entry] of active) {
+        if (entry.leaseEpoch === undefined) continue;
+        if (await store.releaseRun({ runId, leaseEpoch: entry.leaseEpoch, wakeAt: clock.now() }).catch(() => false)) released++;
+      }
+      if (released > 0) logger.warn({ released, graceMs }, "released runs still executing after the grace period");
+      return { released };
+    },
+  };
+}

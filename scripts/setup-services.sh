@@ -50,3 +50,21 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
 pg_isready -h 127.0.0.1 -p 5432
+
+# Redis 7 on 127.0.0.1:6379 for the queue and the bus (@stepwise/redis). It holds derived state
+# only (the reconciler rebuilds it from Postgres), so it runs without persistence. Installs
+# Debian's redis-server only when missing, starts it only when nothing answers.
+redis_up() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = "PONG" ]; }
+if ! redis_up; then
+  if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+    log "installing redis-server"
+    apt_install redis-server redis-tools
+  fi
+  # The package's own service may have started it meanwhile.
+  if ! redis_up; then
+    log "starting Redis"
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --logfile /tmp/stepwise-redis.log
+  fi
+  for _ in $(seq 1 30); do redis_up && break; sleep 1; done
+fi
+redis-cli -h 127.0.0.1 -p 6379 ping

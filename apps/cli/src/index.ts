@@ -7,9 +7,14 @@
  * Every export of this file is public API.
  */
 import { createHttpTransport, parseEvents } from "@stepwise/core";
+import { migrate } from "@stepwise/postgres";
 import { Command, InvalidArgumentError } from "commander";
+import { connectPostgres } from "./connect-postgres.js";
 import { type DevOptions, startDev } from "./dev.js";
+import { type RunningStepwise, type StartOptions, startProduction } from "./start.js";
 
+export type { ConnectPostgresOptions } from "./connect-postgres.js";
+export { connectPostgres } from "./connect-postgres.js";
 export type { DevOptions, DevServer } from "./dev.js";
 export { startDev } from "./dev.js";
 export { createDevApp, toErrorResponse } from "./dev-server.js";
@@ -17,6 +22,8 @@ export type { LoadedFunctions } from "./load-functions.js";
 export { DEFAULT_FUNCTION_MODULES, loadFunctions } from "./load-functions.js";
 export type { PrinterOptions } from "./printer.js";
 export { createPrinter } from "./printer.js";
+export type { RunningStepwise, StartOptions } from "./start.js";
+export { startProduction } from "./start.js";
 
 /** Runs the CLI with `argv` (as `process.argv`). */
 export async function main(argv: string[]): Promise<void> {
@@ -43,6 +50,47 @@ export async function main(argv: string[]): Promise<void> {
       process.once("SIGTERM", () => void shutdown("SIGTERM"));
     });
 
+  const productionOptions = (command: Command) =>
+    command
+      .option("-f, --functions <module>", "module exporting your Stepwise client or functions (TypeScript works)")
+      .option("--database-url <url>", "Postgres server (default: DATABASE_URL)")
+      .option("--redis-url <url>", "Redis (default: REDIS_URL, else redis://127.0.0.1:6379)")
+      .option("--concurrency <n>", "most runs executing at once in this process", parsePositive, 100)
+      .option("--grace <ms>", "on SIGTERM, how long running steps may finish before their runs are released", parsePositive, 30_000)
+      .option("--lease <ms>", "how long a crashed worker's runs wait before another worker takes them over", parsePositive, 30_000)
+      .option("-q, --quiet", "do not print each event, run and step");
+
+  productionOptions(program.command("start").description("run the server, scheduler and workers on Postgres + Redis"))
+    .option("-p, --port <port>", "HTTP port", parsePort, 8288)
+    .option("--host <host>", "HTTP interface (0.0.0.0 to listen on all)", "127.0.0.1")
+    .action(async (options: ProductionFlags & { port: number; host: string }) => {
+      const running = await startProduction({ mode: "start", ...toStartOptions(options), port: options.port, host: options.host });
+      console.log(`stepwise start: serving on ${running.url}, scheduler and workers running`);
+      handleSignals(running);
+    });
+
+  productionOptions(program.command("worker").description("run workers only, on Postgres + Redis (scale out with more of these)")).action(
+    async (options: ProductionFlags) => {
+      const running = await startProduction({ mode: "worker", ...toStartOptions(options) });
+      console.log("stepwise worker: running");
+      handleSignals(running);
+    },
+  );
+
+  program
+    .command("migrate")
+    .description("apply pending database migrations (safe to run from several processes at once)")
+    .option("--database-url <url>", "Postgres server (default: DATABASE_URL)")
+    .action(async (options: { databaseUrl?: string }) => {
+      const pool = await connectPostgres({ databaseUrl: options.databaseUrl });
+      try {
+        const applied = await migrate(pool);
+        console.log(applied.length > 0 ? `applied migrations ${applied.join(", ")}` : "the schema is current; nothing to apply");
+      } finally {
+        await pool.end();
+      }
+    });
+
   program
     .command("send")
     .description("send an event to a running Stepwise server")
@@ -63,6 +111,46 @@ export async function main(argv: string[]): Promise<void> {
     });
 
   await program.parseAsync(argv);
+}
+
+interface ProductionFlags {
+  functions?: string;
+  databaseUrl?: string;
+  redisUrl?: string;
+  concurrency: number;
+  grace: number;
+  lease: number;
+  quiet?: boolean;
+}
+
+function toStartOptions(flags: ProductionFlags): Omit<StartOptions, "mode"> {
+  return {
+    functions: flags.functions,
+    databaseUrl: flags.databaseUrl,
+    redisUrl: flags.redisUrl,
+    concurrency: flags.concurrency,
+    graceMs: flags.grace,
+    leaseMs: flags.lease,
+    print: !flags.quiet,
+  };
+}
+
+/** SIGTERM/SIGINT: stop taking work, let running steps finish within the grace period, exit. */
+function handleSignals(running: RunningStepwise): void {
+  const shutdown = async (signal: string) => {
+    console.log(`${signal}: finishing running steps, then stopping`);
+    const { released } = await running.close();
+    if (released > 0) console.log(`released ${released} runs to other workers after the grace period`);
+    process.exit(0);
+  };
+  process.once("SIGINT", () => void shutdown("SIGINT"));
+  process.once("SIGTERM", () => void shutdown("SIGTERM"));
+}
+
+function parsePositive(value: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number <= 0) throw new InvalidArgumentError("must be a positive whole number");
+  return number;
 }
 
 function parsePort(value: string): number {

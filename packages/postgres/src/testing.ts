@@ -32,6 +32,11 @@ export interface TestDatabase {
   close(): Promise<void>;
 }
 
+/** A {@link TestDatabase} on a Postgres server, with the connection string other processes can use. */
+export interface TestPostgres extends TestDatabase {
+  url: string;
+}
+
 /** A {@link TestDatabase} on PGlite. */
 export interface TestPglite extends TestDatabase, PgliteHandle {}
 
@@ -93,7 +98,7 @@ const templateReady = new Map<string, Promise<void>>();
  * const database = await createTestPostgres();
  * const store = database.createStore();
  */
-export async function createTestPostgres(options: TestPostgresOptions = {}): Promise<TestDatabase> {
+export async function createTestPostgres(options: TestPostgresOptions = {}): Promise<TestPostgres> {
   const adminUrl = options.url ?? process.env["DATABASE_URL"] ?? DEFAULT_TEST_DATABASE_URL;
   let ready = templateReady.get(adminUrl);
   if (!ready) {
@@ -107,9 +112,11 @@ export async function createTestPostgres(options: TestPostgresOptions = {}): Pro
   await withTemplateLock(adminUrl, async (admin) => {
     await whileInUse(() => admin.query(`CREATE DATABASE ${name} TEMPLATE ${TEMPLATE_DATABASE}`));
   });
-  const pool = new pg.Pool({ connectionString: databaseUrl(adminUrl, name), max: 4 });
+  const url = databaseUrl(adminUrl, name);
+  const pool = new pg.Pool({ connectionString: url, max: 4 });
   let closed: Promise<void> | undefined;
   return {
+    url,
     pool,
     createStore: () => createPostgresStore({ pool }),
     close() {

@@ -1,0 +1,112 @@
+import { serve } from "@hono/node-server";
+import { consoleLogger } from "@stepwise/core";
+import { createEngine, createSystemClock, syncClockOffset } from "@stepwise/engine";
+import { assertSchemaCurrent, createPostgresStore, migrate } from "@stepwise/postgres";
+import { connectRedis, createRedisBus, createRedisQueue } from "@stepwise/redis";
+import { connectPostgres } from "./connect-postgres.js";
+import { createDevApp } from "./dev-server.js";
+import { loadFunctions } from "./load-functions.js";
+import { createPrinter } from "./printer.js";
+
+/** Options of {@link startProduction}. */
+export interface StartOptions {
+  /** `"start"`: HTTP server, scheduler and workers, migrating first; `"worker"`: workers only, requiring a current schema. */
+  mode: "start" | "worker";
+  /** Module exporting the Stepwise client or functions. (Default: as `stepwise dev`) */
+  functions?: string;
+  /** (Default: `DATABASE_URL`; required) */
+  databaseUrl?: string;
+  /** (Default: `REDIS_URL`, else `redis://127.0.0.1:6379`) */
+  redisUrl?: string;
+  /** Key prefix in Redis, shared by every process of one deployment. (Default: `STEPWISE_REDIS_PREFIX`, else `"stepwise"`) */
+  redisPrefix?: string;
+  /** HTTP port for `start`; 0 picks a free one. (Default: 8288) */
+  port?: number;
+  /** HTTP interface for `start`. (Default: `"127.0.0.1"`; use `"0.0.0.0"` behind a proxy or in a container) */
+  host?: string;
+  /** Most runs executing at once in this process. (Default: 100) */
+  concurrency?: number;
+  /** How long a claim lasts without renewal: a crashed worker's runs move on after this, in ms. (Default: 30000) */
+  leaseMs?: number;
+  /** On shutdown, how long running steps may take before their runs are released, in ms. (Default: 30000) */
+  graceMs?: number;
+  /** Print each event, run and step. (Default: true) */
+  print?: boolean;
+}
+
+/** A running `stepwise start` or `stepwise worker`. */
+export interface RunningStepwise {
+  /** The HTTP API (`start` only). */
+  url?: string;
+  /** Stops taking work, lets running steps finish within the grace period, and disconnects. */
+  close(): Promise<{ released: number }>;
+}
+
+/**
+ * `stepwise start` / `stepwise worker`: the engine on a Postgres server (`DATABASE_URL`, the
+ * truth) and Redis (`REDIS_URL`: queue and bus, derived state). Any number of these processes
+ * may run on any number of machines against the same Postgres and Redis.
+ */
+export async function startProduction(options: StartOptions): Promise<RunningStepwise> {
+  const logger = consoleLogger;
+  const loaded = await loadFunctions(options.functions);
+  const pool = await connectPostgres({
+    databaseUrl: options.databaseUrl,
+    onError: (error) => logger.warn({ error: error.message }, "a Postgres connection failed; the pool will open a new one"),
+  });
+  const cleanups: Array<() => Promise<unknown>> = [() => pool.end()];
+  const cleanup = async () => {
+    for (const step of cleanups.reverse()) await step().catch(() => {});
+  };
+  try {
+    if (options.mode === "start") await migrate(pool);
+    else await assertSchemaCurrent(pool);
+    const redis = await connectRedis(options.redisUrl);
+    cleanups.push(() => redis.quit());
+    const prefix = options.redisPrefix ?? process.env["STEPWISE_REDIS_PREFIX"] ?? "stepwise";
+    const store = createPostgresStore({ pool });
+    const clock = createSystemClock();
+    const queue = createRedisQueue({ redis, clock, prefix });
+    const bus = createRedisBus({ redis, prefix });
+    cleanups.push(
+      () => queue.close(),
+      () => bus.close(),
+    );
+    const engine = createEngine({
+      store,
+      queue,
+      bus,
+      clock,
+      clockSync: () => syncClockOffset(clock, () => store.now()),
+      clients: loaded.clients,
+      functions: loaded.functions,
+      concurrency: options.concurrency,
+      leaseMs: options.leaseMs,
+      scheduler: options.mode === "start",
+      logger,
+    });
+    if (options.print !== false) engine.on(createPrinter());
+    await engine.start();
+    const stopEngine = async () => (await engine.stop({ graceMs: options.graceMs ?? 30_000 })).released;
+    if (options.mode === "worker") {
+      return { close: async () => ({ released: await stopEngine().finally(cleanup) }) };
+    }
+    const app = createDevApp(engine);
+    const server = await new Promise<ReturnType<typeof serve>>((resolveServer, reject) => {
+      const instance = serve({ fetch: app.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 8288 }, () => resolveServer(instance));
+      instance.once("error", reject);
+    });
+    const address = server.address();
+    const port = typeof address === "object" && address ? address.port : (options.port ?? 8288);
+    return {
+      url: `http://${options.host ?? "127.0.0.1"}:${port}`,
+      async close() {
+        await new Promise<void>((resolveClose) => server.close(() => resolveClose()));
+        return { released: await stopEngine().finally(cleanup) };
+      },
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}

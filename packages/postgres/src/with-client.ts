@@ -4,16 +4,24 @@ import type pg from "pg";
  * Runs `work` on one pooled connection and gives it back. Every query goes through here
  * rather than `pool.query`: on PGlite the pool holds a single client, and `pool.query`
  * destroys that client when a query fails. The client is released without an error even
- * when `work` throws, for the same reason; pg-pool still discards a connection that died
- * (it checks the client's own state on release).
+ * when `work` throws, for the same reason, unless the connection itself reported an error.
  * @internal
  */
 export async function withClient<TResult>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<TResult>): Promise<TResult> {
   const client = await pool.connect();
+  // pg-pool listens for errors only on idle clients: a checked-out connection that the server
+  // terminates between two queries (pg_terminate_backend, a restart) would otherwise emit an
+  // unhandled 'error' and crash the process. Such a connection is destroyed on release.
+  let broken: Error | undefined;
+  const onError = (error: Error) => {
+    broken = error;
+  };
+  client.on("error", onError);
   try {
     return await work(client);
   } finally {
-    client.release();
+    client.off("error", onError);
+    client.release(broken);
   }
 }
 

@@ -23,6 +23,9 @@ import type { Redis } from "ioredis";
 import { closeRedis } from "./close-redis.js";
 import { connectRedis, DEFAULT_REDIS_URL } from "./connect-redis.js";
 
+export type { PrivateRedisServer } from "./private-redis-server.js";
+export { freePort, startPrivateRedisServer } from "./private-redis-server.js";
+
 /** A connection and a prefix that exist for one test; see {@link createTestRedis}. */
 export interface TestRedis {
   /** A client from `connectRedis`, owned by this fixture. */

@@ -1,8 +1,8 @@
 import { performance } from "node:perf_hooks";
 import { afterEach, expect, it } from "vitest";
 import { connectRedis, DEFAULT_REDIS_URL } from "../src/connect-redis.js";
+import { freePort } from "../src/private-redis-server.js";
 import { RedisUnavailableError } from "../src/redis-unavailable-error.js";
-import { freePort } from "./private-redis-server.js";
 
 const savedUrl = process.env["REDIS_URL"];
 afterEach(() => {

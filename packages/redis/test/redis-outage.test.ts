@@ -4,8 +4,8 @@ import type { Redis } from "ioredis";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { connectRedis } from "../src/connect-redis.js";
 import { createRedisQueue } from "../src/create-redis-queue.js";
+import { type PrivateRedisServer, startPrivateRedisServer } from "../src/private-redis-server.js";
 import { ManualClock } from "./manual-clock.js";
-import { type PrivateRedisServer, startPrivateRedisServer } from "./private-redis-server.js";
 
 // Flushing, pausing or restarting the shared test server would break the test files running
 // beside this one: these tests run a redis-server of their own.

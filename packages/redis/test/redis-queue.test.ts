@@ -4,10 +4,10 @@ import { Redis } from "ioredis";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { connectRedis } from "../src/connect-redis.js";
 import { createRedisQueue } from "../src/create-redis-queue.js";
+import { freePort } from "../src/private-redis-server.js";
 import { RedisUnavailableError } from "../src/redis-unavailable-error.js";
 import { createTestRedis, type TestRedis } from "../src/testing.js";
 import { ManualClock } from "./manual-clock.js";
-import { freePort } from "./private-redis-server.js";
 
 // What the queue contract (packages/testing) does not cover: several instances on several
 // connections, as several worker processes would be, volume, and the key layout.

@@ -3,6 +3,9 @@ import type { QueueItem } from "../ports/queue.js";
 import type { ProcessContext } from "./process-run.js";
 import { processRun } from "./process-run.js";
 
+/** Pause before the worker loop tries the queue again after an error (ms). */
+const DISPATCH_RETRY_MS = 1000;
+
 /** The worker loop of one process: takes items from the queue and runs passes, within limits. */
 export interface Dispatcher {
   start(): void;
@@ -89,13 +92,22 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
         freeSlot = undefined;
         continue;
       }
-      const item = await queue.dequeue(signal);
-      if (!item) return;
-      // Items enqueued without a function id (wake-ups of parents and waiters) learn it from the store.
-      if (item.functionId === "") {
-        const run = await store.getRun(item.runId);
-        if (!run) continue;
-        item.functionId = run.functionId;
+      let item: QueueItem | null;
+      try {
+        item = await queue.dequeue(signal);
+        if (!item) return;
+        // Items enqueued without a function id (wake-ups of parents and waiters) learn it from the store.
+        if (item.functionId === "") {
+          const run = await store.getRun(item.runId);
+          if (!run) continue;
+          item.functionId = run.functionId;
+        }
+      } catch (error) {
+        // The queue or the store is unreachable for now: keep the loop alive and try again; what
+        // was lost meanwhile comes back through the reconciler.
+        lifecycle.emit({ type: "engine-error", error, context: "taking the next run from the queue" });
+        await new Promise((resolve) => setTimeout(resolve, DISPATCH_RETRY_MS));
+        continue;
       }
       if (tryTakeSlot(item)) launch(item);
     }

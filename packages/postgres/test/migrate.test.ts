@@ -76,5 +76,40 @@ describe("migrations", () => {
       await assertSchemaCurrent(pools[0]!);
       expect(await query(pools[0]!, "SELECT extversion IS NOT NULL AS loaded FROM pg_extension WHERE extname = 'vector'")).toEqual([{ loaded: true }]);
     });
+
+    it("need no superuser once `vector` exists: a plain role that owns the database migrates it (managed Postgres)", async () => {
+      const role = `stepwise_app_${randomBytes(4).toString("hex")}`;
+      const database = `${name}_plain`;
+      const admin = new pg.Client({ connectionString: adminUrl });
+      await admin.connect();
+      try {
+        await admin.query(`CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE`);
+        await admin.query(`CREATE DATABASE ${database} OWNER ${role}`);
+        // What a managed service's admin does once: create the extension.
+        const superuserOnDatabase = new pg.Client({ connectionString: withDatabase(adminUrl, database) });
+        await superuserOnDatabase.connect();
+        await superuserOnDatabase.query("CREATE EXTENSION vector");
+        await superuserOnDatabase.end();
+        const pool = new pg.Pool({ connectionString: withDatabase(adminUrl, database, role), max: 1 });
+        try {
+          expect(await query(pool, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).toEqual([{ rolsuper: false }]);
+          expect(await migrate(pool)).toEqual([1]);
+          await assertSchemaCurrent(pool);
+        } finally {
+          await pool.end();
+        }
+      } finally {
+        await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+        await admin.query(`DROP ROLE IF EXISTS ${role}`);
+        await admin.end();
+      }
+    });
   });
 });
+
+function withDatabase(connectionString: string, database: string, user?: string): string {
+  const url = new URL(connectionString);
+  url.pathname = `/${database}`;
+  if (user) url.username = user;
+  return url.toString();
+}

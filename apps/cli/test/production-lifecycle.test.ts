@@ -41,14 +41,20 @@ describe("stepwise start / worker / migrate", () => {
 
   it("fails at start with a message that says what is wrong", { timeout: 60_000 }, async () => {
     const closedPort = await freePort();
-    const badPostgres = await runCli(["worker", "--functions", functions], { DATABASE_URL: `postgres://postgres@127.0.0.1:${closedPort}/nope`, REDIS_URL: redisUrl });
+    const badPostgres = await runCli(["worker", "--functions", functions], {
+      DATABASE_URL: `postgres://postgres@127.0.0.1:${closedPort}/nope`,
+      REDIS_URL: redisUrl,
+    });
     expect(badPostgres.code).toBe(1);
     expect(badPostgres.output).toContain(`cannot reach Postgres at 127.0.0.1:${closedPort}/nope`);
 
     const noUrl = await runCli(["worker", "--functions", functions], { DATABASE_URL: "", REDIS_URL: redisUrl });
     expect(noUrl.output).toContain("DATABASE_URL is not set");
 
-    const badRedis = await runCli(["start", "--functions", functions, "--port", "0"], { DATABASE_URL: database.url, REDIS_URL: `redis://127.0.0.1:${closedPort}` });
+    const badRedis = await runCli(["start", "--functions", functions, "--port", "0"], {
+      DATABASE_URL: database.url,
+      REDIS_URL: `redis://127.0.0.1:${closedPort}`,
+    });
     expect(badRedis.code).toBe(1);
     expect(badRedis.output).toContain(`cannot reach Redis at 127.0.0.1:${closedPort}`);
 
@@ -77,7 +83,11 @@ describe("stepwise start / worker / migrate", () => {
     const server = await spawnProduction({ mode: "start", args: ["--functions", functions, "--quiet", "--concurrency", "1"], env });
     // A second worker that will take over what the first releases.
     try {
-      await fetch(`${server.url}/e/dev`, { method: "POST", body: JSON.stringify([{ name: "slow/start", data: { ms: 1500 } }]), headers: { "content-type": "application/json" } });
+      await fetch(`${server.url}/e/dev`, {
+        method: "POST",
+        body: JSON.stringify([{ name: "slow/start", data: { ms: 1500 } }]),
+        headers: { "content-type": "application/json" },
+      });
       await waitFor(async () => (await runsByStatus(database.pool))["running"] === 1);
       const exited = once(server.child, "exit");
       server.child.kill("SIGTERM");
@@ -94,7 +104,11 @@ describe("stepwise start / worker / migrate", () => {
     // With a grace shorter than the step, the run is released and another worker completes it.
     const impatient = await spawnProduction({ mode: "start", args: ["--functions", functions, "--quiet", "--concurrency", "1", "--grace", "200"], env });
     try {
-      await fetch(`${impatient.url}/e/dev`, { method: "POST", body: JSON.stringify([{ name: "slow/start", data: { ms: 3000 } }]), headers: { "content-type": "application/json" } });
+      await fetch(`${impatient.url}/e/dev`, {
+        method: "POST",
+        body: JSON.stringify([{ name: "slow/start", data: { ms: 3000 } }]),
+        headers: { "content-type": "application/json" },
+      });
       await waitFor(async () => (await runsByStatus(database.pool))["running"] === 1);
       const exited = once(impatient.child, "exit");
       impatient.child.kill("SIGTERM");

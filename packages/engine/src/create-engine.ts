@@ -175,8 +175,10 @@ export function createEngine(engineOptions: EngineOptions): Engine {
       await resolveWaits(unmatched);
       await store.markWaitsMatched({ eventIds: unmatched.map((event) => event.id), now });
     }
-    const recovered = await store.recoverLeases({ now });
-    const due = await store.listDueRuns({ until: now + options.reconcileIntervalMs, limit: 1000 });
+    // Only runs of functions this process can execute: another deployment's workers pick up the rest.
+    const known = (run: { functionId: string }) => runnable.has(run.functionId);
+    const recovered = (await store.recoverLeases({ now })).filter(known);
+    const due = (await store.listDueRuns({ until: now + options.reconcileIntervalMs, limit: 1000 })).filter(known);
     await enqueue([
       ...recovered.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: now })),
       ...due.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: run.wakeAt })),

@@ -6,6 +6,9 @@ import { processRun } from "./process-run.js";
 /** Pause before the worker loop tries the queue again after an error (ms). */
 const DISPATCH_RETRY_MS = 1000;
 
+/** How long a run of a function this process does not know goes back to the queue for (ms). */
+const FOREIGN_RUN_DELAY_MS = 1000;
+
 /** The worker loop of one process: takes items from the queue and runs passes, within limits. */
 export interface Dispatcher {
   start(): void;
@@ -109,6 +112,12 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
         await new Promise((resolve) => setTimeout(resolve, DISPATCH_RETRY_MS));
         continue;
       }
+      if (!context.resolveFunction(item.functionId)) {
+        // A run of a function this process does not have (another app shares the queue): leave
+        // it, briefly out of this worker's way, for a worker that has it.
+        await context.enqueue([{ ...item, availableAt: clock.now() + FOREIGN_RUN_DELAY_MS }]);
+        continue;
+      }
       if (tryTakeSlot(item)) launch(item);
     }
   }
@@ -130,7 +139,9 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       parked.clear();
       const passes = [...active.values()].map((entry) => entry.pass);
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.allSettled(passes), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      // setTimeout treats delays past 2^31-1 ms (and Infinity) as 1 ms: no limit means no timer.
+      const grace = Number.isFinite(graceMs) && graceMs < 2 ** 31 ? new Promise((resolve) => (timer = setTimeout(resolve, graceMs))) : new Promise(() => {});
+      await Promise.race([Promise.allSettled(passes), grace]);
       clearTimeout(timer);
       let released = 0;
       for (const [runId, entry] of active) {

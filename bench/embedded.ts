@@ -1,0 +1,151 @@
+// `pnpm bench`: figures for the embedded default (PGlite on disk + in-memory queue), each next
+// to a floor measured in the same run on the same PGlite instance. Not a test: it prints.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Stepwise } from "@stepwise/core";
+import { createEngine, createMemoryQueue, createSystemClock } from "@stepwise/engine";
+import { createPostgresStore, migrate, openPglite } from "@stepwise/postgres";
+
+const quick = process.env["STEPWISE_BENCH_QUICK"] === "1";
+const dir = mkdtempSync(join(tmpdir(), "stepwise-bench-"));
+
+import { median, ms, percentile } from "./stats.js";
+
+/** The embedded default: PGlite on disk + in-memory queue, and `stepwise dev` start-up. */
+export async function benchEmbedded(): Promise<void> {
+  try {
+    await main();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const database = await openPglite({ dataDir: join(dir, "pgdata") });
+  await migrate(database.pool);
+  const store = createPostgresStore({ pool: database.pool });
+  const clock = createSystemClock();
+
+  const stepwise = new Stepwise({ id: "bench" });
+  const starts = new Map<number, number>();
+  stepwise.createFunction({ id: "start-latency" }, { event: "bench/start" }, async ({ event }) => {
+    starts.set(event.data.i as number, performance.now());
+  });
+  const chains = [1, 10, 100].map((steps) =>
+    stepwise.createFunction({ id: `chain-${steps}` }, { event: `bench/chain-${steps}` }, async ({ step }) => {
+      let total = 0;
+      for (let index = 0; index < steps; index++) total += await step.run(`step-${index}`, () => index);
+      return total;
+    }),
+  );
+  const engine = createEngine({ store, queue: createMemoryQueue({ clock }), clock, clients: [stepwise], recoverOnStart: "all" });
+  await engine.start();
+
+  // Floor: one single-row INSERT commit on the same PGlite, through the same path as the store
+  // (pool.connect → query → release per statement; the pool's single client is shared).
+  const setup = await database.pool.connect();
+  await setup.query("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, run_id text NOT NULL, payload jsonb)");
+  setup.release();
+  const floorSamples: number[] = [];
+  const floorRounds = quick ? 300 : 3000;
+  const measureFloor = async () => {
+    for (let index = 0; index < floorRounds / 3; index++) {
+      const started = performance.now();
+      const client = await database.pool.connect();
+      await client.query("INSERT INTO bench_floor (run_id, payload) VALUES ($1, $2::jsonb)", ["run_x", JSON.stringify(index)]);
+      client.release();
+      floorSamples.push(performance.now() - started);
+    }
+  };
+
+  // Warm up both paths.
+  await measureFloor();
+  floorSamples.length = 0;
+  for (const fn of chains) await engine.invoke(fn.id, {});
+
+  // Interleave floor and engine measurements so machine noise hits both alike.
+  const latencies: number[] = [];
+  const chainTimes = new Map<number, number[]>([
+    [1, []],
+    [10, []],
+    [100, []],
+  ]);
+  const rounds = quick ? 3 : 10;
+  for (let round = 0; round < rounds; round++) {
+    if (round % Math.ceil(rounds / 3) === 0) await measureFloor();
+    for (let index = 0; index < (quick ? 10 : 30); index++) {
+      const i = round * 1000 + index;
+      const sent = performance.now();
+      const { ids } = await engine.send({ name: "bench/start", data: { i } });
+      const [run] = await engine.runsForEvent(ids[0] as string);
+      await engine.waitForRun(run?.id as string);
+      latencies.push((starts.get(i) as number) - sent);
+    }
+    for (const [steps, times] of chainTimes) {
+      const repeats = steps === 100 ? 2 : 5;
+      for (let index = 0; index < repeats; index++) {
+        const started = performance.now();
+        await engine.invoke(`chain-${steps}`, {});
+        times.push(performance.now() - started);
+      }
+    }
+  }
+  await engine.stop();
+
+  const floor = median(floorSamples);
+  const [t1, t10, t100] = [1, 10, 100].map((steps) => median(chainTimes.get(steps) as number[])) as [number, number, number];
+  const perStep10 = (t10 - t1) / 9;
+  const perStep100 = (t100 - t10) / 90;
+
+  console.log(`\nStepwise bench, embedded default (PGlite 0.5.14 on disk, in-memory queue), Node ${process.version}`);
+  console.log("| figure | value | vs floor |");
+  console.log("|---|---|---|");
+  console.log(`| floor: single-row INSERT commit (median of ${floorSamples.length}) | ${ms(floor)} | 1.00× |`);
+  console.log(`| event → run start p50 (${latencies.length} events) | ${ms(percentile(latencies, 50))} | ${(percentile(latencies, 50) / floor).toFixed(2)}× |`);
+  console.log(`| event → run start p99 | ${ms(percentile(latencies, 99))} | ${(percentile(latencies, 99) / floor).toFixed(2)}× |`);
+  console.log(`| run of 1 / 10 / 100 steps (median) | ${ms(t1)} / ${ms(t10)} / ${ms(t100)} | |`);
+  console.log(`| per-step overhead (T10 − T1)/9 | ${ms(perStep10)} | ${(perStep10 / floor).toFixed(2)}× |`);
+  console.log(`| per-step overhead (T100 − T10)/90 | ${ms(perStep100)} | ${(perStep100 / floor).toFixed(2)}× |`);
+  console.log(`| flatness (T100−T10)/90 ÷ (T10−T1)/9 | ${(perStep100 / perStep10).toFixed(2)} | |`);
+
+  await database.close();
+  await benchDevReady();
+}
+
+/** `stepwise dev` start-up on a warm data dir: the built CLI, spawned as a user runs it. */
+async function benchDevReady(): Promise<void> {
+  const bin = fileURLToPath(new URL("../apps/cli/bin/stepwise.js", import.meta.url));
+  const functions = fileURLToPath(new URL("../examples/quickstart/src/functions.ts", import.meta.url));
+  const dataDir = join(dir, "dev");
+  const samples: Array<{ reported: number; wall: number }> = [];
+  for (let index = 0; index < (quick ? 2 : 4); index++) {
+    const started = performance.now();
+    const reported = await new Promise<number>((resolve, reject) => {
+      const child = spawn(process.execPath, [bin, "dev", "--functions", functions, "--data-dir", dataDir, "--port", "0"], {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, NO_COLOR: "1" },
+      });
+      let output = "";
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString();
+        const match = /ready in (\d+) ms/.exec(output);
+        if (match) {
+          child.once("exit", () => resolve(Number(match[1])));
+          child.kill("SIGTERM");
+        }
+      };
+      child.stdout.on("data", onData);
+      child.stderr.on("data", onData);
+      child.once("exit", (code) => !/ready in/.test(output) && reject(new Error(`dev exited ${code}: ${output}`)));
+    });
+    samples.push({ reported, wall: performance.now() - started });
+  }
+  const warm = samples.slice(1);
+  console.log(`\n| stepwise dev on a warm data dir | value |\n|---|---|`);
+  console.log(`| ready (as printed, from start of startDev), median of ${warm.length} | ${median(warm.map((s) => s.reported))} ms |`);
+  console.log(`| process spawn → ready line (incl. Node + module load), median | ${median(warm.map((s) => s.wall)).toFixed(0)} ms |`);
+  console.log(`| cold (first start, creates the data dir) | ${samples[0]?.wall.toFixed(0)} ms |`);
+}

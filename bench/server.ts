@@ -1,0 +1,190 @@
+// Postgres + Redis figures (issue: production backends), each next to floors measured in the same
+// run on the same servers: one single-row INSERT commit, one Redis PING.
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Stepwise } from "@stepwise/core";
+import { createEngine, createSystemClock } from "@stepwise/engine";
+import { createPostgresStore } from "@stepwise/postgres";
+import { createTestPostgres } from "@stepwise/postgres/testing";
+import { createRedisBus, createRedisQueue } from "@stepwise/redis";
+import { createTestRedis } from "@stepwise/redis/testing";
+import { median, ms, percentile } from "./stats.js";
+
+const quick = process.env["STEPWISE_BENCH_QUICK"] === "1";
+const THROUGHPUT_RUNS = Number(process.env["STEPWISE_BENCH_RUNS"] ?? (quick ? 2000 : 10_000));
+
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+export async function benchServer(): Promise<void> {
+  const database = await createTestPostgres();
+  const redisFixture = await createTestRedis();
+  const { redis, prefix } = redisFixture;
+  const store = createPostgresStore({ pool: database.pool });
+  const clock = createSystemClock();
+  const stepwise = new Stepwise({ id: "bench-server" });
+  const starts = new Map<number, number>();
+  stepwise.createFunction({ id: "start-latency" }, { event: "bench/start" }, async ({ event }) => {
+    starts.set(event.data["i"] as number, performance.now());
+  });
+  for (const steps of [1, 10, 100]) {
+    stepwise.createFunction({ id: `chain-${steps}` }, { event: `bench/chain-${steps}` }, async ({ step }) => {
+      let total = 0;
+      for (let index = 0; index < steps; index++) total += await step.run(`step-${index}`, () => index);
+      return total;
+    });
+  }
+  const queue = createRedisQueue({ redis, clock, prefix: `${prefix}-latency` });
+  const bus = createRedisBus({ redis, prefix: `${prefix}-latency` });
+  const engine = createEngine({ store, queue, bus, clock, clients: [stepwise] });
+  await engine.start();
+  try {
+    // Floors.
+    const setup = await database.pool.connect();
+    await setup.query("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, run_id text NOT NULL, payload jsonb)");
+    setup.release();
+    const insertFloor: number[] = [];
+    const pingFloor: number[] = [];
+    const measureFloors = async (rounds: number) => {
+      for (let index = 0; index < rounds; index++) {
+        let started = performance.now();
+        const client = await database.pool.connect();
+        await client.query("INSERT INTO bench_floor (run_id, payload) VALUES ($1, $2::jsonb)", ["run_x", JSON.stringify(index)]);
+        client.release();
+        insertFloor.push(performance.now() - started);
+        started = performance.now();
+        await redis.ping();
+        pingFloor.push(performance.now() - started);
+      }
+    };
+    await measureFloors(100);
+    insertFloor.length = 0;
+    pingFloor.length = 0;
+    for (const steps of [1, 10, 100]) await engine.invoke(`chain-${steps}`, {});
+
+    const latencies: number[] = [];
+    const chainTimes = new Map<number, number[]>([
+      [1, []],
+      [10, []],
+      [100, []],
+    ]);
+    const rounds = quick ? 3 : 8;
+    for (let round = 0; round < rounds; round++) {
+      await measureFloors(quick ? 50 : 150);
+      for (let index = 0; index < 25; index++) {
+        const i = round * 1000 + index;
+        const sent = performance.now();
+        const { ids } = await engine.send({ name: "bench/start", data: { i } });
+        const [run] = await engine.runsForEvent(ids[0] as string);
+        await engine.waitForRun(run?.id as string);
+        latencies.push((starts.get(i) as number) - sent);
+      }
+      for (const [steps, times] of chainTimes) {
+        for (let index = 0; index < (steps === 100 ? 2 : 5); index++) {
+          const started = performance.now();
+          await engine.invoke(`chain-${steps}`, {});
+          times.push(performance.now() - started);
+        }
+      }
+    }
+    const floor = median(insertFloor);
+    const ping = median(pingFloor);
+    const [t1, t10, t100] = [1, 10, 100].map((steps) => median(chainTimes.get(steps) as number[])) as [number, number, number];
+    const perStep10 = (t10 - t1) / 9;
+    const perStep100 = (t100 - t10) / 90;
+
+    console.log(`\nStepwise bench, Postgres server + Redis (in-process engine for latency), Node ${process.version}`);
+    console.log("| figure | value | vs INSERT floor | vs PING |");
+    console.log("|---|---|---|---|");
+    console.log(`| floor: single-row INSERT commit (median of ${insertFloor.length}) | ${ms(floor)} | 1.00× | |`);
+    console.log(`| floor: Redis PING (median) | ${ms(ping)} | | 1.00× |`);
+    console.log(
+      `| event → run start p50 (${latencies.length} events) | ${ms(percentile(latencies, 50))} | ${(percentile(latencies, 50) / floor).toFixed(2)}× | ${(percentile(latencies, 50) / ping).toFixed(1)}× |`,
+    );
+    console.log(`| event → run start p99 | ${ms(percentile(latencies, 99))} | ${(percentile(latencies, 99) / floor).toFixed(2)}× | |`);
+    console.log(`| run of 1 / 10 / 100 steps (median) | ${ms(t1)} / ${ms(t10)} / ${ms(t100)} | | |`);
+    console.log(`| per-step overhead (T10 − T1)/9 | ${ms(perStep10)} | ${(perStep10 / floor).toFixed(2)}× | |`);
+    console.log(`| per-step overhead (T100 − T10)/90 | ${ms(perStep100)} | ${(perStep100 / floor).toFixed(2)}× | |`);
+    await engine.stop();
+    await throughput(database.url, `${prefix}-throughput`, floor);
+  } finally {
+    await engine.stop();
+    await queue.close();
+    await bus.close();
+    await redisFixture.close();
+    await database.close();
+  }
+}
+
+/** Single-step runs/s with two `stepwise worker` processes draining THROUGHPUT_RUNS runs. */
+async function throughput(databaseUrl: string, prefix: string, floorMs: number): Promise<void> {
+  const bin = fileURLToPath(new URL("../apps/cli/bin/stepwise.js", import.meta.url));
+  const functions = fileURLToPath(new URL("./functions.ts", import.meta.url));
+  const env = { ...process.env, DATABASE_URL: databaseUrl, STEPWISE_REDIS_PREFIX: prefix, NO_COLOR: "1" };
+  const workers = await Promise.all(
+    [0, 1].map(
+      () =>
+        new Promise<import("node:child_process").ChildProcess>((resolve, reject) => {
+          const child = spawn(process.execPath, [bin, "worker", "--functions", functions, "--quiet", "--concurrency", "100"], {
+            env,
+            stdio: ["ignore", "pipe", "pipe"],
+          });
+          let output = "";
+          const onData = (chunk: Buffer) => {
+            output += chunk.toString();
+            if (output.includes("stepwise worker: running")) resolve(child);
+          };
+          child.stdout.on("data", onData);
+          child.stderr.on("data", onData);
+          child.once("exit", (code) => reject(new Error(`worker exited ${code}: ${output}`)));
+        }),
+    ),
+  );
+  // The sender: an engine without workers, so that only the two processes execute runs.
+  const pg = await import("pg");
+  const pool = new pg.default.Pool({ connectionString: databaseUrl, max: 4 });
+  const { connectRedis } = await import("@stepwise/redis");
+  const redis = await connectRedis();
+  const clock = createSystemClock();
+  const stepwise = new Stepwise({ id: "bench" });
+  stepwise.createFunction({ id: "one-step" }, { event: "bench/one-step" }, async () => null);
+  const queue = createRedisQueue({ redis, clock, prefix });
+  const sender = createEngine({ store: createPostgresStore({ pool }), queue, clock, clients: [stepwise], workers: false, scheduler: false });
+  await sender.start();
+  try {
+    const cpuBefore = workers.map((child) => cpuSeconds(child.pid as number));
+    const selfBefore = process.cpuUsage();
+    const started = performance.now();
+    for (let offset = 0; offset < THROUGHPUT_RUNS; offset += 1000) {
+      await sender.send(
+        Array.from({ length: Math.min(1000, THROUGHPUT_RUNS - offset) }, (_, index) => ({ name: "bench/one-step", data: { n: offset + index } })),
+      );
+    }
+    const sentMs = performance.now() - started;
+    for (;;) {
+      const { rows } = await pool.query<{ count: string }>("SELECT count(*) FROM runs WHERE status = 'completed' AND function_id = 'one-step'");
+      if (Number(rows[0]?.count) >= THROUGHPUT_RUNS) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const cpu = workers.map((child, index) => cpuSeconds(child.pid as number) - (cpuBefore[index] as number));
+    const self = process.cpuUsage(selfBefore);
+    const perRunMs = (seconds * 1000) / THROUGHPUT_RUNS;
+    console.log(`\n| throughput: ${THROUGHPUT_RUNS} single-step runs, 2 worker processes | value |\n|---|---|`);
+    console.log(`| runs/s (send start → all completed) | ${(THROUGHPUT_RUNS / seconds).toFixed(0)} |`);
+    console.log(`| wall time per run vs one INSERT commit | ${perRunMs.toFixed(3)} ms = ${(perRunMs / floorMs).toFixed(2)}× |`);
+    console.log(`| sending ${THROUGHPUT_RUNS} events (batches of 1,000) | ${sentMs.toFixed(0)} ms |`);
+    console.log(`| CPU, worker 1 / worker 2 | ${cpu.map((value) => `${value.toFixed(2)} s (${((value / seconds) * 100).toFixed(0)}%)`).join(" / ")} |`);
+    console.log(`| CPU, sender process | ${((self.user + self.system) / 1e6).toFixed(2)} s |`);
+  } finally {
+    await sender.stop();
+    await queue.close();
+    for (const child of workers) child.kill("SIGKILL");
+    await redis.quit();
+    await pool.end();
+  }
+}

@@ -1,0 +1,9 @@
+/** The `p`-th percentile (0–100) of `values`. */
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+export const median = (values: number[]): number => percentile(values, 50);
+
+export const ms = (value: number): string => `${value.toFixed(3)} ms`;

@@ -3,7 +3,7 @@ import type pg from "pg";
 import { claimRun, loadSteps } from "./claim-run.js";
 import { commitStep } from "./commit-step.js";
 import { finishRun } from "./finish-run.js";
-import { ingestEvents } from "./ingest-events.js";
+import { ingestEvents, ingestsInOneStatement } from "./ingest-events.js";
 import { EVENT_COLUMNS, type EventRow, jsonParam, RUN_COLUMNS, type RunRow, timeParam, toRunRecord, toStepRecord, toStoredEvent } from "./map-rows.js";
 import { recordCronTick } from "./record-cron-tick.js";
 import { findWaits, resolveWait } from "./resolve-wait.js";
@@ -75,7 +75,9 @@ export function createPostgresStore(options: PostgresStoreOptions): RunStore {
   }
 
   return {
-    ingest: (input) => withTransaction(pool, (client) => ingestEvents(client, input)),
+    // One statement is atomic on its own: BEGIN and COMMIT would only add two round trips.
+    ingest: (input) =>
+      ingestsInOneStatement(input) ? withClient(pool, (client) => ingestEvents(client, input)) : withTransaction(pool, (client) => ingestEvents(client, input)),
     claimRun: (input) => claimRun(pool, input),
     commitStep: (input) => commitStep(pool, input),
     extendLease: (input) => updateOne("stepwise_extend_lease", EXTEND_LEASE, [input.runId, input.leaseEpoch, timeParam(input.until)]),

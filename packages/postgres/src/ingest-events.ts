@@ -4,7 +4,7 @@ import type pg from "pg";
 import { timeParam } from "./map-rows.js";
 
 // Each statement takes whole columns as arrays (unnest), so a batch of 5,000 events costs
-// three or four statements, not thousands.
+// one statement when no event carries a key, and three or four otherwise, not thousands.
 
 /**
  * Claims the sender keys whose window is free: a new key, or one whose 24 h window ended.
@@ -35,11 +35,52 @@ ON CONFLICT (function_id, event_id) DO NOTHING
 RETURNING id`;
 
 /**
+ * Events and their runs in one statement, for batches without sender keys (the common case):
+ * no key to claim first, so nothing has to happen between the two inserts. It is atomic on
+ * its own, so `ingest` runs it without BEGIN/COMMIT. Same rules as the statements above:
+ * an event whose id is stored already is left out, and only runs of events this statement
+ * inserted are created (plus, as there, runs of events outside the batch, which the port does
+ * not expect). The runs' foreign key is checked at the end of the statement, when the events
+ * are in. Answers one row per inserted event (`kind` 'event', with `match_waits`) and per
+ * created run (`kind` 'run').
+ *
+ * $1–$4 event ids, names, data (JSON text), ts; $5–$9 run ids, function ids, event ids,
+ * parent run ids, parent step keys; $10 now.
+ */
+const INSERT_EVENTS_AND_RUNS = `
+WITH inserted AS (
+  INSERT INTO events (id, key, name, data, ts, received_at, waits_matched_at)
+  SELECT id, NULL, name, data::jsonb, ts, $10::timestamptz, CASE WHEN EXISTS (SELECT 1 FROM waits WHERE waits.event_name = input.name) THEN NULL ELSE $10::timestamptz END
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS input (id, name, data, ts)
+  ON CONFLICT (id) DO NOTHING
+  RETURNING id, waits_matched_at IS NULL AS match_waits
+),
+created AS (
+  INSERT INTO runs (id, function_id, event_id, status, attempt, lease_epoch, wake_at, parent_run_id, parent_step_key, created_at)
+  SELECT id, function_id, event_id, 'queued', 0, 0, $10, parent_run_id, parent_step_key, $10
+  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) AS input (id, function_id, event_id, parent_run_id, parent_step_key)
+  WHERE input.event_id IN (SELECT id FROM inserted) OR input.event_id <> ALL ($1::text[])
+  ON CONFLICT (function_id, event_id) DO NOTHING
+  RETURNING id
+)
+SELECT 'event' AS kind, id, match_waits FROM inserted
+UNION ALL
+SELECT 'run', id, NULL FROM created`;
+
+/** Whether {@link ingestEvents} stores `input` in one statement, so needs no transaction of its own. @internal */
+export function ingestsInOneStatement(input: IngestInput): boolean {
+  return input.events.every((event) => event.key === undefined);
+}
+
+/**
  * Stores events and their runs on `client`, inside the caller's transaction: `ingest`,
- * `suspendRun` (invokes), `finishRun` (follow-ups) and `recordCronTick` all come here.
+ * `suspendRun` (invokes), `finishRun` (follow-ups) and `recordCronTick` all come here. When
+ * {@link ingestsInOneStatement}, it takes one statement, and `ingest` runs it without a
+ * transaction.
  * @internal
  */
 export async function ingestEvents(client: pg.PoolClient, input: IngestInput): Promise<IngestResult> {
+  if (ingestsInOneStatement(input)) return ingestWithoutKeys(client, input);
   const { events, runs, now } = input;
   const answer: IngestResult["events"] = events.map((event) => ({ id: event.id, duplicate: false }));
 
@@ -126,6 +167,54 @@ export async function ingestEvents(client: pg.PoolClient, input: IngestInput): P
     ],
   });
   const createdIds = new Set(created.rows.map((row) => row.id));
+  return {
+    events: answer,
+    runs: wanted.filter((run) => createdIds.has(run.id)).map((run) => ({ id: run.id, functionId: run.functionId, eventId: run.eventId })),
+  };
+}
+
+/** {@link ingestEvents} for a batch without keys: {@link INSERT_EVENTS_AND_RUNS}, with the same answers. */
+async function ingestWithoutKeys(client: pg.PoolClient, input: IngestInput): Promise<IngestResult> {
+  const { events, runs, now } = input;
+  if (events.length === 0 && runs.length === 0) return { events: [], runs: [] };
+  // A second event with an id already in the batch is a duplicate of the first, and, as in the
+  // keyed path, no run of that id is created.
+  const seen = new Set<string>();
+  const repeated = new Set<string>();
+  for (const event of events) {
+    if (seen.has(event.id)) repeated.add(event.id);
+    seen.add(event.id);
+  }
+  const wanted = repeated.size === 0 ? runs : runs.filter((run) => !repeated.has(run.eventId));
+  const result = await client.query<{ kind: "event" | "run"; id: string; match_waits: boolean | null }>({
+    name: "stepwise_insert_events_and_runs",
+    text: INSERT_EVENTS_AND_RUNS,
+    values: [
+      events.map((event) => event.id),
+      events.map((event) => event.name),
+      events.map((event) => JSON.stringify(event.data ?? {})),
+      events.map((event) => timeParam(event.ts)),
+      wanted.map((run) => run.id),
+      wanted.map((run) => run.functionId),
+      wanted.map((run) => run.eventId),
+      wanted.map((run) => run.parentRunId ?? null),
+      wanted.map((run) => run.parentStepKey ?? null),
+      timeParam(now),
+    ],
+  });
+  const insertedIds = new Map<string, boolean>();
+  const createdIds = new Set<string>();
+  for (const row of result.rows) {
+    if (row.kind === "event") insertedIds.set(row.id, row.match_waits === true);
+    else createdIds.add(row.id);
+  }
+  const answer = events.map((event): IngestResult["events"][number] => {
+    const matchWaits = insertedIds.get(event.id);
+    // Taken once: a later event with the same id is a duplicate of the first.
+    if (matchWaits === undefined) return { id: event.id, duplicate: true };
+    insertedIds.delete(event.id);
+    return matchWaits ? { id: event.id, duplicate: false, matchWaits: true } : { id: event.id, duplicate: false };
+  });
   return {
     events: answer,
     runs: wanted.filter((run) => createdIds.has(run.id)).map((run) => ({ id: run.id, functionId: run.functionId, eventId: run.eventId })),

@@ -11,6 +11,10 @@ import { RUN_COLUMNS } from "../map-rows.js";
  *   (what `step.waitForEvent` answers on timeout); invokes that timed out fail, for good,
  *   with INVOKE_TIMEOUT (`ErrorCode.InvokeTimeout`).
  * - `timed_out`: the timed-out waits stop matching events.
+ * - The final SELECT answers the claimed run with its event (`event_` columns), which saves
+ *   the worker a read. LEFT JOIN: a missing event (only if the schema was bypassed) must not
+ *   hide a claim that did happen; the caller reports it. The statement's snapshot sees the
+ *   event whenever it sees the run, since both are written by one ingest.
  *
  * Data-modifying CTEs run to completion whether or not the final SELECT reads them, and only
  * touch rows of a run that `claimed` returned. A concurrent `resolveWait` that completed a
@@ -50,4 +54,5 @@ timed_out AS (
   DELETE FROM waits USING due
   WHERE waits.run_id = $1 AND waits.step_key = due.step_key AND due.kind = 'wait'
 )
-SELECT * FROM claimed`;
+SELECT claimed.*, events.key AS event_key, events.name AS event_name, events.data AS event_data, events.ts AS event_ts
+FROM claimed LEFT JOIN events ON events.id = claimed.event_id`;

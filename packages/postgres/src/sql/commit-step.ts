@@ -5,7 +5,8 @@
  * $1 run id, $2 lease epoch, $3 step key, $4 step id, $5 kind, $6 status, $7 output (JSON
  * text), $8 error (JSON text), $9 attempt, $10 now.
  *
- * - `lease` locks the run row FOR SHARE: a concurrent claim (which updates the row) waits for
+ * - `lease` requires the run to be running under this epoch (a run recovered, finished or never
+ *   claimed takes no step results) and locks the run row FOR SHARE: a concurrent claim (which updates the row) waits for
  *   this commit, so the new owner's step load sees it; and a claim that committed first is
  *   seen by the re-check of `lease_epoch`, so nothing is written. This check is also why
  *   `steps.run_id` carries no foreign key (see 000001_init.sql).
@@ -16,7 +17,7 @@
  */
 export const COMMIT_STEP = `
 WITH lease AS (
-  SELECT id FROM runs WHERE id = $1 AND lease_epoch = $2 FOR SHARE
+  SELECT id FROM runs WHERE id = $1 AND lease_epoch = $2 AND status = 'running' FOR SHARE
 )
 INSERT INTO steps (run_id, step_key, step_id, kind, status, output, error, attempt, created_at, ended_at)
 SELECT lease.id, $3, $4, $5::step_kind, $6::step_status, $7::jsonb, $8::jsonb, $9, $10, $10 FROM lease
@@ -40,7 +41,7 @@ WHERE steps.status IN ('waiting', 'retrying')`;
  */
 export const COMMIT_NEW_STEP = `
 WITH lease AS (
-  SELECT id FROM runs WHERE id = $1 AND lease_epoch = $2 FOR SHARE
+  SELECT id FROM runs WHERE id = $1 AND lease_epoch = $2 AND status = 'running' FOR SHARE
 )
 INSERT INTO steps (run_id, step_key, step_id, kind, status, output, error, attempt, created_at, ended_at)
 SELECT lease.id, $3, $4, $5::step_kind, $6::step_status, $7::jsonb, $8::jsonb, $9, to_timestamp($10::float8 / 1000), to_timestamp($10::float8 / 1000) FROM lease`;

@@ -160,6 +160,8 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
 
     it("records a step once: a second commit answers the first record", async () => {
       const { runId } = await startRun();
+      // A run never claimed (epoch 0) takes no step result.
+      expect(await store.commitStep({ runId, leaseEpoch: 0, step: { ...done("s0", "early"), fresh: true }, now: T0 })).toEqual({ ok: false });
       const { leaseEpoch } = (await claim(runId)).run;
       const first = await store.commitStep({ runId, leaseEpoch, step: done("s1", { a: 1 }), now: T0 + 1 });
       expect(first).toEqual({ ok: true, record: { key: "s1", id: "s1", kind: "run", status: "completed", output: { a: 1 }, attempt: 0 } });
@@ -192,6 +194,8 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
       const a = (await claim(runId, T0, "worker-a")).run.leaseEpoch;
       const expired = T0 + LEASE_MS + 1;
       expect(await store.recoverLeases({ now: expired })).toEqual([{ id: runId, functionId: "fn" }]);
+      // Recovered (no longer running): even the old epoch takes no step result now.
+      expect(await store.commitStep({ runId, leaseEpoch: a, step: { ...done("s0", "late"), fresh: true }, now: expired })).toEqual({ ok: false });
       const b = (await claim(runId, expired, "worker-b")).run.leaseEpoch;
       expect(b).toBeGreaterThan(a);
       expect((await store.commitStep({ runId, leaseEpoch: b, step: done("s1", "from-b"), now: expired + 1 })).ok).toBe(true);

@@ -1,0 +1,115 @@
+import type { StoredEvent } from "@stepwise/engine";
+import type pg from "pg";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createTestPglite, createTestPostgres, type TestDatabase } from "../src/testing.js";
+
+// Round trips are the latency of "event → run start" on a server: a keyless ingest is one
+// statement (no BEGIN/COMMIT), and a first claim is one statement that also answers the event.
+
+const T0 = 1_700_000_000_000;
+
+/** Records the text of every query the pool's clients run from now on. */
+function recordStatements(pool: pg.Pool): string[] {
+  const statements: string[] = [];
+  const recorded = new WeakSet<pg.PoolClient>();
+  pool.on("acquire", (client) => {
+    if (recorded.has(client)) return;
+    recorded.add(client);
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    client.query = ((...args: unknown[]) => {
+      const [config] = args;
+      statements.push(typeof config === "string" ? config : ((config as { name?: string; text?: string }).name ?? String((config as { text?: string }).text)));
+      return query(...args);
+    }) as typeof client.query;
+  });
+  return statements;
+}
+
+function event(id: string, overrides: Partial<StoredEvent> = {}): StoredEvent {
+  return { id, name: "test/trip", data: { id }, ts: T0 - 5, ...overrides };
+}
+
+describe.each([
+  ["PGlite", createTestPglite],
+  ["a Postgres server", createTestPostgres],
+] as const)("round trips on %s", (_, createDatabase: () => Promise<TestDatabase>) => {
+  let database: TestDatabase;
+  let statements: string[];
+  beforeEach(async () => {
+    database = await createDatabase();
+    statements = recordStatements(database.pool);
+  });
+  afterEach(() => database.close());
+
+  it("ingests 5,000 events without keys, with their runs, in one statement", async () => {
+    const store = database.createStore();
+    const events = Array.from({ length: 5000 }, (_, index) => event(`evt_${index}`));
+    const runs = events.map((item, index) => ({ id: `run_${index}`, functionId: "fn", eventId: item.id }));
+    const result = await store.ingest({ events, runs, now: T0 });
+    expect(statements).toEqual(["stepwise_insert_events_and_runs"]);
+    expect(result.events).toEqual(events.map((item) => ({ id: item.id, duplicate: false })));
+    expect(result.runs).toEqual(runs);
+    expect(await store.listDueRuns({ until: T0, limit: 10_000 })).toHaveLength(5000);
+  });
+
+  it("answers duplicate ids as the keyed path does, and creates no run of a duplicate id", async () => {
+    const store = database.createStore();
+    await store.ingest({ events: [event("evt_old")], runs: [], now: T0 });
+    const events = [event("evt_old"), event("evt_new"), event("evt_twice"), event("evt_twice", { data: { again: true } })];
+    const runs = [
+      ...events.map((item) => ({ id: `run_${item.id}_${item.data["again"] ? "b" : "a"}`, functionId: "fn", eventId: item.id })),
+      // A second function on the same event, and the same pair twice: one run per (function, event).
+      { id: "run_evt_new_other", functionId: "other", eventId: "evt_new" },
+      { id: "run_evt_new_again", functionId: "other", eventId: "evt_new" },
+    ];
+    const result = await store.ingest({ events, runs, now: T0 + 1 });
+    expect(result.events).toEqual([
+      { id: "evt_old", duplicate: true },
+      { id: "evt_new", duplicate: false },
+      { id: "evt_twice", duplicate: false },
+      { id: "evt_twice", duplicate: true },
+    ]);
+    expect(result.runs).toEqual([
+      { id: "run_evt_new_a", functionId: "fn", eventId: "evt_new" },
+      { id: "run_evt_new_other", functionId: "other", eventId: "evt_new" },
+    ]);
+    expect(await store.listRunsForEvent("evt_old")).toEqual([]);
+    expect(await store.getEvent("evt_twice")).toEqual(event("evt_twice"));
+  });
+
+  it("stores nothing of a keyless batch whose statement fails", async () => {
+    const store = database.createStore();
+    const runs = [
+      { id: "run_ok", functionId: "fn", eventId: "evt_ok" },
+      { id: "run_orphan", functionId: "fn", eventId: "evt_missing" },
+    ];
+    await expect(store.ingest({ events: [event("evt_ok")], runs, now: T0 })).rejects.toThrow(/foreign key/);
+    expect(await store.getEvent("evt_ok")).toBeNull();
+    expect(await store.getRun("run_ok")).toBeNull();
+  });
+
+  it("keeps the transaction for a batch with keys", async () => {
+    const store = database.createStore();
+    await store.ingest({ events: [event("evt_keyed", { key: "k" })], runs: [{ id: "run_keyed", functionId: "fn", eventId: "evt_keyed" }], now: T0 });
+    expect(statements[0]).toBe("BEGIN");
+    expect(statements.at(-1)).toBe("COMMIT");
+  });
+
+  it("claims a fresh run in one statement, with its event; a later claim reads the steps too", async () => {
+    const store = database.createStore();
+    const trigger = event("evt_claim", { key: "k-claim" });
+    await store.ingest({ events: [trigger], runs: [{ id: "run_claim", functionId: "fn", eventId: trigger.id }], now: T0 });
+    statements.length = 0;
+    const first = await store.claimRun({ runId: "run_claim", workerId: "worker-a", now: T0, leaseMs: 1000 });
+    expect(statements).toEqual(["stepwise_claim_run"]);
+    expect(first).toMatchObject({ run: { id: "run_claim", status: "running", leaseEpoch: 1 }, event: trigger, steps: [] });
+
+    const step = { key: "s1", id: "s1", kind: "run", status: "completed", output: "done", attempt: 0 } as const;
+    await store.commitStep({ runId: "run_claim", leaseEpoch: 1, step, now: T0 + 1 });
+    await store.recoverLeases({ now: T0 + 2000 });
+    statements.length = 0;
+    const second = await store.claimRun({ runId: "run_claim", workerId: "worker-b", now: T0 + 2000, leaseMs: 1000 });
+    expect(statements).toEqual(["stepwise_claim_run", "stepwise_load_steps"]);
+    expect(second).toEqual({ run: expect.objectContaining({ leaseEpoch: 2, leaseOwner: "worker-b" }), event: trigger, steps: [step] });
+  });
+});

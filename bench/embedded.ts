@@ -12,6 +12,7 @@ import { createPostgresStore, migrate, openPglite } from "@stepwise/postgres";
 const quick = process.env["STEPWISE_BENCH_QUICK"] === "1";
 const dir = mkdtempSync(join(tmpdir(), "stepwise-bench-"));
 
+import { createInsertFloor, defineBenchFunctions, measureEngine } from "./measure.js";
 import { median, ms, percentile } from "./stats.js";
 
 /** The embedded default: PGlite on disk + in-memory queue, and `stepwise dev` start-up. */
@@ -30,80 +31,37 @@ async function main(): Promise<void> {
   const clock = createSystemClock();
 
   const stepwise = new Stepwise({ id: "bench" });
-  const starts = new Map<number, number>();
-  stepwise.createFunction({ id: "start-latency" }, { event: "bench/start" }, async ({ event }) => {
-    starts.set(event.data.i as number, performance.now());
-  });
-  const chains = [1, 10, 100].map((steps) =>
-    stepwise.createFunction({ id: `chain-${steps}` }, { event: `bench/chain-${steps}` }, async ({ step }) => {
-      let total = 0;
-      for (let index = 0; index < steps; index++) total += await step.run(`step-${index}`, () => index);
-      return total;
-    }),
-  );
+  const starts = defineBenchFunctions(stepwise);
   const engine = createEngine({ store, queue: createMemoryQueue({ clock }), clock, clients: [stepwise], recoverOnStart: "all" });
   await engine.start();
 
   // Floor: one single-row INSERT commit on the same PGlite, through the same path as the store
-  // (pool.connect → query → release per statement; the pool's single client is shared).
-  const setup = await database.pool.connect();
-  await setup.query("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, run_id text NOT NULL, payload jsonb)");
-  setup.release();
-  const floorSamples: number[] = [];
+  // (the pool's single client is shared).
+  const floorSamples = await createInsertFloor(database.pool);
   const floorRounds = quick ? 300 : 3000;
-  const measureFloor = async () => {
-    for (let index = 0; index < floorRounds / 3; index++) {
-      const started = performance.now();
-      const client = await database.pool.connect();
-      await client.query("INSERT INTO bench_floor (run_id, payload) VALUES ($1, $2::jsonb)", ["run_x", JSON.stringify(index)]);
-      client.release();
-      floorSamples.push(performance.now() - started);
-    }
-  };
-
-  // Warm up both paths.
-  await measureFloor();
-  floorSamples.length = 0;
-  for (const fn of chains) await engine.invoke(fn.id, {});
-
-  // Interleave floor and engine measurements so machine noise hits both alike.
-  const latencies: number[] = [];
-  const chainTimes = new Map<number, number[]>([
-    [1, []],
-    [10, []],
-    [100, []],
-  ]);
+  await floorSamples.measure(floorRounds / 3); // warm-up
+  floorSamples.samples.length = 0;
   const rounds = quick ? 3 : 10;
-  for (let round = 0; round < rounds; round++) {
-    if (round % Math.ceil(rounds / 3) === 0) await measureFloor();
-    for (let index = 0; index < (quick ? 10 : 30); index++) {
-      const i = round * 1000 + index;
-      const sent = performance.now();
-      const { ids } = await engine.send({ name: "bench/start", data: { i } });
-      const [run] = await engine.runsForEvent(ids[0] as string);
-      await engine.waitForRun(run?.id as string);
-      latencies.push((starts.get(i) as number) - sent);
-    }
-    for (const [steps, times] of chainTimes) {
-      const repeats = steps === 100 ? 2 : 5;
-      for (let index = 0; index < repeats; index++) {
-        const started = performance.now();
-        await engine.invoke(`chain-${steps}`, {});
-        times.push(performance.now() - started);
-      }
-    }
-  }
+  const figures = await measureEngine({
+    engine,
+    starts,
+    rounds,
+    eventsPerRound: quick ? 10 : 30,
+    floors: async (round) => {
+      if (round % Math.ceil(rounds / 3) === 0) await floorSamples.measure(floorRounds / 3);
+    },
+  });
   await engine.stop();
 
-  const floor = median(floorSamples);
-  const [t1, t10, t100] = [1, 10, 100].map((steps) => median(chainTimes.get(steps) as number[])) as [number, number, number];
+  const floor = median(floorSamples.samples);
+  const { latencies, t1, t10, t100 } = figures;
   const perStep10 = (t10 - t1) / 9;
   const perStep100 = (t100 - t10) / 90;
 
   console.log(`\nStepwise bench, embedded default (PGlite 0.5.14 on disk, in-memory queue), Node ${process.version}`);
   console.log("| figure | value | vs floor |");
   console.log("|---|---|---|");
-  console.log(`| floor: single-row INSERT commit (median of ${floorSamples.length}) | ${ms(floor)} | 1.00× |`);
+  console.log(`| floor: single-row INSERT commit (median of ${floorSamples.samples.length}) | ${ms(floor)} | 1.00× |`);
   console.log(`| event → run start p50 (${latencies.length} events) | ${ms(percentile(latencies, 50))} | ${(percentile(latencies, 50) / floor).toFixed(2)}× |`);
   console.log(`| event → run start p99 | ${ms(percentile(latencies, 99))} | ${(percentile(latencies, 99) / floor).toFixed(2)}× |`);
   console.log(`| run of 1 / 10 / 100 steps (median) | ${ms(t1)} / ${ms(t10)} / ${ms(t100)} | |`);

@@ -3,3 +3,5 @@
 const which = process.env["STEPWISE_BENCH"] ?? "all";
 if (which === "all" || which === "embedded") await (await import("./embedded.js")).benchEmbedded();
 if (which === "all" || which === "server") await (await import("./server.js")).benchServer();
+
+export {};

@@ -9,6 +9,7 @@ import { createPostgresStore } from "@stepwise/postgres";
 import { createTestPostgres } from "@stepwise/postgres/testing";
 import { createRedisBus, createRedisQueue } from "@stepwise/redis";
 import { createTestRedis } from "@stepwise/redis/testing";
+import { createInsertFloor, defineBenchFunctions, measureEngine } from "./measure.js";
 import { median, ms, percentile } from "./stats.js";
 
 const quick = process.env["STEPWISE_BENCH_QUICK"] === "1";
@@ -27,80 +28,42 @@ export async function benchServer(): Promise<void> {
   const store = createPostgresStore({ pool: database.pool });
   const clock = createSystemClock();
   const stepwise = new Stepwise({ id: "bench-server" });
-  const starts = new Map<number, number>();
-  stepwise.createFunction({ id: "start-latency" }, { event: "bench/start" }, async ({ event }) => {
-    starts.set(event.data["i"] as number, performance.now());
-  });
-  for (const steps of [1, 10, 100]) {
-    stepwise.createFunction({ id: `chain-${steps}` }, { event: `bench/chain-${steps}` }, async ({ step }) => {
-      let total = 0;
-      for (let index = 0; index < steps; index++) total += await step.run(`step-${index}`, () => index);
-      return total;
-    });
-  }
+  const starts = defineBenchFunctions(stepwise);
   const queue = createRedisQueue({ redis, clock, prefix: `${prefix}-latency` });
   const bus = createRedisBus({ redis, prefix: `${prefix}-latency` });
   const engine = createEngine({ store, queue, bus, clock, clients: [stepwise] });
   await engine.start();
   try {
-    // Floors.
-    const setup = await database.pool.connect();
-    await setup.query("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, run_id text NOT NULL, payload jsonb)");
-    setup.release();
-    const insertFloor: number[] = [];
+    // Floors: a single-row INSERT commit on the same server, a Redis PING.
+    const insertFloor = await createInsertFloor(database.pool);
     const pingFloor: number[] = [];
     const measureFloors = async (rounds: number) => {
+      await insertFloor.measure(rounds);
       for (let index = 0; index < rounds; index++) {
-        let started = performance.now();
-        const client = await database.pool.connect();
-        await client.query("INSERT INTO bench_floor (run_id, payload) VALUES ($1, $2::jsonb)", ["run_x", JSON.stringify(index)]);
-        client.release();
-        insertFloor.push(performance.now() - started);
-        started = performance.now();
+        const started = performance.now();
         await redis.ping();
         pingFloor.push(performance.now() - started);
       }
     };
     await measureFloors(100);
-    insertFloor.length = 0;
+    insertFloor.samples.length = 0;
     pingFloor.length = 0;
-    for (const steps of [1, 10, 100]) await engine.invoke(`chain-${steps}`, {});
-
-    const latencies: number[] = [];
-    const chainTimes = new Map<number, number[]>([
-      [1, []],
-      [10, []],
-      [100, []],
-    ]);
-    const rounds = quick ? 3 : 8;
-    for (let round = 0; round < rounds; round++) {
-      await measureFloors(quick ? 50 : 150);
-      for (let index = 0; index < 25; index++) {
-        const i = round * 1000 + index;
-        const sent = performance.now();
-        const { ids } = await engine.send({ name: "bench/start", data: { i } });
-        const [run] = await engine.runsForEvent(ids[0] as string);
-        await engine.waitForRun(run?.id as string);
-        latencies.push((starts.get(i) as number) - sent);
-      }
-      for (const [steps, times] of chainTimes) {
-        for (let index = 0; index < (steps === 100 ? 2 : 5); index++) {
-          const started = performance.now();
-          await engine.invoke(`chain-${steps}`, {});
-          times.push(performance.now() - started);
-        }
-      }
-    }
-    const floor = median(insertFloor);
+    const { latencies, t1, t10, t100 } = await measureEngine({
+      engine,
+      starts,
+      rounds: quick ? 3 : 8,
+      eventsPerRound: 25,
+      floors: () => measureFloors(quick ? 50 : 150),
+    });
+    const floor = median(insertFloor.samples);
     const ping = median(pingFloor);
-    const [t1, t10, t100] = [1, 10, 100].map((steps) => median(chainTimes.get(steps) as number[])) as [number, number, number];
     const perStep10 = (t10 - t1) / 9;
     const perStep100 = (t100 - t10) / 90;
 
     console.log(`\nStepwise bench, Postgres server + Redis (in-process engine for latency), Node ${process.version}`);
     console.log("| figure | value | vs INSERT floor | vs PING |");
     console.log("|---|---|---|---|");
-    console.log(`| floor: single-row INSERT commit (median of ${insertFloor.length}) | ${ms(floor)} | 1.00× | |`);
+    console.log(`| floor: single-row INSERT commit (median of ${insertFloor.samples.length}) | ${ms(floor)} | 1.00× | |`);
     console.log(`| floor: Redis PING (median) | ${ms(ping)} | | 1.00× |`);
     console.log(
       `| event → run start p50 (${latencies.length} events) | ${ms(percentile(latencies, 50))} | ${(percentile(latencies, 50) / floor).toFixed(2)}× | ${(percentile(latencies, 50) / ping).toFixed(1)}× |`,

@@ -41,7 +41,7 @@ due AS (
       'message', format('step.invoke("%s") timed out', steps.step_id),
       'nonRetriable', true
     ) END,
-    wake_at = NULL,
+    -- wake_at stays: the planned time next to ended_at shows how late the wake-up was.
     ended_at = $3
   FROM claimed
   WHERE steps.run_id = claimed.id

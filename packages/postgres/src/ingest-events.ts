@@ -157,14 +157,7 @@ export async function ingestEvents(client: pg.PoolClient, input: IngestInput): P
   const created = await client.query<{ id: string }>({
     name: "stepwise_insert_runs",
     text: INSERT_RUNS,
-    values: [
-      wanted.map((run) => run.id),
-      wanted.map((run) => run.functionId),
-      wanted.map((run) => run.eventId),
-      wanted.map((run) => run.parentRunId ?? null),
-      wanted.map((run) => run.parentStepKey ?? null),
-      timeParam(now),
-    ],
+    values: [...runColumns(wanted), timeParam(now)],
   });
   const createdIds = new Set(created.rows.map((row) => row.id));
   return {
@@ -194,11 +187,7 @@ async function ingestWithoutKeys(client: pg.PoolClient, input: IngestInput): Pro
       events.map((event) => event.name),
       events.map((event) => JSON.stringify(event.data ?? {})),
       events.map((event) => timeParam(event.ts)),
-      wanted.map((run) => run.id),
-      wanted.map((run) => run.functionId),
-      wanted.map((run) => run.eventId),
-      wanted.map((run) => run.parentRunId ?? null),
-      wanted.map((run) => run.parentStepKey ?? null),
+      ...runColumns(wanted),
       timeParam(now),
     ],
   });
@@ -219,4 +208,15 @@ async function ingestWithoutKeys(client: pg.PoolClient, input: IngestInput): Pro
     events: answer,
     runs: wanted.filter((run) => createdIds.has(run.id)).map((run) => ({ id: run.id, functionId: run.functionId, eventId: run.eventId })),
   };
+}
+
+/** The columns of new runs as arrays, in the order the run inserts unnest them. */
+function runColumns(runs: IngestInput["runs"]): Array<Array<string | null>> {
+  return [
+    runs.map((run) => run.id),
+    runs.map((run) => run.functionId),
+    runs.map((run) => run.eventId),
+    runs.map((run) => run.parentRunId ?? null),
+    runs.map((run) => run.parentStepKey ?? null),
+  ];
 }

@@ -55,11 +55,12 @@ pg_isready -h 127.0.0.1 -p 5432
 # only (the reconciler rebuilds it from Postgres), so it runs without persistence. Installs
 # Debian's redis-server only when missing, starts it only when nothing answers.
 redis_up() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = "PONG" ]; }
+# The binary is needed even when a server already answers: outage tests start private ones.
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+  log "installing redis-server"
+  apt_install redis-server redis-tools
+fi
 if ! redis_up; then
-  if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
-    log "installing redis-server"
-    apt_install redis-server redis-tools
-  fi
   # The package's own service may have started it meanwhile.
   if ! redis_up; then
     log "starting Redis"

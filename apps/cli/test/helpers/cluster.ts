@@ -15,7 +15,7 @@ export interface ClusterOptions {
   workers: number;
   /** Runs per process at once. */
   concurrency: number;
-  /** Lease, short so that a killed worker's runs move on quickly (ms). (Default: 2000) */
+  /** Lease, short so that a killed worker's runs move on within seconds, yet long enough that a worker slowed by a loaded CI machine keeps it (ms). (Default: 4000) */
   leaseMs?: number;
 }
 
@@ -33,7 +33,7 @@ export interface Cluster {
 /** Starts a cluster of real processes against one Postgres and one Redis. */
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const env = { DATABASE_URL: options.databaseUrl, REDIS_URL: options.redisUrl, STEPWISE_REDIS_PREFIX: options.redisPrefix, ...options.env };
-  const args = ["--functions", options.functions, "--concurrency", String(options.concurrency), "--lease", String(options.leaseMs ?? 2000), "--quiet"];
+  const args = ["--functions", options.functions, "--concurrency", String(options.concurrency), "--lease", String(options.leaseMs ?? 4000), "--quiet"];
   const spawnWorker = () => spawnProduction({ mode: "worker", args, env });
   const server = await spawnProduction({ mode: "start", args, env });
   const workers = await Promise.all(Array.from({ length: options.workers }, spawnWorker));

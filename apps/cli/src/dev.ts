@@ -76,7 +76,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevServer> {
       readyMs,
       async close() {
         await new Promise<void>((resolveClose) => server.close(() => resolveClose()));
-        await engine.stop();
+        // A step stuck in user code must not keep `stepwise dev` from exiting.
+        await engine.stop({ graceMs: 5000 });
         await database.close();
         releaseLock();
       },

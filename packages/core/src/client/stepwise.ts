@@ -4,7 +4,7 @@ import { StepwiseError } from "../errors/stepwise-error.js";
 import { type EventPayload, parseEvents, type SendEventResult } from "../events/event.js";
 import { type AnyStepwiseFunction, StepwiseFunction } from "../functions/stepwise-function.js";
 import type { Trigger } from "../functions/triggers.js";
-import type { EventDataOf, EventOf, EventSchemas, FunctionConfig, Handler, OutputOf } from "../functions/types.js";
+import type { EventOf, EventSchemas, FunctionConfig, Handler, OutputOf } from "../functions/types.js";
 import { validateFunctionConfig } from "../functions/validate-config.js";
 import { type Duration, parseDuration } from "../helpers/duration.js";
 import { createHttpTransport, type HttpTransportOptions } from "./http-transport.js";
@@ -205,5 +205,3 @@ export function resultOf(run: RunInfo): unknown {
     details: { runId: run.id, error: run.error ?? null },
   });
 }
-
-export type { EventDataOf };

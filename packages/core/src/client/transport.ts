@@ -4,6 +4,7 @@ import type { EventPayload, SendEventResult } from "../events/event.js";
 
 /** Statuses of a run. Terminal: `completed`, `failed`, `cancelled`. */
 export const runStatusSchema = z.enum(["queued", "running", "sleeping", "waiting", "completed", "failed", "cancelled"]);
+/** A run status; see {@link runStatusSchema}. */
 export type RunStatus = z.infer<typeof runStatusSchema>;
 
 /** A run as the API shows it. */
@@ -18,6 +19,7 @@ export const runInfoSchema = z.object({
   createdAt: z.number(),
   endedAt: z.number().optional(),
 });
+/** A run as the API shows it; see {@link runInfoSchema}. */
 export type RunInfo = z.infer<typeof runInfoSchema>;
 
 /** Whether a status is final. */

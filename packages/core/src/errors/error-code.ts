@@ -40,4 +40,5 @@ export const ErrorCode = {
   /** Something went wrong inside Stepwise. */
   Internal: "INTERNAL",
 } as const;
+/** One of the {@link ErrorCode} strings. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -11,6 +11,7 @@ export const serializedErrorSchema = z.object({
   /** True when no further attempt should be made. */
   nonRetriable: z.boolean().optional(),
 });
+/** An error as stored and sent: see {@link serializedErrorSchema}. */
 export type SerializedError = z.infer<typeof serializedErrorSchema>;
 
 /** Turns anything thrown into a {@link SerializedError}. */

@@ -1,10 +1,10 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { serve } from "@hono/node-server";
 import { consoleLogger } from "@stepwise/core";
 import { createEngine, createMemoryQueue, createSystemClock, measureClockOffset } from "@stepwise/engine";
 import { createPostgresStore, migrate, openPglite } from "@stepwise/postgres";
 import { createDevApp } from "./dev-server.js";
+import { listen } from "./listen.js";
 import { loadFunctions } from "./load-functions.js";
 import { createPrinter } from "./printer.js";
 
@@ -56,26 +56,20 @@ export async function startDev(options: DevOptions = {}): Promise<DevServer> {
     });
     if (options.print !== false) engine.on(createPrinter());
     await engine.start();
-    const app = createDevApp(engine);
-    const server = await new Promise<ReturnType<typeof serve>>((resolveServer, reject) => {
-      const instance = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: options.port ?? 8288 }, () => resolveServer(instance));
-      instance.once("error", reject);
-    });
-    const address = server.address();
-    const port = typeof address === "object" && address ? address.port : (options.port ?? 8288);
+    const server = await listen(createDevApp(engine), { host: "127.0.0.1", port: options.port ?? 8288 });
     const readyMs = Math.round(performance.now() - started);
     return {
-      url: `http://127.0.0.1:${port}`,
+      url: server.url,
       functions: [...engine.functions.values()].map((fn) => ({
         id: fn.id,
         triggers: fn.config.triggers.map((trigger) =>
           "cron" in trigger ? `cron ${trigger.cron} (${trigger.timezone ?? "UTC"})` : `${trigger.event}${trigger.if ? ` if ${trigger.if}` : ""}`,
         ),
       })),
-      port,
+      port: server.port,
       readyMs,
       async close() {
-        await new Promise<void>((resolveClose) => server.close(() => resolveClose()));
+        await server.close();
         // A step stuck in user code must not keep `stepwise dev` from exiting.
         await engine.stop({ graceMs: 5000 });
         await database.close();

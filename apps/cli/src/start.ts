@@ -1,10 +1,10 @@
-import { serve } from "@hono/node-server";
 import { consoleLogger } from "@stepwise/core";
 import { createEngine, createSystemClock, syncClockOffset } from "@stepwise/engine";
 import { assertSchemaCurrent, createPostgresStore, migrate } from "@stepwise/postgres";
 import { connectRedis, createRedisBus, createRedisQueue } from "@stepwise/redis";
 import { connectPostgres } from "./connect-postgres.js";
 import { createDevApp } from "./dev-server.js";
+import { listen } from "./listen.js";
 import { loadFunctions } from "./load-functions.js";
 import { createPrinter } from "./printer.js";
 
@@ -91,17 +91,11 @@ export async function startProduction(options: StartOptions): Promise<RunningSte
     if (options.mode === "worker") {
       return { close: async () => ({ released: await stopEngine().finally(cleanup) }) };
     }
-    const app = createDevApp(engine);
-    const server = await new Promise<ReturnType<typeof serve>>((resolveServer, reject) => {
-      const instance = serve({ fetch: app.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 8288 }, () => resolveServer(instance));
-      instance.once("error", reject);
-    });
-    const address = server.address();
-    const port = typeof address === "object" && address ? address.port : (options.port ?? 8288);
+    const server = await listen(createDevApp(engine), { host: options.host ?? "127.0.0.1", port: options.port ?? 8288 });
     return {
-      url: `http://${options.host ?? "127.0.0.1"}:${port}`,
+      url: server.url,
       async close() {
-        await new Promise<void>((resolveClose) => server.close(() => resolveClose()));
+        await server.close();
         return { released: await stopEngine().finally(cleanup) };
       },
     };

@@ -37,15 +37,15 @@ export function createStepTools(options: StepToolsOptions): StepTools {
     return { id, key: stepKey(id, repeat) };
   }
 
-  /** What a recorded step gives back on replay; `undefined` when it must execute now. */
-  function replay(record: StepRecord | undefined): Promise<never> | { value: JsonValue | undefined } | undefined {
-    if (!record) return undefined;
-    if (record.status === "completed") return { value: record.output };
-    if (record.status === "failed") {
-      return Promise.reject(new StepError(record.id, record.error ?? { name: "Error", message: "step failed" }));
-    }
-    if (record.status === "waiting") return state.suspend({ kind: "pending", key: record.key, id: record.id });
-    return undefined; // retrying: run it again
+  /**
+   * What a recorded step gives back on replay: its output, its `StepError`, or (still waiting) a
+   * suspension. `undefined` when the step must execute now: new, or retrying.
+   */
+  function replay(target: { key: string }): Promise<unknown> | undefined {
+    const recorded = memo.get(target.key);
+    if (!recorded || recorded.status === "retrying") return undefined;
+    if (recorded.status === "waiting") return state.suspend({ kind: "pending", key: recorded.key, id: recorded.id });
+    return new Promise((resolve) => resolve(settle(recorded)));
   }
 
   /** Commits a step's outcome; `undefined` when the lease was lost (the pass is then aborting). */
@@ -98,18 +98,13 @@ export function createStepTools(options: StepToolsOptions): StepTools {
     return record.output ?? null;
   }
 
-  /** Records an immediately known outcome (e.g. a sleep into the past) as a step. */
-  function record(target: { id: string; key: string }, kind: StepKind, output: JsonValue): Promise<unknown> {
-    return execute(target, kind, () => output);
-  }
-
   return {
     run(id, fn) {
       return guard(() => {
         const target = identify(id, "run");
         if (typeof fn !== "function") throw stepOptionError("run", "the second argument must be a function");
-        const hit = replay(memo.get(target.key));
-        if (hit) return "value" in hit ? Promise.resolve(hit.value) : hit;
+        const replayed = replay(target);
+        if (replayed) return replayed;
         return execute(target, "run", fn);
       }) as never;
     },
@@ -134,8 +129,8 @@ export function createStepTools(options: StepToolsOptions): StepTools {
     waitForEvent<TName extends string>(id: string, waitOptions: WaitForEventOptions<TName>) {
       return guard(() => {
         const target = identify(id, "waitForEvent");
-        const hit = replay(memo.get(target.key));
-        if (hit) return "value" in hit ? Promise.resolve(hit.value) : hit;
+        const replayed = replay(target);
+        if (replayed) return replayed;
         if (!waitOptions || typeof waitOptions.event !== "string" || waitOptions.event.length === 0) {
           throw stepOptionError("waitForEvent", "options.event must name the event to wait for");
         }
@@ -148,8 +143,8 @@ export function createStepTools(options: StepToolsOptions): StepTools {
     invoke<TFunction>(id: string, invokeOptions: InvokeOptions<TFunction>) {
       return guard(() => {
         const target = identify(id, "invoke");
-        const hit = replay(memo.get(target.key));
-        if (hit) return "value" in hit ? Promise.resolve(hit.value) : hit;
+        const replayed = replay(target);
+        if (replayed) return replayed;
         const fn = invokeOptions?.function as unknown;
         const functionId = typeof fn === "string" ? fn : (fn as { id?: unknown } | undefined)?.id;
         if (typeof functionId !== "string") throw stepOptionError("invoke", "options.function must be a function returned by createFunction, or its id");
@@ -173,8 +168,8 @@ export function createStepTools(options: StepToolsOptions): StepTools {
     sendEvent(id: string, events: EventPayload | EventPayload[]) {
       return guard(() => {
         const target = identify(id, "sendEvent");
-        const hit = replay(memo.get(target.key));
-        if (hit) return "value" in hit ? Promise.resolve(hit.value) : hit;
+        const replayed = replay(target);
+        if (replayed) return replayed;
         const list = (Array.isArray(events) ? events : [events]).map((event, index) => ({
           ...event,
           // A deterministic id makes a resend after a crash a duplicate, deduplicated by the engine.
@@ -186,9 +181,9 @@ export function createStepTools(options: StepToolsOptions): StepTools {
   };
 
   function sleepStep(target: { id: string; key: string }, wakeAt: number): Promise<unknown> {
-    const hit = replay(memo.get(target.key));
-    if (hit) return "value" in hit ? Promise.resolve() : hit;
-    if (wakeAt <= hooks.now()) return record(target, "sleep", null).then(() => undefined);
+    // A sleep's recorded output is null; the tool resolves with nothing.
+    const replayed = replay(target) ?? (wakeAt <= hooks.now() ? execute(target, "sleep", () => null) : undefined);
+    if (replayed) return replayed.then(() => undefined);
     return state.suspend({ kind: "sleep", ...target, wakeAt });
   }
 }

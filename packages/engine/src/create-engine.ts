@@ -13,7 +13,7 @@ import {
 import { matchesExpression, type StepRecord } from "@stepwise/core/internal";
 import { Lifecycle, type LifecycleListener } from "./lifecycle.js";
 import { type EngineOptions, resolveEngineOptions } from "./options.js";
-import type { QueueItem } from "./ports/queue.js";
+import type { InspectableQueue, QueueItem } from "./ports/queue.js";
 import type { NewRun, StoredEvent } from "./ports/run-store.js";
 import { newEventId, newRunId, Router } from "./router.js";
 import { createRunWaiters, toRunInfo } from "./run-waiters.js";
@@ -271,15 +271,20 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     },
 
     async idle() {
+      // Queues that can tell when their next item is due (`InspectableQueue`); others count as empty.
+      const inspectable = queue as Partial<InspectableQueue>;
+      const quiet = async () => {
+        const next = (await inspectable.nextAvailableAt?.()) ?? null;
+        return dispatcher.activeCount === 0 && (next === null || next > clock.now());
+      };
+      const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
       for (;;) {
-        const next = await (queue as { nextAvailableAt?: () => Promise<number | null> }).nextAvailableAt?.();
-        if (dispatcher.activeCount === 0 && (next === null || next === undefined || next > clock.now())) {
-          // Settle twice: a pass that just ended may enqueue follow-ups a tick later.
-          await new Promise((resolve) => setTimeout(resolve, 5));
-          const again = await (queue as { nextAvailableAt?: () => Promise<number | null> }).nextAvailableAt?.();
-          if (dispatcher.activeCount === 0 && (again === null || again === undefined || again > clock.now())) return;
+        if (await quiet()) {
+          // Quiet twice in a row: a pass that just ended may enqueue follow-ups a tick later.
+          await pause(5);
+          if (await quiet()) return;
         }
-        await new Promise((resolve) => setTimeout(resolve, 2));
+        await pause(2);
       }
     },
   };

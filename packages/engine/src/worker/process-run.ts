@@ -13,6 +13,7 @@ import type { Lifecycle } from "../lifecycle.js";
 import type { ResolvedEngineOptions } from "../options.js";
 import type { ClaimedRun, IngestInput, RunRecord, StoredEvent, SuspendedStep, SuspendInput } from "../ports/run-store.js";
 import { newEventId, newRunId, type Router } from "../router.js";
+import { toRunInfo } from "../run-waiters.js";
 
 /** Suffix of the synthetic function that runs a function's `onFailure` handler. */
 export const FAILURE_FUNCTION_SUFFIX = "/on-failure";
@@ -161,17 +162,15 @@ async function finish(
   const wake = result.followUpRuns.map((child) => ({ runId: child.id, functionId: child.functionId, availableAt: now }));
   if (result.parentRunId) wake.push({ runId: result.parentRunId, functionId: "", availableAt: now });
   if (wake.length > 0) await context.enqueue(wake);
-  context.runEnded({
-    id: run.id,
-    functionId: run.functionId,
-    eventId: run.eventId,
-    status: outcome.status,
-    attempt: run.attempt,
-    output: outcome.status === "completed" ? outcome.output : undefined,
-    error: outcome.status === "failed" ? outcome.error : undefined,
-    createdAt: run.createdAt,
-    endedAt: now,
-  });
+  context.runEnded(
+    toRunInfo({
+      ...run,
+      status: outcome.status,
+      output: outcome.status === "completed" ? outcome.output : undefined,
+      error: outcome.status === "failed" ? outcome.error : undefined,
+      endedAt: now,
+    }),
+  );
 }
 
 /** The `stepwise/function.failed` event and, when the function has `onFailure`, its run. */

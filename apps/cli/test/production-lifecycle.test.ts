@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { createTestPostgres, type TestPostgres } from "@stepwise/postgres/testing";
@@ -6,23 +5,18 @@ import { createTestRedis, freePort, type TestRedis } from "@stepwise/redis/testi
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runsByStatus, waitForCompleted } from "./helpers/cluster.js";
+import { spawnCli } from "./helpers/spawn-cli.js";
 import { spawnProduction } from "./helpers/spawn-production.js";
 
-const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
-const bin = fileURLToPath(new URL("../src/bin.ts", import.meta.url));
 const functions = fileURLToPath(new URL("./fixtures/slow-functions.ts", import.meta.url));
 const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379";
 
 /** Runs the CLI to completion and answers its exit code and output. */
 async function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, ["--conditions=@stepwise/source", "--import", "tsx", bin, ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env, NO_COLOR: "1" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawnCli(args, env);
   let output = "";
-  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
   const [code] = (await once(child, "exit")) as [number | null];
   return { code, output };
 }

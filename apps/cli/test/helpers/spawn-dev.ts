@@ -1,8 +1,5 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
-
-const repoRoot = fileURLToPath(new URL("../../../../", import.meta.url));
-const bin = fileURLToPath(new URL("../../src/bin.ts", import.meta.url));
+import type { ChildProcess } from "node:child_process";
+import { startCli } from "./spawn-cli.js";
 
 /** A `stepwise dev` child process, as the crash tests drive it. */
 export interface DevProcess {
@@ -11,38 +8,11 @@ export interface DevProcess {
   output: () => string;
 }
 
-/**
- * Starts `stepwise dev` from source in a child process (tsx, with the `@stepwise/source`
- * condition) and resolves once it prints its URL.
- */
-export function spawnDev(options: { functions: string; dataDir: string; env?: Record<string, string> }): Promise<DevProcess> {
-  const child = spawn(
-    process.execPath,
-    ["--conditions=@stepwise/source", "--import", "tsx", bin, "dev", "--functions", options.functions, "--data-dir", options.dataDir, "--port", "0"],
-    {
-      cwd: repoRoot,
-      env: { ...process.env, ...options.env, NO_COLOR: "1" },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  let output = "";
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`stepwise dev did not start in 30 s:\n${output}`)), 30_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /ready in \d+ ms on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ child, url: match[1] as string, output: () => output });
-      }
-    };
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", onData);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`stepwise dev exited with ${code}:\n${output}`));
-    });
-  });
+/** Starts `stepwise dev` from source on a free port and resolves once it prints its URL. */
+export async function spawnDev(options: { functions: string; dataDir: string; env?: Record<string, string> }): Promise<DevProcess> {
+  const args = ["dev", "--functions", options.functions, "--data-dir", options.dataDir, "--port", "0"];
+  const dev = await startCli(args, options.env ?? {}, /ready in \d+ ms on (http:\/\/127\.0\.0\.1:\d+)/);
+  return { ...dev, url: dev.url as string };
 }
 
 /** `kill -9`, resolved once the process is gone. */

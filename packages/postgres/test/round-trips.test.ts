@@ -112,4 +112,33 @@ describe.each([
     expect(statements).toEqual(["stepwise_claim_run", "stepwise_load_steps"]);
     expect(second).toEqual({ run: expect.objectContaining({ leaseEpoch: 2, leaseOwner: "worker-b" }), event: trigger, steps: [step] });
   });
+
+  it("ends a run in one statement; only follow-up events add a transaction", async () => {
+    const store = database.createStore();
+    const trigger = event("evt_end");
+    await store.ingest({ events: [trigger], runs: [{ id: "run_end", functionId: "fn", eventId: trigger.id }], now: T0 });
+    await store.claimRun({ runId: "run_end", workerId: "worker-a", now: T0, leaseMs: 1000 });
+    statements.length = 0;
+    expect(await store.finishRun({ runId: "run_end", leaseEpoch: 1, status: "completed", output: { done: true }, now: T0 + 1 })).toEqual({ ok: true, followUpRuns: [] });
+    expect(statements).toEqual(["stepwise_finish_run"]);
+    expect(await store.getRun("run_end")).toMatchObject({ status: "completed", output: { done: true }, endedAt: T0 + 1 });
+
+    const failing = event("evt_fail");
+    await store.ingest({ events: [failing], runs: [{ id: "run_fail", functionId: "fn", eventId: failing.id }], now: T0 });
+    await store.claimRun({ runId: "run_fail", workerId: "worker-a", now: T0, leaseMs: 1000 });
+    statements.length = 0;
+    const notice = event("evt_failure_notice", { name: "stepwise/function.failed" });
+    const error = { name: "Error", message: "boom" };
+    const followUp = { events: [notice], runs: [{ id: "run_on_failure", functionId: "fn/on-failure", eventId: notice.id }], now: T0 + 1 };
+    const result = await store.finishRun({ runId: "run_fail", leaseEpoch: 1, status: "failed", error, followUp, now: T0 + 1 });
+    expect(result).toEqual({ ok: true, followUpRuns: followUp.runs });
+    expect(statements[0]).toBe("BEGIN");
+    expect(statements[1]).toBe("stepwise_finish_run");
+    expect(statements.at(-1)).toBe("COMMIT");
+
+    // A lost lease ends nothing and stores none of the follow-up.
+    const lost = await store.finishRun({ runId: "run_fail", leaseEpoch: 1, status: "failed", error, followUp: { ...followUp, events: [event("evt_other")], runs: [] }, now: T0 + 2 });
+    expect(lost).toEqual({ ok: false, followUpRuns: [] });
+    expect(await store.getEvent("evt_other")).toBeNull();
+  });
 });

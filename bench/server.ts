@@ -1,7 +1,7 @@
 // Postgres + Redis figures (issue: production backends), each next to floors measured in the same
 // run on the same servers: one single-row INSERT commit, one Redis PING.
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Stepwise } from "@stepwise/core";
 import { createEngine, createSystemClock } from "@stepwise/engine";
@@ -13,6 +13,8 @@ import { createInsertFloor, defineBenchFunctions, measureEngine } from "./measur
 import { median, ms, percentile } from "./stats.js";
 
 const quick = process.env["STEPWISE_BENCH_QUICK"] === "1";
+/** Connections of each `stepwise worker` process's pool (the CLI's default). */
+const WORKER_POOL_SIZE = 10;
 const THROUGHPUT_RUNS = Number(process.env["STEPWISE_BENCH_RUNS"] ?? (quick ? 2000 : 10_000));
 
 /** CPU seconds (user + system) a process has used so far. */
@@ -83,6 +85,55 @@ export async function benchServer(): Promise<void> {
   }
 }
 
+/** CPU seconds of every Postgres server process (the postmaster, its backends and helpers). */
+function postgresCpuSeconds(): number {
+  let total = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() === "postgres") total += cpuSeconds(Number(entry));
+    } catch {
+      // The process ended between the listing and the read.
+    }
+  }
+  return total;
+}
+
+/**
+ * The next transaction id the server will assign: its growth counts write transactions (each
+ * a commit with a WAL flush), server-wide, without assigning one itself.
+ */
+async function nextTransactionId(pool: import("pg").Pool): Promise<number> {
+  const { rows } = await pool.query<{ next: string }>("SELECT txid_snapshot_xmax(txid_current_snapshot()) AS next");
+  return Number(rows[0]?.next);
+}
+
+/**
+ * The commit floor of throughput: single-row INSERT commits per second from `connections`
+ * clients at once, for `seconds`, on the same server (Postgres's own group commit of the WAL
+ * flush included).
+ */
+async function commitsPerSecond(pool: import("pg").Pool, connections: number, seconds: number): Promise<number> {
+  await pool.query("CREATE TABLE IF NOT EXISTS bench_commit_floor (id bigserial PRIMARY KEY, run_id text NOT NULL, payload jsonb)");
+  const end = performance.now() + seconds * 1000;
+  let commits = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      const client = await pool.connect();
+      try {
+        while (performance.now() < end) {
+          await client.query("INSERT INTO bench_commit_floor (run_id, payload) VALUES ($1, $2::jsonb)", ["run_x", "1"]);
+          commits++;
+        }
+      } finally {
+        client.release();
+      }
+    }),
+  );
+  return commits / ((performance.now() - started) / 1000);
+}
+
 /** Single-step runs/s with two `stepwise worker` processes draining THROUGHPUT_RUNS runs. */
 async function throughput(databaseUrl: string, prefix: string, floorMs: number): Promise<void> {
   const bin = fileURLToPath(new URL("../apps/cli/bin/stepwise.js", import.meta.url));
@@ -92,10 +143,23 @@ async function throughput(databaseUrl: string, prefix: string, floorMs: number):
     [0, 1].map(
       () =>
         new Promise<import("node:child_process").ChildProcess>((resolve, reject) => {
-          const child = spawn(process.execPath, [bin, "worker", "--functions", functions, "--quiet", "--concurrency", "100"], {
-            env,
-            stdio: ["ignore", "pipe", "pipe"],
-          });
+          const child = spawn(
+            process.execPath,
+            [
+              ...(process.env["BENCH_WORKER_PROF"] ? ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_WORKER_PROF"]}`] : []),
+              bin,
+              "worker",
+              "--functions",
+              functions,
+              "--quiet",
+              "--concurrency",
+              "100",
+            ],
+            {
+              env,
+              stdio: ["ignore", "pipe", "pipe"],
+            },
+          );
           let output = "";
           const onData = (chunk: Buffer) => {
             output += chunk.toString();
@@ -109,7 +173,7 @@ async function throughput(databaseUrl: string, prefix: string, floorMs: number):
   );
   // The sender: an engine without workers, so that only the two processes execute runs.
   const pg = await import("pg");
-  const pool = new pg.default.Pool({ connectionString: databaseUrl, max: 4 });
+  const pool = new pg.default.Pool({ connectionString: databaseUrl, max: WORKER_POOL_SIZE * 2 });
   const { connectRedis } = await import("@stepwise/redis");
   const redis = await connectRedis();
   const clock = createSystemClock();
@@ -119,6 +183,9 @@ async function throughput(databaseUrl: string, prefix: string, floorMs: number):
   const sender = createEngine({ store: createPostgresStore({ pool }), queue, clock, clients: [stepwise], workers: false, scheduler: false });
   await sender.start();
   try {
+    const floorCommits = await commitsPerSecond(pool, WORKER_POOL_SIZE * 2, quick ? 2 : 4);
+    const commitsBefore = await nextTransactionId(pool);
+    const postgresBefore = postgresCpuSeconds();
     const cpuBefore = workers.map((child) => cpuSeconds(child.pid as number));
     const selfBefore = process.cpuUsage();
     const started = performance.now();
@@ -136,17 +203,27 @@ async function throughput(databaseUrl: string, prefix: string, floorMs: number):
     const seconds = (performance.now() - started) / 1000;
     const cpu = workers.map((child, index) => cpuSeconds(child.pid as number) - (cpuBefore[index] as number));
     const self = process.cpuUsage(selfBefore);
+    const postgresCpu = postgresCpuSeconds() - postgresBefore;
+    const commitsPerRun = ((await nextTransactionId(pool)) - commitsBefore) / THROUGHPUT_RUNS;
     const perRunMs = (seconds * 1000) / THROUGHPUT_RUNS;
     console.log(`\n| throughput: ${THROUGHPUT_RUNS} single-step runs, 2 worker processes | value |\n|---|---|`);
     console.log(`| runs/s (send start → all completed) | ${(THROUGHPUT_RUNS / seconds).toFixed(0)} |`);
     console.log(`| wall time per run vs one INSERT commit | ${perRunMs.toFixed(3)} ms = ${(perRunMs / floorMs).toFixed(2)}× |`);
+    console.log(`| floor: single-row INSERT commits/s, ${WORKER_POOL_SIZE * 2} connections at once | ${floorCommits.toFixed(0)} |`);
+    console.log(`| write transactions (commits) per run, sending included | ${commitsPerRun.toFixed(2)} |`);
+    console.log(
+      `| commits/s while draining vs the floor | ${((commitsPerRun * THROUGHPUT_RUNS) / seconds).toFixed(0)} = ${(((commitsPerRun * THROUGHPUT_RUNS) / seconds / floorCommits) * 100).toFixed(0)}% |`,
+    );
     console.log(`| sending ${THROUGHPUT_RUNS} events (batches of 1,000) | ${sentMs.toFixed(0)} ms |`);
     console.log(`| CPU, worker 1 / worker 2 | ${cpu.map((value) => `${value.toFixed(2)} s (${((value / seconds) * 100).toFixed(0)}%)`).join(" / ")} |`);
     console.log(`| CPU, sender process | ${((self.user + self.system) / 1e6).toFixed(2)} s |`);
+    console.log(`| CPU, Postgres server (all its processes) | ${postgresCpu.toFixed(2)} s (${((postgresCpu / seconds) * 100).toFixed(0)}% of a core) |`);
   } finally {
     await sender.stop();
     await queue.close();
-    for (const child of workers) child.kill("SIGKILL");
+    // A profiled worker writes its profile on a graceful exit only.
+    const profiling = process.env["BENCH_WORKER_PROF"] !== undefined;
+    await Promise.all(workers.map((child) => new Promise((resolve) => child.once("exit", resolve).kill(profiling ? "SIGTERM" : "SIGKILL"))));
     await redis.quit();
     await pool.end();
   }

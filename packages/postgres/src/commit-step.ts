@@ -1,22 +1,44 @@
-import type { StepRecord } from "@stepwise/core/internal";
+import type { StepCommit, StepRecord } from "@stepwise/core/internal";
 import type { RunStore } from "@stepwise/engine";
 import type pg from "pg";
+import { createGroupCommit, type GroupCommitOptions } from "./group-commit.js";
 import { jsonParam, type StepRow, timeParam, toStepRecord } from "./map-rows.js";
-import { COMMIT_NEW_STEP, COMMIT_STEP, COMMIT_STEP_READBACK } from "./sql/commit-step.js";
+import { COMMIT_NEW_STEP, COMMIT_NEW_STEPS, COMMIT_STEP, COMMIT_STEP_READBACK } from "./sql/commit-step.js";
 import { withClient } from "./with-client.js";
 
 type CommitStepInput = Parameters<RunStore["commitStep"]>[0];
 type CommitStepResult = Awaited<ReturnType<RunStore["commitStep"]>>;
 
+/** How many writes of one kind group commit lets be in flight, and how many go in one statement. */
+export type GroupLimits = Pick<GroupCommitOptions<unknown, unknown>, "maxInFlight" | "maxBatch">;
+
 /**
- * {@link RunStore.commitStep}: one autocommitted, prepared statement when the commit lands
- * (the common case), a second read only when it did not.
+ * {@link RunStore.commitStep}. A step with a row already (a retry, a sleep) is one upsert; a fresh
+ * step is one plain insert, and fresh steps of many runs arriving together are one statement
+ * (group commit). Either is one autocommitted, prepared statement when the commit lands (the
+ * common case), and a second read only when it did not.
  * @internal
  */
-export function commitStep(pool: pg.Pool, input: CommitStepInput): Promise<CommitStepResult> {
-  const { runId, leaseEpoch, step, now } = input;
+export function createCommitStep(pool: pg.Pool, limits: GroupLimits | undefined): RunStore["commitStep"] {
+  const commitFresh = limits
+    ? createGroupCommit<CommitStepInput, CommitStepResult>({
+        ...limits,
+        single: (input) => commitOne(pool, input),
+        batch: (inputs) => commitMany(pool, inputs),
+      })
+    : (input: CommitStepInput) => commitOne(pool, input);
+  return (input) => (input.step.fresh ? commitFresh(input) : commitOne(pool, input));
+}
+
+function stepValues(input: CommitStepInput): unknown[] {
+  const { step } = input;
+  return [input.runId, input.leaseEpoch, step.key, step.id, step.kind, step.status, jsonParam(step.output), jsonParam(step.error), step.attempt];
+}
+
+function commitOne(pool: pg.Pool, input: CommitStepInput): Promise<CommitStepResult> {
+  const { step, now } = input;
   return withClient(pool, async (client) => {
-    const values = [runId, leaseEpoch, step.key, step.id, step.kind, step.status, jsonParam(step.output), jsonParam(step.error), step.attempt];
+    const values = stepValues(input);
     const written = step.fresh
       ? await client.query({ name: "stepwise_commit_new_step", text: COMMIT_NEW_STEP, values: [...values, now] }).catch((error: { code?: string }) => {
           // Unique violation: another worker recorded this step first; read back what stands.
@@ -24,23 +46,46 @@ export function commitStep(pool: pg.Pool, input: CommitStepInput): Promise<Commi
           throw error;
         })
       : await client.query({ name: "stepwise_commit_step", text: COMMIT_STEP, values: [...values, timeParam(now)] });
-    if (written.rowCount === 1) {
-      const record: StepRecord = { key: step.key, id: step.id, kind: step.kind, status: step.status, attempt: step.attempt };
-      if (step.output !== undefined) record.output = step.output;
-      if (step.error !== undefined) record.error = step.error;
-      return { ok: true, record };
-    }
-    const readback = await client.query<StepRow & { lease_epoch: string }>({
-      name: "stepwise_commit_step_readback",
-      text: COMMIT_STEP_READBACK,
-      values: [runId, step.key],
-    });
-    const row = readback.rows[0];
-    // Another worker claimed the run since: this worker must stop, whatever the step holds.
-    if (!row || Number(row.lease_epoch) !== leaseEpoch) return { ok: false };
-    // Same epoch and nothing written: the step was already final (a second commit of it).
-    if (row.status === "completed" || row.status === "failed") return { ok: true, record: toStepRecord(row) };
-    // Unreachable while epochs only grow; answering "lease lost" makes the worker back off safely.
-    return { ok: false };
+    return written.rowCount === 1 ? committed(step) : readBack(client, input);
   });
+}
+
+function commitMany(pool: pg.Pool, inputs: CommitStepInput[]): Promise<CommitStepResult[]> {
+  return withClient(pool, async (client) => {
+    // Column arrays, one element per step: the parameters of COMMIT_NEW_STEP, transposed.
+    const columns: unknown[][] = Array.from({ length: 10 }, () => []);
+    for (const input of inputs) {
+      [...stepValues(input), input.now].forEach((value, column) => columns[column]?.push(value));
+    }
+    const written = await client.query<{ run_id: string; step_key: string }>({ name: "stepwise_commit_new_steps", text: COMMIT_NEW_STEPS, values: columns });
+    const landed = new Set(written.rows.map((row) => `${row.run_id}\u0000${row.step_key}`));
+    const results: CommitStepResult[] = [];
+    for (const input of inputs) {
+      results.push(landed.has(`${input.runId}\u0000${input.step.key}`) ? committed(input.step) : await readBack(client, input));
+    }
+    return results;
+  });
+}
+
+function committed(step: StepCommit): CommitStepResult {
+  const record: StepRecord = { key: step.key, id: step.id, kind: step.kind, status: step.status, attempt: step.attempt };
+  if (step.output !== undefined) record.output = step.output;
+  if (step.error !== undefined) record.error = step.error;
+  return { ok: true, record };
+}
+
+/** After a commit wrote nothing: whether the step stands (same epoch, final) or the lease is gone. */
+async function readBack(client: pg.PoolClient, input: CommitStepInput): Promise<CommitStepResult> {
+  const readback = await client.query<StepRow & { lease_epoch: string }>({
+    name: "stepwise_commit_step_readback",
+    text: COMMIT_STEP_READBACK,
+    values: [input.runId, input.step.key],
+  });
+  const row = readback.rows[0];
+  // Another worker claimed the run since: this worker must stop, whatever the step holds.
+  if (!row || Number(row.lease_epoch) !== input.leaseEpoch) return { ok: false };
+  // Same epoch and nothing written: the step was already final (a second commit of it).
+  if (row.status === "completed" || row.status === "failed") return { ok: true, record: toStepRecord(row) };
+  // Unreachable while epochs only grow; answering "lease lost" makes the worker back off safely.
+  return { ok: false };
 }

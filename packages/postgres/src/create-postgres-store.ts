@@ -1,8 +1,8 @@
 import type { RunRecord, RunStore } from "@stepwise/engine";
 import type pg from "pg";
 import { claimRun, loadSteps } from "./claim-run.js";
-import { commitStep } from "./commit-step.js";
-import { finishRun } from "./finish-run.js";
+import { createCommitStep, type GroupLimits } from "./commit-step.js";
+import { createFinishRun } from "./finish-run.js";
 import { ingestEvents, ingestsInOneStatement } from "./ingest-events.js";
 import { EVENT_COLUMNS, type EventRow, jsonParam, RUN_COLUMNS, type RunRow, timeParam, toRunRecord, toStepRecord, toStoredEvent } from "./map-rows.js";
 import { recordCronTick } from "./record-cron-tick.js";
@@ -20,7 +20,18 @@ export interface PostgresStoreOptions {
   pool: pg.Pool;
   /** Whether `store.close()` ends the pool. (Default: false: the caller owns the pool and ends it) */
   ownsPool?: boolean;
+  /**
+   * Group commit of step results and run ends: writes of many runs that arrive together go to
+   * the database as one statement and one commit. A write never waits for company: it goes
+   * out alone while fewer than `maxInFlight` statements of its kind are in flight.
+   * `false` writes every result alone. (Default: `maxInFlight` a quarter of the pool's `max`,
+   * at least 1, so that claims and reads keep connections; `maxBatch` 500)
+   */
+  groupCommit?: false | Partial<GroupLimits>;
 }
+
+/** Most writes one group-commit statement carries. */
+const DEFAULT_MAX_BATCH = 500;
 
 /** Most runs `listRuns` answers when no `limit` is given. */
 const DEFAULT_LIST_LIMIT = 100;
@@ -63,6 +74,9 @@ RETURNING id, function_id`;
  */
 export function createPostgresStore(options: PostgresStoreOptions): RunStore {
   const { pool } = options;
+  const limits = groupLimits(pool, options.groupCommit);
+  const commitStep = createCommitStep(pool, limits);
+  const finishRun = createFinishRun(pool, limits);
 
   async function updateOne(name: string, text: string, values: unknown[]): Promise<boolean> {
     const result = await withClient(pool, (client) => client.query({ name, text, values }));
@@ -79,12 +93,12 @@ export function createPostgresStore(options: PostgresStoreOptions): RunStore {
     ingest: (input) =>
       ingestsInOneStatement(input) ? withClient(pool, (client) => ingestEvents(client, input)) : withTransaction(pool, (client) => ingestEvents(client, input)),
     claimRun: (input) => claimRun(pool, input),
-    commitStep: (input) => commitStep(pool, input),
+    commitStep,
     extendLease: (input) => updateOne("stepwise_extend_lease", EXTEND_LEASE, [input.runId, input.leaseEpoch, timeParam(input.until)]),
     suspendRun: (input) => suspendRun(pool, input),
     releaseRun: (input) => updateOne("stepwise_release_run", RELEASE_RUN, [input.runId, input.leaseEpoch, timeParam(input.wakeAt)]),
     retryRun: (input) => updateOne("stepwise_retry_run", RETRY_RUN, [input.runId, input.leaseEpoch, jsonParam(input.error), timeParam(input.wakeAt)]),
-    finishRun: (input) => finishRun(pool, input),
+    finishRun,
     findWaits: (eventName) => findWaits(pool, eventName),
     resolveWait: (input) => resolveWait(pool, input),
 
@@ -179,4 +193,17 @@ export function createPostgresStore(options: PostgresStoreOptions): RunStore {
       if (options.ownsPool) await pool.end();
     },
   };
+}
+
+function groupLimits(pool: pg.Pool, setting: PostgresStoreOptions["groupCommit"]): GroupLimits | undefined {
+  if (setting === false) return undefined;
+  const poolMax = (pool as pg.Pool & { options?: { max?: number } }).options?.max ?? 10;
+  const limits = {
+    maxInFlight: setting?.maxInFlight ?? Math.max(1, Math.floor(poolMax / 4)),
+    maxBatch: setting?.maxBatch ?? DEFAULT_MAX_BATCH,
+  };
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isInteger(value) || value < 1) throw new TypeError(`groupCommit.${name} must be a whole number of at least 1, got ${String(value)}`);
+  }
+  return limits;
 }

@@ -1,28 +1,39 @@
 import { ErrorCode } from "@stepwise/core";
 import type { FinishResult, RunStore } from "@stepwise/engine";
 import type pg from "pg";
+import type { GroupLimits } from "./commit-step.js";
+import { createGroupCommit } from "./group-commit.js";
 import { ingestEvents } from "./ingest-events.js";
 import { jsonParam, timeParam } from "./map-rows.js";
-import { FINISH_RUN } from "./sql/finish-run.js";
+import { FINISH_RUN, FINISH_RUNS } from "./sql/finish-run.js";
 import { Rollback, withClient, withTransaction } from "./with-client.js";
 
 type FinishInput = Parameters<RunStore["finishRun"]>[0];
 
+const NOT_ENDED: FinishResult = { ok: false, followUpRuns: [] };
+
 /**
  * {@link RunStore.finishRun}: the run's end and its parent's invoke step in one autocommitted
- * statement (one round trip); with follow-up events (a failure's `onFailure` run), that
- * statement and their ingest in one transaction, which writes nothing when the lease was lost.
+ * statement (one round trip), and the ends of many runs arriving together in one statement
+ * (group commit); with follow-up events (a failure's `onFailure` run), that statement and their
+ * ingest in one transaction, which writes nothing when the lease was lost.
  * @internal
  */
-export function finishRun(pool: pg.Pool, input: FinishInput): Promise<FinishResult> {
-  const { followUp } = input;
-  if (!followUp) return withClient(pool, async (client) => (await endRun(client, input)) ?? { ok: false, followUpRuns: [] });
-  return withTransaction<FinishResult>(pool, async (client) => {
-    const result = await endRun(client, input);
-    if (!result) return new Rollback({ ok: false, followUpRuns: [] });
-    result.followUpRuns = (await ingestEvents(client, followUp)).runs;
-    return result;
-  });
+export function createFinishRun(pool: pg.Pool, limits: GroupLimits | undefined): RunStore["finishRun"] {
+  const finishOne = (input: FinishInput) => withClient(pool, async (client) => (await endRun(client, input)) ?? { ...NOT_ENDED });
+  const finishPlain = limits
+    ? createGroupCommit<FinishInput, FinishResult>({ ...limits, single: finishOne, batch: (inputs) => finishMany(pool, inputs) })
+    : finishOne;
+  return (input) => {
+    const { followUp } = input;
+    if (!followUp) return finishPlain(input);
+    return withTransaction<FinishResult>(pool, async (client) => {
+      const result = await endRun(client, input);
+      if (!result) return new Rollback({ ...NOT_ENDED });
+      result.followUpRuns = (await ingestEvents(client, followUp)).runs;
+      return result;
+    });
+  };
 }
 
 /** Runs {@link FINISH_RUN}; null when the lease was lost. */
@@ -37,4 +48,26 @@ async function endRun(client: pg.PoolClient, input: FinishInput): Promise<Finish
   const result: FinishResult = { ok: true, followUpRuns: [] };
   if (row.woken_parent_id !== null) result.parentRunId = row.woken_parent_id;
   return result;
+}
+
+/** Runs {@link FINISH_RUNS}, then {@link FINISH_RUN} for each run it left (a child, a lost lease). */
+function finishMany(pool: pg.Pool, inputs: FinishInput[]): Promise<FinishResult[]> {
+  return withClient(pool, async (client) => {
+    const ended = await client.query<{ id: string }>({
+      name: "stepwise_finish_runs",
+      text: FINISH_RUNS,
+      values: [
+        inputs.map((input) => input.runId),
+        inputs.map((input) => input.leaseEpoch),
+        inputs.map((input) => input.status),
+        inputs.map((input) => jsonParam(input.output)),
+        inputs.map((input) => jsonParam(input.error)),
+        inputs.map((input) => input.now),
+      ],
+    });
+    const done = new Set(ended.rows.map((row) => row.id));
+    const results: FinishResult[] = [];
+    for (const input of inputs) results.push(done.has(input.runId) ? { ok: true, followUpRuns: [] } : ((await endRun(client, input)) ?? { ...NOT_ENDED }));
+    return results;
+  });
 }

@@ -119,7 +119,10 @@ describe.each([
     await store.ingest({ events: [trigger], runs: [{ id: "run_end", functionId: "fn", eventId: trigger.id }], now: T0 });
     await store.claimRun({ runId: "run_end", workerId: "worker-a", now: T0, leaseMs: 1000 });
     statements.length = 0;
-    expect(await store.finishRun({ runId: "run_end", leaseEpoch: 1, status: "completed", output: { done: true }, now: T0 + 1 })).toEqual({ ok: true, followUpRuns: [] });
+    expect(await store.finishRun({ runId: "run_end", leaseEpoch: 1, status: "completed", output: { done: true }, now: T0 + 1 })).toEqual({
+      ok: true,
+      followUpRuns: [],
+    });
     expect(statements).toEqual(["stepwise_finish_run"]);
     expect(await store.getRun("run_end")).toMatchObject({ status: "completed", output: { done: true }, endedAt: T0 + 1 });
 
@@ -137,7 +140,14 @@ describe.each([
     expect(statements.at(-1)).toBe("COMMIT");
 
     // A lost lease ends nothing and stores none of the follow-up.
-    const lost = await store.finishRun({ runId: "run_fail", leaseEpoch: 1, status: "failed", error, followUp: { ...followUp, events: [event("evt_other")], runs: [] }, now: T0 + 2 });
+    const lost = await store.finishRun({
+      runId: "run_fail",
+      leaseEpoch: 1,
+      status: "failed",
+      error,
+      followUp: { ...followUp, events: [event("evt_other")], runs: [] },
+      now: T0 + 2,
+    });
     expect(lost).toEqual({ ok: false, followUpRuns: [] });
     expect(await store.getEvent("evt_other")).toBeNull();
   });

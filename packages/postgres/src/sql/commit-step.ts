@@ -55,3 +55,30 @@ export const COMMIT_STEP_READBACK = `
 SELECT runs.lease_epoch, steps.step_key, steps.step_id, steps.kind, steps.status, steps.output::text AS output, steps.error, steps.attempt
 FROM runs LEFT JOIN steps ON steps.run_id = runs.id AND steps.step_key = $2
 WHERE runs.id = $1`;
+
+/**
+ * {@link COMMIT_NEW_STEP} for several steps at once (group commit): one statement, one commit.
+ * The lease rows are locked in id order, so two batches (or a batch and a claim) never wait on
+ * each other in a circle. A step already recorded, or whose lease is gone, is left out of the
+ * answer (ON CONFLICT DO NOTHING keeps one conflict from undoing the others), and the caller
+ * reads {@link COMMIT_STEP_READBACK} for it.
+ *
+ * $1..$10 arrays of the parameters of {@link COMMIT_NEW_STEP}, one element per step. Answers
+ * the run id and key of each step written.
+ */
+export const COMMIT_NEW_STEPS = `
+WITH input AS (
+  SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int4[], $10::float8[])
+    AS input(run_id, lease_epoch, step_key, step_id, kind, status, output, error, attempt, at_ms)
+), lease AS (
+  SELECT runs.id FROM runs
+  WHERE (runs.id, runs.lease_epoch) IN (SELECT run_id, lease_epoch FROM input) AND runs.status = 'running'
+  ORDER BY runs.id
+  FOR SHARE
+)
+INSERT INTO steps (run_id, step_key, step_id, kind, status, output, error, attempt, created_at, ended_at)
+SELECT input.run_id, input.step_key, input.step_id, input.kind::step_kind, input.status::step_status, input.output::jsonb, input.error::jsonb,
+  input.attempt, to_timestamp(input.at_ms / 1000), to_timestamp(input.at_ms / 1000)
+FROM input JOIN lease ON lease.id = input.run_id
+ON CONFLICT (run_id, step_key) DO NOTHING
+RETURNING run_id, step_key`;

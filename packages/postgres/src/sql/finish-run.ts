@@ -48,3 +48,33 @@ WITH ended AS (
   RETURNING runs.id
 )
 SELECT (SELECT id FROM woken) AS woken_parent_id FROM ended`;
+
+/**
+ * {@link FINISH_RUN} for several runs at once (group commit), for runs without a parent: a
+ * child's hand-over to its parent stays with the one-run statement, as does a run whose lease
+ * was lost. Runs left out of the answer are retried through {@link FINISH_RUN}, which ends a
+ * child or answers the lost lease.
+ *
+ * $1 run ids, $2 lease epochs, $3 statuses, $4 outputs (JSON text), $5 errors (JSON text),
+ * $6 end times in epoch milliseconds; one element per run. Answers the id of each run ended.
+ */
+export const FINISH_RUNS = `
+WITH input AS (
+  SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::float8[])
+    AS input(run_id, lease_epoch, status, output, error, at_ms)
+), ended AS (
+  UPDATE runs SET
+    status = input.status,
+    output = input.output::jsonb,
+    error = input.error::jsonb,
+    ended_at = to_timestamp(input.at_ms / 1000),
+    wake_at = NULL,
+    lease_owner = NULL,
+    lease_expires_at = NULL
+  FROM input
+  WHERE runs.id = input.run_id AND runs.lease_epoch = input.lease_epoch AND runs.status = 'running' AND runs.parent_run_id IS NULL
+  RETURNING runs.id
+), closed AS (
+  DELETE FROM waits WHERE run_id IN (SELECT id FROM ended)
+)
+SELECT id FROM ended`;

@@ -1,0 +1,198 @@
+import type { RunStore } from "@stepwise/engine";
+import type pg from "pg";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createPostgresStore } from "../src/create-postgres-store.js";
+import { createGroupCommit } from "../src/group-commit.js";
+import { createTestPglite, createTestPostgres, type TestDatabase } from "../src/testing.js";
+
+// Group commit: step results and run ends of many runs that arrive together become one
+// statement; each caller still gets its own answer, and nothing waits when the store is idle.
+
+const T0 = 1_700_000_000_000;
+
+describe("createGroupCommit", () => {
+  /** A writer whose statements finish only when the test says so, recording each batch. */
+  function gatedWriter() {
+    const batches: number[][] = [];
+    const gates: Array<() => void> = [];
+    const write = createGroupCommit<number, string>({
+      maxInFlight: 2,
+      maxBatch: 3,
+      single: async (item) => {
+        batches.push([item]);
+        await new Promise<void>((resolve) => gates.push(resolve));
+        if (item < 0) throw new Error(`bad item ${item}`);
+        return `one:${item}`;
+      },
+      batch: async (items) => {
+        batches.push(items);
+        await new Promise<void>((resolve) => gates.push(resolve));
+        if (items.some((item) => item < 0)) throw new Error("bad batch");
+        return items.map((item) => `many:${item}`);
+      },
+    });
+    const openAll = async () => {
+      while (gates.length > 0) {
+        for (const open of gates.splice(0)) open();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
+    return { write, batches, openAll };
+  }
+
+  it("sends a call alone while fewer than maxInFlight are in flight, and groups the rest by maxBatch", async () => {
+    const { write, batches, openAll } = gatedWriter();
+    const answers = Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map((item) => write(item)));
+    expect(batches).toEqual([[1], [2]]);
+    await openAll();
+    expect(await answers).toEqual(["one:1", "one:2", "many:3", "many:4", "many:5", "many:6", "many:7", "many:8"]);
+    expect(batches).toEqual([[1], [2], [3, 4, 5], [6, 7, 8]]);
+  });
+
+  it("retries the items of a failed batch one by one, so only the bad one fails", async () => {
+    const { write, batches, openAll } = gatedWriter();
+    const answers = [1, 2, 3, -4, 5].map((item) => write(item).catch((error: Error) => error.message));
+    await openAll();
+    expect(await Promise.all(answers)).toEqual(["one:1", "one:2", "one:3", "bad item -4", "one:5"]);
+    expect(batches).toEqual([[1], [2], [3, -4, 5], [3], [-4], [5]]);
+  });
+});
+
+describe.each([
+  ["PGlite", createTestPglite],
+  ["a Postgres server", createTestPostgres],
+] as const)("group commit on %s", (_, createDatabase: () => Promise<TestDatabase>) => {
+  let database: TestDatabase;
+  let statements: string[];
+  beforeEach(async () => {
+    database = await createDatabase();
+    statements = recordStatements(database.pool);
+  });
+  afterEach(() => database.close());
+
+  /** `count` claimed runs, run_0 … run_{count-1}. */
+  async function claimedRuns(store: RunStore, count: number): Promise<string[]> {
+    const events = Array.from({ length: count }, (_, index) => ({ id: `evt_${index}`, name: "test/group", data: {}, ts: T0 }));
+    const runs = events.map((event, index) => ({ id: `run_${index}`, functionId: "fn", eventId: event.id }));
+    await store.ingest({ events, runs, now: T0 });
+    for (const run of runs) await store.claimRun({ runId: run.id, workerId: "worker-a", now: T0, leaseMs: 60_000 });
+    statements.length = 0;
+    return runs.map((run) => run.id);
+  }
+
+  function step(key: string, output: unknown) {
+    return { key, id: key, kind: "run", status: "completed", output, attempt: 0, fresh: true } as const;
+  }
+
+  it("records concurrent fresh steps of many runs in fewer statements than steps, each answered as alone", async () => {
+    const store = createPostgresStore({ pool: database.pool, groupCommit: { maxInFlight: 1 } });
+    const runIds = await claimedRuns(store, 40);
+    const answers = await Promise.all(runIds.map((runId, index) => store.commitStep({ runId, leaseEpoch: 1, step: step("s1", { index }), now: T0 + 1 })));
+    expect(answers).toEqual(
+      runIds.map((_, index) => ({ ok: true, record: { key: "s1", id: "s1", kind: "run", status: "completed", output: { index }, attempt: 0 } })),
+    );
+    const batched = statements.filter((name) => name === "stepwise_commit_new_steps").length;
+    expect(batched).toBeGreaterThan(0);
+    expect(statements.length).toBeLessThan(20);
+    for (const [index, runId] of runIds.entries()) {
+      expect(await store.listSteps(runId)).toEqual([{ key: "s1", id: "s1", kind: "run", status: "completed", output: { index }, attempt: 0 }]);
+    }
+  });
+
+  it("answers a lost lease and an already recorded step inside a batch as the single path does", async () => {
+    const store = createPostgresStore({ pool: database.pool, groupCommit: { maxInFlight: 1 } });
+    const runIds = await claimedRuns(store, 4);
+    await store.commitStep({ runId: "run_2", leaseEpoch: 1, step: step("s1", "first"), now: T0 + 1 });
+    await store.recoverLeases({ now: T0, all: true });
+    await store.claimRun({ runId: "run_3", workerId: "worker-b", now: T0, leaseMs: 60_000 });
+    for (const runId of ["run_0", "run_1", "run_2"]) await store.claimRun({ runId, workerId: "worker-a", now: T0, leaseMs: 60_000 });
+    statements.length = 0;
+    const answers = await Promise.all(
+      runIds.map((runId) => store.commitStep({ runId, leaseEpoch: runId === "run_3" ? 1 : 2, step: step("s1", `again-${runId}`), now: T0 + 2 })),
+    );
+    expect(statements).toContain("stepwise_commit_new_steps");
+    expect(answers).toEqual([
+      { ok: true, record: expect.objectContaining({ output: "again-run_0" }) },
+      { ok: true, record: expect.objectContaining({ output: "again-run_1" }) },
+      // Recorded by an earlier pass: the recorded result stands and is answered.
+      { ok: true, record: expect.objectContaining({ output: "first" }) },
+      // run_3 was claimed by worker-b (epoch 2): worker-a's epoch 1 is fenced off.
+      { ok: false },
+    ]);
+    expect(await store.listSteps("run_3")).toEqual([]);
+  });
+
+  it("keeps a bad step from failing the others of its batch", async () => {
+    const store = createPostgresStore({ pool: database.pool, groupCommit: { maxInFlight: 1 } });
+    const runIds = await claimedRuns(store, 6);
+    const answers = await Promise.all(
+      runIds.map((runId, index) =>
+        store
+          .commitStep({ runId, leaseEpoch: 1, step: { ...step("s1", index), kind: index === 3 ? ("no-such-kind" as "run") : "run" }, now: T0 + 1 })
+          .then((answer) => answer.ok)
+          .catch((error: Error) => error.message),
+      ),
+    );
+    expect(answers).toEqual([true, true, true, expect.stringMatching(/invalid input value for enum step_kind/), true, true]);
+  });
+
+  it("ends concurrent runs in fewer statements, a child with its parent's hand-over, and not a run whose lease is gone", async () => {
+    const store = createPostgresStore({ pool: database.pool, groupCommit: { maxInFlight: 1 } });
+    const runIds = await claimedRuns(store, 20);
+    // run_0 waits on an invoke of a child run.
+    const child = { id: "evt_child", name: "stepwise/invoke", data: {}, ts: T0 };
+    await store.suspendRun({
+      runId: "run_0",
+      leaseEpoch: 1,
+      steps: [{ key: "call", id: "call", kind: "invoke", status: "waiting", attempt: 0, wakeAt: T0 + 60_000 }],
+      waits: [],
+      invokes: { events: [child], runs: [{ id: "run_child", functionId: "child", eventId: child.id, parentRunId: "run_0", parentStepKey: "call" }], now: T0 },
+      pendingKeys: [],
+      now: T0,
+    });
+    await store.claimRun({ runId: "run_child", workerId: "worker-a", now: T0, leaseMs: 60_000 });
+    statements.length = 0;
+    const ending = ["run_child", ...runIds.slice(1)];
+    const answers = await Promise.all(
+      ending.map((runId) => store.finishRun({ runId, leaseEpoch: runId === "run_5" ? 7 : 1, status: "completed", output: { runId }, now: T0 + 5 })),
+    );
+    expect(statements).toContain("stepwise_finish_runs");
+    expect(statements.length).toBeLessThan(ending.length);
+    expect(answers).toEqual(
+      ending.map((runId) =>
+        runId === "run_5"
+          ? { ok: false, followUpRuns: [] }
+          : runId === "run_child"
+            ? { ok: true, followUpRuns: [], parentRunId: "run_0" }
+            : { ok: true, followUpRuns: [] },
+      ),
+    );
+    for (const runId of ending) {
+      expect(await store.getRun(runId)).toMatchObject(runId === "run_5" ? { status: "running" } : { status: "completed", output: { runId }, endedAt: T0 + 5 });
+    }
+    expect(await store.listSteps("run_0")).toEqual([expect.objectContaining({ key: "call", status: "completed", output: { runId: "run_child" } })]);
+  });
+
+  it("rejects group-commit limits below 1", () => {
+    expect(() => createPostgresStore({ pool: database.pool, groupCommit: { maxInFlight: 0 } })).toThrow(
+      /groupCommit.maxInFlight must be a whole number of at least 1, got 0/,
+    );
+  });
+});
+
+/** Records the name (or text) of every query the pool's clients run from now on. */
+function recordStatements(pool: pg.Pool): string[] {
+  const statements: string[] = [];
+  const recorded = new WeakSet<pg.PoolClient>();
+  pool.on("acquire", (client) => {
+    if (recorded.has(client)) return;
+    recorded.add(client);
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    client.query = ((...args: unknown[]) => {
+      const [config] = args;
+      statements.push(typeof config === "string" ? config : ((config as { name?: string; text?: string }).name ?? String((config as { text?: string }).text)));
+      return query(...args);
+    }) as typeof client.query;
+  });
+  return statements;
+}

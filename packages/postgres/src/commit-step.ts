@@ -55,7 +55,7 @@ function commitMany(pool: pg.Pool, inputs: CommitStepInput[]): Promise<CommitSte
     // Column arrays, one element per step: the parameters of COMMIT_NEW_STEP, transposed.
     const columns: unknown[][] = Array.from({ length: 10 }, () => []);
     for (const input of inputs) {
-      [...stepValues(input), input.now].forEach((value, column) => columns[column]?.push(value));
+      for (const [column, value] of [...stepValues(input), input.now].entries()) columns[column]?.push(value);
     }
     const written = await client.query<{ run_id: string; step_key: string }>({ name: "stepwise_commit_new_steps", text: COMMIT_NEW_STEPS, values: columns });
     const landed = new Set(written.rows.map((row) => `${row.run_id}\u0000${row.step_key}`));

@@ -68,7 +68,7 @@ export function createGroupCommit<TItem, TResult>(options: GroupCommitOptions<TI
       await Promise.all(group.map(writeAlone));
       return;
     }
-    group.forEach((pending, index) => pending.resolve(results[index] as TResult));
+    for (const [index, pending] of group.entries()) pending.resolve(results[index] as TResult);
   }
 
   return (item) =>

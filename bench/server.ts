@@ -1,6 +1,6 @@
 // Postgres + Redis figures (issue: production backends), each next to floors measured in the same
 // run on the same servers: one single-row INSERT commit, one Redis PING.
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Stepwise } from "@stepwise/core";
@@ -134,43 +134,32 @@ async function commitsPerSecond(pool: import("pg").Pool, connections: number, se
   return commits / ((performance.now() - started) / 1000);
 }
 
-/** Single-step runs/s with two `stepwise worker` processes draining THROUGHPUT_RUNS runs. */
-async function throughput(databaseUrl: string, prefix: string, floorMs: number): Promise<void> {
+/** Starts a `stepwise worker` process on the bench's functions; resolves once it runs. */
+function startWorker(env: NodeJS.ProcessEnv): Promise<ChildProcess> {
   const bin = fileURLToPath(new URL("../apps/cli/bin/stepwise.js", import.meta.url));
   const functions = fileURLToPath(new URL("./functions.ts", import.meta.url));
+  const profile = process.env["BENCH_WORKER_PROF"];
+  const args = [...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []), bin, "worker", "--functions", functions, "--quiet", "--concurrency", "100"];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes("stepwise worker: running")) resolve(child);
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.once("exit", (code) => reject(new Error(`worker exited ${code}: ${output}`)));
+  });
+}
+
+/**
+ * Throughput in two phases: the ingest of THROUGHPUT_RUNS events (one run each) with no worker
+ * running, then two `stepwise worker` processes draining those runs, each next to the commit
+ * floor of the same server.
+ */
+async function throughput(databaseUrl: string, prefix: string, floorMs: number): Promise<void> {
   const env = { ...process.env, DATABASE_URL: databaseUrl, STEPWISE_REDIS_PREFIX: prefix, NO_COLOR: "1" };
-  const workers = await Promise.all(
-    [0, 1].map(
-      () =>
-        new Promise<import("node:child_process").ChildProcess>((resolve, reject) => {
-          const child = spawn(
-            process.execPath,
-            [
-              ...(process.env["BENCH_WORKER_PROF"] ? ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_WORKER_PROF"]}`] : []),
-              bin,
-              "worker",
-              "--functions",
-              functions,
-              "--quiet",
-              "--concurrency",
-              "100",
-            ],
-            {
-              env,
-              stdio: ["ignore", "pipe", "pipe"],
-            },
-          );
-          let output = "";
-          const onData = (chunk: Buffer) => {
-            output += chunk.toString();
-            if (output.includes("stepwise worker: running")) resolve(child);
-          };
-          child.stdout.on("data", onData);
-          child.stderr.on("data", onData);
-          child.once("exit", (code) => reject(new Error(`worker exited ${code}: ${output}`)));
-        }),
-    ),
-  );
   // The sender: an engine without workers, so that only the two processes execute runs.
   const pg = await import("pg");
   const pool = new pg.default.Pool({ connectionString: databaseUrl, max: WORKER_POOL_SIZE * 2 });
@@ -182,42 +171,55 @@ async function throughput(databaseUrl: string, prefix: string, floorMs: number):
   const queue = createRedisQueue({ redis, clock, prefix });
   const sender = createEngine({ store: createPostgresStore({ pool }), queue, clock, clients: [stepwise], workers: false, scheduler: false });
   await sender.start();
+  const workers: ChildProcess[] = [];
   try {
     const floorCommits = await commitsPerSecond(pool, WORKER_POOL_SIZE * 2, quick ? 2 : 4);
-    const commitsBefore = await nextTransactionId(pool);
-    const postgresBefore = postgresCpuSeconds();
-    const cpuBefore = workers.map((child) => cpuSeconds(child.pid as number));
+
     const selfBefore = process.cpuUsage();
-    const started = performance.now();
+    const sendStarted = performance.now();
     for (let offset = 0; offset < THROUGHPUT_RUNS; offset += 1000) {
       await sender.send(
         Array.from({ length: Math.min(1000, THROUGHPUT_RUNS - offset) }, (_, index) => ({ name: "bench/one-step", data: { n: offset + index } })),
       );
     }
-    const sentMs = performance.now() - started;
+    const sendSeconds = (performance.now() - sendStarted) / 1000;
+    const self = process.cpuUsage(selfBefore);
+
+    const transactionsBefore = await nextTransactionId(pool);
+    const postgresBefore = postgresCpuSeconds();
+    workers.push(...(await Promise.all([startWorker(env), startWorker(env)])));
+    const cpuBefore = workers.map((child) => cpuSeconds(child.pid as number));
+    const drainStarted = performance.now();
     for (;;) {
       const { rows } = await pool.query<{ count: string }>("SELECT count(*) FROM runs WHERE status = 'completed' AND function_id = 'one-step'");
       if (Number(rows[0]?.count) >= THROUGHPUT_RUNS) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    const seconds = (performance.now() - started) / 1000;
+    const seconds = (performance.now() - drainStarted) / 1000;
     const cpu = workers.map((child, index) => cpuSeconds(child.pid as number) - (cpuBefore[index] as number));
-    const self = process.cpuUsage(selfBefore);
     const postgresCpu = postgresCpuSeconds() - postgresBefore;
-    const commitsPerRun = ((await nextTransactionId(pool)) - commitsBefore) / THROUGHPUT_RUNS;
-    const perRunMs = (seconds * 1000) / THROUGHPUT_RUNS;
-    console.log(`\n| throughput: ${THROUGHPUT_RUNS} single-step runs, 2 worker processes | value |\n|---|---|`);
-    console.log(`| runs/s (send start → all completed) | ${(THROUGHPUT_RUNS / seconds).toFixed(0)} |`);
-    console.log(`| wall time per run vs one INSERT commit | ${perRunMs.toFixed(3)} ms = ${(perRunMs / floorMs).toFixed(2)}× |`);
-    console.log(`| floor: single-row INSERT commits/s, ${WORKER_POOL_SIZE * 2} connections at once | ${floorCommits.toFixed(0)} |`);
-    console.log(`| write transactions (commits) per run, sending included | ${commitsPerRun.toFixed(2)} |`);
-    console.log(
-      `| commits/s while draining vs the floor | ${((commitsPerRun * THROUGHPUT_RUNS) / seconds).toFixed(0)} = ${(((commitsPerRun * THROUGHPUT_RUNS) / seconds / floorCommits) * 100).toFixed(0)}% |`,
+    const transactionsPerRun = ((await nextTransactionId(pool)) - transactionsBefore) / THROUGHPUT_RUNS;
+    const span = await pool.query<{ seconds: number }>(
+      "SELECT extract(epoch FROM max(ended_at) - min(started_at))::float8 AS seconds FROM runs WHERE function_id = 'one-step'",
     );
-    console.log(`| sending ${THROUGHPUT_RUNS} events (batches of 1,000) | ${sentMs.toFixed(0)} ms |`);
-    console.log(`| CPU, worker 1 / worker 2 | ${cpu.map((value) => `${value.toFixed(2)} s (${((value / seconds) * 100).toFixed(0)}%)`).join(" / ")} |`);
-    console.log(`| CPU, sender process | ${((self.user + self.system) / 1e6).toFixed(2)} s |`);
-    console.log(`| CPU, Postgres server (all its processes) | ${postgresCpu.toFixed(2)} s (${((postgresCpu / seconds) * 100).toFixed(0)}% of a core) |`);
+    const drainSeconds = Number(span.rows[0]?.seconds);
+    const runsPerSecond = THROUGHPUT_RUNS / drainSeconds;
+    const workerCpuPerRun = (cpu.reduce((sum, value) => sum + value, 0) * 1000) / THROUGHPUT_RUNS;
+    console.log(`\n| throughput: ${THROUGHPUT_RUNS} single-step runs | value | vs floor |\n|---|---|---|`);
+    console.log(`| floor: single-row INSERT commits/s, ${WORKER_POOL_SIZE * 2} connections at once | ${floorCommits.toFixed(0)} | 1.00× |`);
+    console.log(
+      `| ingest: events/s accepted (\`send\` of 1,000, no worker running) | ${(THROUGHPUT_RUNS / sendSeconds).toFixed(0)} | ${(THROUGHPUT_RUNS / sendSeconds / floorCommits).toFixed(2)}× |`,
+    );
+    console.log(`| ingest: sender CPU per event | ${((self.user + self.system) / 1000 / THROUGHPUT_RUNS).toFixed(3)} ms | |`);
+    console.log(`| drain: runs/s, 2 worker processes (first start → last end) | ${runsPerSecond.toFixed(0)} | ${(runsPerSecond / floorCommits).toFixed(2)}× |`);
+    console.log(
+      `| drain: wall time per run vs one INSERT commit | ${(1000 / runsPerSecond).toFixed(3)} ms | ${(1000 / runsPerSecond / floorMs).toFixed(2)}× |`,
+    );
+    console.log(`| drain: write transactions per run (claim, step, end: 3 alone) | ${transactionsPerRun.toFixed(2)} | |`);
+    console.log(
+      `| drain: CPU, worker 1 / worker 2 | ${cpu.map((value) => `${value.toFixed(2)} s (${((value / seconds) * 100).toFixed(0)}%)`).join(" / ")} | |`,
+    );
+    console.log(`| drain: CPU per run, workers / Postgres | ${workerCpuPerRun.toFixed(3)} ms / ${((postgresCpu * 1000) / THROUGHPUT_RUNS).toFixed(3)} ms | |`);
   } finally {
     await sender.stop();
     await queue.close();

@@ -1,6 +1,6 @@
 import type { RunRecord, RunStore } from "@stepwise/engine";
 import type pg from "pg";
-import { claimRun, loadSteps } from "./claim-run.js";
+import { createClaimRun, loadSteps } from "./claim-run.js";
 import { createCommitStep, type GroupLimits } from "./commit-step.js";
 import { createFinishRun } from "./finish-run.js";
 import { ingestEvents, ingestsInOneStatement } from "./ingest-events.js";
@@ -21,7 +21,7 @@ export interface PostgresStoreOptions {
   /** Whether `store.close()` ends the pool. (Default: false: the caller owns the pool and ends it) */
   ownsPool?: boolean;
   /**
-   * Group commit of step results and run ends: writes of many runs that arrive together go to
+   * Group commit of claims, step results and run ends: writes of many runs that arrive together go to
    * the database as one statement and one commit. A write never waits for company: it goes
    * out alone while fewer than `maxInFlight` statements of its kind are in flight.
    * `false` writes every result alone. (Default: `maxInFlight` a quarter of the pool's `max`,
@@ -75,6 +75,7 @@ RETURNING id, function_id`;
 export function createPostgresStore(options: PostgresStoreOptions): RunStore {
   const { pool } = options;
   const limits = groupLimits(pool, options.groupCommit);
+  const claimRun = createClaimRun(pool, limits);
   const commitStep = createCommitStep(pool, limits);
   const finishRun = createFinishRun(pool, limits);
 
@@ -92,7 +93,7 @@ export function createPostgresStore(options: PostgresStoreOptions): RunStore {
     // One statement is atomic on its own: BEGIN and COMMIT would only add two round trips.
     ingest: (input) =>
       ingestsInOneStatement(input) ? withClient(pool, (client) => ingestEvents(client, input)) : withTransaction(pool, (client) => ingestEvents(client, input)),
-    claimRun: (input) => claimRun(pool, input),
+    claimRun,
     commitStep,
     extendLease: (input) => updateOne("stepwise_extend_lease", EXTEND_LEASE, [input.runId, input.leaseEpoch, timeParam(input.until)]),
     suspendRun: (input) => suspendRun(pool, input),

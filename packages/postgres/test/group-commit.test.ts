@@ -1,3 +1,4 @@
+import type { JsonValue } from "@stepwise/core";
 import type { RunStore } from "@stepwise/engine";
 import type pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -80,7 +81,7 @@ describe.each([
     return runs.map((run) => run.id);
   }
 
-  function step(key: string, output: unknown) {
+  function step(key: string, output: JsonValue) {
     return { key, id: key, kind: "run", status: "completed", output, attempt: 0, fresh: true } as const;
   }
 
@@ -171,6 +172,51 @@ describe.each([
       expect(await store.getRun(runId)).toMatchObject(runId === "run_5" ? { status: "running" } : { status: "completed", output: { runId }, endedAt: T0 + 5 });
     }
     expect(await store.listSteps("run_0")).toEqual([expect.objectContaining({ key: "call", status: "completed", output: { runId: "run_child" } })]);
+  });
+
+  it("claims concurrent runs in fewer statements: fresh ones, a replay with its steps and due sleep, not one that is not due", async () => {
+    const store = createPostgresStore({ pool: database.pool, groupCommit: { maxInFlight: 1 } });
+    const events = Array.from({ length: 30 }, (_, index) => ({ id: `evt_${index}`, name: "test/group", data: { index }, ts: T0 }));
+    await store.ingest({ events, runs: events.map((event, index) => ({ id: `run_${index}`, functionId: "fn", eventId: event.id })), now: T0 });
+    // run_0 recorded a step, then slept until T0 + 10; run_1 sleeps until T0 + 1000.
+    for (const [runId, wakeAt] of [
+      ["run_0", T0 + 10],
+      ["run_1", T0 + 1000],
+    ] as const) {
+      await store.claimRun({ runId, workerId: "worker-a", now: T0, leaseMs: 60_000 });
+      await store.commitStep({ runId, leaseEpoch: 1, step: step("s1", runId), now: T0 });
+      await store.suspendRun({
+        runId,
+        leaseEpoch: 1,
+        steps: [{ key: "nap", id: "nap", kind: "sleep", status: "waiting", attempt: 0, wakeAt }],
+        waits: [],
+        invokes: { events: [], runs: [], now: T0 + 1 },
+        pendingKeys: [],
+        now: T0 + 1,
+      });
+    }
+    statements.length = 0;
+    const requests = [...events.map((_, index) => `run_${index}`), "run_7"];
+    const claims = await Promise.all(requests.map((runId) => store.claimRun({ runId, workerId: "worker-b", now: T0 + 20, leaseMs: 60_000 })));
+    expect(statements).toContain("stepwise_claim_runs");
+    expect(statements.length).toBeLessThan(requests.length);
+    const [replay, notDue, ...rest] = claims;
+    expect(replay).toEqual({
+      run: expect.objectContaining({ id: "run_0", leaseEpoch: 2, leaseOwner: "worker-b", status: "running" }),
+      event: events[0],
+      steps: [
+        { key: "s1", id: "s1", kind: "run", status: "completed", output: "run_0", attempt: 0 },
+        { key: "nap", id: "nap", kind: "sleep", status: "completed", output: null, attempt: 0 },
+      ],
+    });
+    expect(notDue).toBeNull();
+    // run_7 was asked for twice: one claim holds it, the other answers null.
+    expect(rest.filter((claim) => claim?.run.id === "run_7")).toHaveLength(1);
+    expect(rest.filter((claim) => claim === null)).toHaveLength(1);
+    for (const [offset, claim] of rest.slice(0, 28).entries()) {
+      if (claim === null) continue;
+      expect(claim).toEqual({ run: expect.objectContaining({ id: `run_${offset + 2}`, leaseEpoch: 1, startedAt: T0 + 20 }), event: events[offset + 2], steps: [] });
+    }
   });
 
   it("rejects group-commit limits below 1", () => {

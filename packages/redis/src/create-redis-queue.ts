@@ -2,7 +2,7 @@ import type { Clock, InspectableQueue, QueueItem } from "@stepwise/engine";
 import type { Redis } from "ioredis";
 import { closeRedis } from "./close-redis.js";
 import { encodePriority, queueKeys } from "./queue-keys.js";
-import { defineQueueScripts } from "./queue-scripts.js";
+import { type DequeueAttempt, defineQueueScripts } from "./queue-scripts.js";
 import { isConnectionError, rethrowUnavailable } from "./redis-unavailable-error.js";
 
 /** Options of {@link createRedisQueue}. */
@@ -206,9 +206,9 @@ export function createRedisQueue(options: RedisQueueOptions): InspectableQueue {
    * An item taken by a script call whose dequeue had already given up goes back, so that an
    * abort at the wrong moment does not leave the run to the reconciler.
    */
-  function putBackLate(attempt: Promise<{ kind: string; json?: string }>): void {
+  function putBackLate(attempt: Promise<DequeueAttempt>): void {
     const task = attempt
-      .then((result) => (result.kind === "item" && result.json ? enqueueItems([JSON.parse(result.json) as QueueItem]) : undefined))
+      .then((result) => (result.kind === "items" ? enqueueItems(result.json.map((json) => JSON.parse(json) as QueueItem)) : undefined))
       .catch(() => undefined);
     putBacks.add(task);
     void task.finally(() => putBacks.delete(task));
@@ -231,22 +231,26 @@ export function createRedisQueue(options: RedisQueueOptions): InspectableQueue {
     }
   }
 
-  return {
+  const queue: InspectableQueue = {
     enqueue: enqueueItems,
 
     async dequeue(signal) {
-      if (closed || signal.aborted) return null;
+      return (await queue.dequeueMany(signal, 1))[0] ?? null;
+    },
+
+    async dequeueMany(signal, max) {
+      if (closed || signal.aborted) return [];
       const stop = watchStop(signal);
       try {
         try {
-          if ((await raceStop(ensureSubscribed(), stop)) === STOPPED) return null;
+          if ((await raceStop(ensureSubscribed(), stop)) === STOPPED) return [];
           reachedRedis = true;
         } catch (error) {
           rethrowUnavailable(redis, error);
         }
         while (!stop.stopped) {
           missedWake = false;
-          const attempt = scripts.dequeue(clock.now());
+          const attempt = scripts.dequeue(clock.now(), max);
           let result: Awaited<typeof attempt> | typeof STOPPED;
           try {
             result = await raceStop(attempt, stop);
@@ -258,12 +262,12 @@ export function createRedisQueue(options: RedisQueueOptions): InspectableQueue {
           }
           if (result === STOPPED) {
             putBackLate(attempt);
-            return null;
+            return [];
           }
           reachedRedis = true;
-          if (result.kind === "item") {
+          if (result.kind === "items") {
             if (result.more) wakeOne();
-            return JSON.parse(result.json) as QueueItem;
+            return result.json.map((json) => JSON.parse(json) as QueueItem);
           }
           if (result.kind === "later") armTimer(result.availableAt);
           if (missedWake) continue;
@@ -271,7 +275,7 @@ export function createRedisQueue(options: RedisQueueOptions): InspectableQueue {
           // hand it to the next waiter rather than leave an item to the poll.
           if ((await sleep(stop)) && stop.stopped) wakeOne();
         }
-        return null;
+        return [];
       } finally {
         stop.dispose();
       }
@@ -315,4 +319,5 @@ export function createRedisQueue(options: RedisQueueOptions): InspectableQueue {
       return closing;
     },
   };
+  return queue;
 }

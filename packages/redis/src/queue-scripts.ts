@@ -47,48 +47,56 @@ return added
 `;
 
 /**
- * Removes and returns the head if it is available at `now`. Members whose items entry is gone
- * or belongs to a newer enqueue (a partial loss of keys) are dropped on the way; each pass
- * removes a member, so the loop ends.
+ * Removes and returns up to `max` items from the head that are available at `now`, in queue
+ * order. Members whose items entry is gone or belongs to a newer enqueue (a partial loss of
+ * keys) are dropped on the way; each pass removes a member, so the loop ends.
  *
- * KEYS: schedule, items. ARGV: now.
+ * KEYS: schedule, items. ARGV: now, max.
  * Returns `{0}` when empty, `{1, availableAt}` when the head is not yet due,
- * `{2, item JSON, 1 if another item is due}` when an item was taken.
+ * `{2, 1 if another item is due, item JSON...}` when items were taken.
  */
 const DEQUEUE_LUA = `
 local now = tonumber(ARGV[1])
-while true do
+local max = tonumber(ARGV[2])
+local taken = {}
+while #taken < max do
   local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  if #head == 0 then return {0} end
-  if tonumber(head[2]) > now then return {1, head[2]} end
+  if #head == 0 then break end
+  if tonumber(head[2]) > now then
+    if #taken == 0 then return {1, head[2]} end
+    break
+  end
   local member = head[1]
   local runId = string.sub(member, ${SORT_KEY_LENGTH + 1})
   local value = redis.call('HGET', KEYS[2], runId)
   redis.call('ZREM', KEYS[1], member)
   if value and string.sub(value, 1, ${SORT_KEY_LENGTH}) == string.sub(member, 1, ${SORT_KEY_LENGTH}) then
     redis.call('HDEL', KEYS[2], runId)
-    local following = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-    local more = 0
-    if following[2] and tonumber(following[2]) <= now then more = 1 end
-    return {2, string.sub(value, ${SORT_KEY_LENGTH + 1}), more}
+    taken[#taken + 1] = string.sub(value, ${SORT_KEY_LENGTH + 1})
   end
 end
+if #taken == 0 then return {0} end
+local following = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local more = 0
+if following[2] and tonumber(following[2]) <= now then more = 1 end
+return {2, more, unpack(taken)}
 `;
 
 /** What one dequeue attempt found. @internal */
-export type DequeueAttempt = { kind: "empty" } | { kind: "later"; availableAt: number } | { kind: "item"; json: string; more: boolean };
+export type DequeueAttempt = { kind: "empty" } | { kind: "later"; availableAt: number } | { kind: "items"; json: string[]; more: boolean };
 
 /** The queue's Lua scripts, bound to one client and one key layout. @internal */
 export interface QueueScripts {
   /** `entries` are `[runId, availableAt, priorityKey, json]`. Returns how many were added or moved earlier. */
   enqueue(now: number, entries: ReadonlyArray<readonly [string, string, string, string]>): Promise<number>;
-  dequeue(now: number): Promise<DequeueAttempt>;
+  /** Takes up to `max` due items, in queue order. */
+  dequeue(now: number, max: number): Promise<DequeueAttempt>;
 }
 
 // Command names carry a version, so that a client shared with another version of this package
 // never runs the other version's script under the same name.
 const ENQUEUE_COMMAND = "stepwiseQueueEnqueueV1";
-const DEQUEUE_COMMAND = "stepwiseQueueDequeueV1";
+const DEQUEUE_COMMAND = "stepwiseQueueDequeueV2";
 
 type ScriptCommands = {
   [ENQUEUE_COMMAND](...args: string[]): Promise<number>;
@@ -109,9 +117,9 @@ export function defineQueueScripts(redis: Redis, keys: QueueKeys): QueueScripts 
     enqueue(now, entries) {
       return commands[ENQUEUE_COMMAND](keys.schedule, keys.items, keys.arrivals, String(now), keys.notifyChannel, ...entries.flat());
     },
-    async dequeue(now) {
-      const reply = await commands[DEQUEUE_COMMAND](keys.schedule, keys.items, String(now));
-      if (reply[0] === 2) return { kind: "item", json: String(reply[1]), more: reply[2] === 1 };
+    async dequeue(now, max) {
+      const reply = await commands[DEQUEUE_COMMAND](keys.schedule, keys.items, String(now), String(max));
+      if (reply[0] === 2) return { kind: "items", json: reply.slice(2).map(String), more: reply[1] === 1 };
       if (reply[0] === 1) return { kind: "later", availableAt: Number(reply[1]) };
       return { kind: "empty" };
     },

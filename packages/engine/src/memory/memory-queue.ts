@@ -86,6 +86,29 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
     }, at - clock.now());
   }
 
+  async function dequeueMany(signal: AbortSignal, max: number): Promise<QueueItem[]> {
+    while (!signal.aborted && !closed) {
+      const taken: QueueItem[] = [];
+      for (let top = peek(); top && top.item.availableAt <= clock.now() && taken.length < max; top = peek()) {
+        pop();
+        current.delete(top.item.runId);
+        taken.push(top.item);
+      }
+      if (taken.length > 0) return taken;
+      const top = peek();
+      if (top) armTimer(top.item.availableAt);
+      await new Promise<void>((resolve) => {
+        const onAbort = () => resolve();
+        signal.addEventListener("abort", onAbort, { once: true });
+        waiters.push(() => {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        });
+      });
+    }
+    return [];
+  }
+
   return {
     async enqueue(items) {
       for (const item of items) {
@@ -99,25 +122,10 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
     },
 
     async dequeue(signal) {
-      while (!signal.aborted && !closed) {
-        const top = peek();
-        if (top && top.item.availableAt <= clock.now()) {
-          pop();
-          current.delete(top.item.runId);
-          return top.item;
-        }
-        if (top) armTimer(top.item.availableAt);
-        await new Promise<void>((resolve) => {
-          const onAbort = () => resolve();
-          signal.addEventListener("abort", onAbort, { once: true });
-          waiters.push(() => {
-            signal.removeEventListener("abort", onAbort);
-            resolve();
-          });
-        });
-      }
-      return null;
+      return (await dequeueMany(signal, 1))[0] ?? null;
     },
+
+    dequeueMany,
 
     async size() {
       return current.size;

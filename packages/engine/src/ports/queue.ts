@@ -20,6 +20,13 @@ export interface Queue {
    * resolves `null` once `signal` aborts.
    */
   dequeue(signal: AbortSignal): Promise<QueueItem | null>;
+  /**
+   * Like {@link Queue.dequeue}, for up to `max` items at once: resolves with 1 to `max`
+   * available items in queue order (removing them), waiting until one is available; resolves
+   * `[]` once `signal` aborts. A worker with many free slots takes a burst in one round trip,
+   * and the claims of the burst reach the store together.
+   */
+  dequeueMany(signal: AbortSignal, max: number): Promise<QueueItem[]>;
   /** Items held, available or not. */
   size(): Promise<number>;
   close(): Promise<void>;

@@ -35,6 +35,8 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
   let abort = new AbortController();
   let loop: Promise<void> | undefined;
   let freeSlot: (() => void) | undefined;
+  // Items taken from the queue whose function is being read from the store: they hold a slot.
+  let learning = 0;
 
   const passContext: ProcessContext = {
     ...context,
@@ -88,37 +90,63 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
 
   async function dispatch(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
-      if (active.size >= options.concurrency) {
+      if (active.size + learning >= options.concurrency) {
         await new Promise<void>((resolve) => {
           freeSlot = resolve;
         });
         freeSlot = undefined;
         continue;
       }
-      let item: QueueItem | null;
+      let items: QueueItem[];
       try {
-        item = await queue.dequeue(signal);
-        if (!item) return;
-        // Items enqueued without a function id (wake-ups of parents and waiters) learn it from the store.
-        if (item.functionId === "") {
-          const run = await store.getRun(item.runId);
-          if (!run) continue;
-          item.functionId = run.functionId;
-        }
+        // As many as there are free slots, in one round trip: their claims reach the store together.
+        items = await queue.dequeueMany(signal, options.concurrency - active.size - learning);
+        if (items.length === 0) return;
       } catch (error) {
-        // The queue or the store is unreachable for now: keep the loop alive and try again; what
-        // was lost meanwhile comes back through the reconciler.
-        lifecycle.emit({ type: "engine-error", error, context: "taking the next run from the queue" });
+        // The queue is unreachable for now: keep the loop alive and try again; what was lost
+        // meanwhile comes back through the reconciler.
+        lifecycle.emit({ type: "engine-error", error, context: "taking the next runs from the queue" });
         await new Promise((resolve) => setTimeout(resolve, DISPATCH_RETRY_MS));
         continue;
       }
-      if (!context.resolveFunction(item.functionId)) {
-        // A run of a function this process does not have (another app shares the queue): leave
-        // it, briefly out of this worker's way, for a worker that has it.
-        await context.enqueue([{ ...item, availableAt: clock.now() + FOREIGN_RUN_DELAY_MS }]);
-        continue;
+      const foreign: QueueItem[] = [];
+      for (const item of items) {
+        if (item.functionId === "") {
+          // Wake-ups of parents and waiters carry no function id: learn it from the store, and
+          // launch them after the rest, so that one slow read does not hold the burst back.
+          void learnFunction(item).catch((error: unknown) => {
+            lifecycle.emit({ type: "engine-error", error, context: `reading run ${item.runId} to wake it` });
+            return context.enqueue([{ ...item, availableAt: clock.now() + DISPATCH_RETRY_MS }]);
+          });
+        } else if (!context.resolveFunction(item.functionId)) {
+          foreign.push(item);
+        } else if (tryTakeSlot(item)) {
+          launch(item);
+        }
       }
-      if (tryTakeSlot(item)) launch(item);
+      if (foreign.length > 0) {
+        // Runs of functions this process does not have (another app shares the queue): leave
+        // them, briefly out of this worker's way, for a worker that has them.
+        await context.enqueue(foreign.map((item) => ({ ...item, availableAt: clock.now() + FOREIGN_RUN_DELAY_MS })));
+      }
+    }
+  }
+
+  async function learnFunction(item: QueueItem): Promise<void> {
+    learning++;
+    let run: Awaited<ReturnType<typeof store.getRun>>;
+    try {
+      run = await store.getRun(item.runId);
+    } finally {
+      learning--;
+      freeSlot?.();
+    }
+    if (!run || abort.signal.aborted) return;
+    const known = { ...item, functionId: run.functionId };
+    if (!context.resolveFunction(known.functionId)) {
+      await context.enqueue([{ ...known, availableAt: clock.now() + FOREIGN_RUN_DELAY_MS }]);
+    } else if (tryTakeSlot(known)) {
+      launch(known);
     }
   }
 

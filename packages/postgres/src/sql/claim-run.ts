@@ -56,3 +56,51 @@ timed_out AS (
 )
 SELECT claimed.*, events.key AS event_key, events.name AS event_name, events.data AS event_data, events.ts AS event_ts
 FROM claimed LEFT JOIN events ON events.id = claimed.event_id`;
+
+/**
+ * {@link CLAIM_RUN} for several runs at once (group commit), each with its own worker, now and
+ * lease end. Runs not due (or claimed by another worker first) are left out of the answer.
+ *
+ * $1 run ids, $2 worker ids, $3 nows and $4 lease ends in epoch milliseconds; one element per
+ * run, sorted by run id so that two batches lock shared runs in the same order.
+ */
+export const CLAIM_RUNS = `
+WITH input AS (
+  SELECT run_id, worker_id, to_timestamp(now_ms / 1000) AS now, to_timestamp(lease_ms / 1000) AS lease_end
+  FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[]) AS input(run_id, worker_id, now_ms, lease_ms)
+),
+claimed AS (
+  UPDATE runs SET
+    status = 'running',
+    lease_epoch = lease_epoch + 1,
+    lease_owner = input.worker_id,
+    lease_expires_at = input.lease_end,
+    started_at = coalesce(started_at, input.now)
+  FROM input
+  WHERE runs.id = input.run_id AND runs.status IN ('queued', 'sleeping', 'waiting') AND runs.wake_at <= input.now
+  RETURNING ${RUN_COLUMNS}, input.now AS claimed_at
+),
+due AS (
+  UPDATE steps SET
+    status = CASE WHEN steps.kind = 'invoke' THEN 'failed'::step_status ELSE 'completed'::step_status END,
+    output = CASE WHEN steps.kind = 'invoke' THEN NULL ELSE 'null'::jsonb END,
+    error = CASE WHEN steps.kind = 'invoke' THEN jsonb_build_object(
+      'name', 'StepwiseError',
+      'code', 'INVOKE_TIMEOUT',
+      'message', format('step.invoke("%s") timed out', steps.step_id),
+      'nonRetriable', true
+    ) END,
+    ended_at = claimed.claimed_at
+  FROM claimed
+  WHERE steps.run_id = claimed.id
+    AND steps.status = 'waiting'
+    AND steps.kind IN ('sleep', 'wait', 'invoke')
+    AND steps.wake_at <= claimed.claimed_at
+  RETURNING steps.run_id, steps.step_key, steps.kind
+),
+timed_out AS (
+  DELETE FROM waits USING due
+  WHERE waits.run_id = due.run_id AND waits.step_key = due.step_key AND due.kind = 'wait'
+)
+SELECT claimed.*, events.key AS event_key, events.name AS event_name, events.data AS event_data, events.ts AS event_ts
+FROM claimed LEFT JOIN events ON events.id = claimed.event_id`;

@@ -59,6 +59,19 @@ export function queueContract(name: string, makeQueue: QueueFactory): void {
       expect(got).toBe("later");
     });
 
+    it("takes up to max available items at once, in queue order, leaving delayed ones", async () => {
+      await queue.enqueue([item("b"), item("a", 0, 1), item("c"), item("later", 1000), item("d")]);
+      expect((await queue.dequeueMany(abort.signal, 3)).map((taken) => taken.runId)).toEqual(["a", "b", "c"]);
+      expect((await queue.dequeueMany(abort.signal, 10)).map((taken) => taken.runId)).toEqual(["d"]);
+      expect(await queue.size()).toBe(1);
+      const waiting = queue.dequeueMany(abort.signal, 10);
+      await clock.advance(1000);
+      expect((await waiting).map((taken) => taken.runId)).toEqual(["later"]);
+      const aborted = queue.dequeueMany(abort.signal, 10);
+      abort.abort();
+      expect(await aborted).toEqual([]);
+    });
+
     it("wakes a waiting dequeue when an item arrives, and resolves null on abort", async () => {
       const waiting = queue.dequeue(abort.signal);
       await queue.enqueue([item("now")]);

@@ -57,7 +57,12 @@ function claimMany(pool: pg.Pool, inputs: ClaimInput[]): Promise<Array<ClaimedRu
     const claimed = await client.query<ClaimedRunRow>({
       name: "stepwise_claim_runs",
       text: CLAIM_RUNS,
-      values: [sorted.map((input) => input.runId), sorted.map((input) => input.workerId), sorted.map((input) => input.now), sorted.map((input) => input.now + input.leaseMs)],
+      values: [
+        sorted.map((input) => input.runId),
+        sorted.map((input) => input.workerId),
+        sorted.map((input) => input.now),
+        sorted.map((input) => input.now + input.leaseMs),
+      ],
     });
     const byRun = new Map<string, ClaimedRun>();
     for (const row of claimed.rows) byRun.set(row.id, { ...toClaimed(row), steps: [] });

@@ -215,7 +215,11 @@ describe.each([
     expect(rest.filter((claim) => claim === null)).toHaveLength(1);
     for (const [offset, claim] of rest.slice(0, 28).entries()) {
       if (claim === null) continue;
-      expect(claim).toEqual({ run: expect.objectContaining({ id: `run_${offset + 2}`, leaseEpoch: 1, startedAt: T0 + 20 }), event: events[offset + 2], steps: [] });
+      expect(claim).toEqual({
+        run: expect.objectContaining({ id: `run_${offset + 2}`, leaseEpoch: 1, startedAt: T0 + 20 }),
+        event: events[offset + 2],
+        steps: [],
+      });
     }
   });
 

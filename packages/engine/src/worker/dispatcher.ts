@@ -95,6 +95,9 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
           freeSlot = resolve;
         });
         freeSlot = undefined;
+        // Passes whose ends were committed together free their slots in the same turn: let them
+        // all go before asking the queue, so that the next burst (and its claims) is one batch.
+        await new Promise((resolve) => setImmediate(resolve));
         continue;
       }
       let items: QueueItem[];

@@ -43,35 +43,45 @@ export async function createInsertFloor(pool: pg.Pool): Promise<{ samples: numbe
   };
 }
 
-/** Event → run start latencies and median run times of 1/10/100-step chains. */
+/** Event → run start latencies, median run times of 1/10/100-step chains, and per-step ratios. */
 export interface EngineFigures {
   latencies: number[];
   t1: number;
   t10: number;
   t100: number;
+  /**
+   * Per round: (T10 − T1)/9 and (T100 − T10)/90 of that round's chains, each divided by that
+   * round's floor. Pairing a round's figures with its own floor keeps the drift of a shared
+   * machine (minutes of faster or slower disk) out of the ratio.
+   */
+  ratios10: number[];
+  ratios100: number[];
 }
 
 /**
- * Measures `engine` in `rounds` rounds, calling `floors()` at the start of each so that machine
- * noise hits the engine and its floors alike.
+ * Measures `engine` in `rounds` rounds; each starts with `floor(round)`, which measures the
+ * floor and answers its median for the round, so that machine noise hits the engine and its
+ * floor alike.
  */
 export async function measureEngine(options: {
   engine: Engine;
   starts: Map<number, number>;
   rounds: number;
   eventsPerRound: number;
-  floors: (round: number) => Promise<void>;
+  floor: (round: number) => Promise<number>;
 }): Promise<EngineFigures> {
   const { engine, starts } = options;
   for (const steps of [1, 10, 100]) await engine.invoke(`chain-${steps}`, {}); // warm-up
   const latencies: number[] = [];
-  const chainTimes = new Map<number, number[]>([
+  const all = new Map<number, number[]>([
     [1, []],
     [10, []],
     [100, []],
   ]);
+  const ratios10: number[] = [];
+  const ratios100: number[] = [];
   for (let round = 0; round < options.rounds; round++) {
-    await options.floors(round);
+    const floor = await options.floor(round);
     for (let index = 0; index < options.eventsPerRound; index++) {
       const i = round * 1000 + index;
       const sent = performance.now();
@@ -80,14 +90,27 @@ export async function measureEngine(options: {
       await engine.waitForRun(run?.id as string);
       latencies.push((starts.get(i) as number) - sent);
     }
-    for (const [steps, times] of chainTimes) {
-      for (let index = 0; index < (steps === 100 ? 2 : 5); index++) {
+    const round1: number[] = [];
+    const round10: number[] = [];
+    const round100: number[] = [];
+    // Interleaved, so that a slow second hits the three chain lengths alike.
+    for (let index = 0; index < 3; index++) {
+      for (const [steps, times] of [
+        [1, round1],
+        [10, round10],
+        [100, round100],
+      ] as const) {
         const started = performance.now();
         await engine.invoke(`chain-${steps}`, {});
         times.push(performance.now() - started);
       }
     }
+    ratios10.push((median(round10) - median(round1)) / 9 / floor);
+    ratios100.push((median(round100) - median(round10)) / 90 / floor);
+    all.get(1)?.push(...round1);
+    all.get(10)?.push(...round10);
+    all.get(100)?.push(...round100);
   }
-  const [t1, t10, t100] = [1, 10, 100].map((steps) => median(chainTimes.get(steps) as number[])) as [number, number, number];
-  return { latencies, t1, t10, t100 };
+  const [t1, t10, t100] = [1, 10, 100].map((steps) => median(all.get(steps) as number[])) as [number, number, number];
+  return { latencies, t1, t10, t100, ratios10, ratios100 };
 }

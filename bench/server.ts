@@ -10,7 +10,7 @@ import { createTestPostgres } from "@stepwise/postgres/testing";
 import { createRedisBus, createRedisQueue } from "@stepwise/redis";
 import { createTestRedis } from "@stepwise/redis/testing";
 import { createInsertFloor, defineBenchFunctions, measureEngine } from "./measure.js";
-import { median, ms, percentile } from "./stats.js";
+import { median, ms, percentile, ratioRange } from "./stats.js";
 
 const quick = process.env["STEPWISE_BENCH_QUICK"] === "1";
 /** Connections of each `stepwise worker` process's pool (the CLI's default). */
@@ -50,12 +50,17 @@ export async function benchServer(): Promise<void> {
     await measureFloors(100);
     insertFloor.samples.length = 0;
     pingFloor.length = 0;
-    const { latencies, t1, t10, t100 } = await measureEngine({
+    const rounds = quick ? 4 : 12;
+    const { latencies, t1, t10, t100, ratios10, ratios100 } = await measureEngine({
       engine,
       starts,
-      rounds: quick ? 3 : 8,
-      eventsPerRound: 25,
-      floors: () => measureFloors(quick ? 50 : 150),
+      rounds,
+      eventsPerRound: 20,
+      floor: async () => {
+        const before = insertFloor.samples.length;
+        await measureFloors(quick ? 50 : 150);
+        return median(insertFloor.samples.slice(before));
+      },
     });
     const floor = median(insertFloor.samples);
     const ping = median(pingFloor);
@@ -72,8 +77,8 @@ export async function benchServer(): Promise<void> {
     );
     console.log(`| event → run start p99 | ${ms(percentile(latencies, 99))} | ${(percentile(latencies, 99) / floor).toFixed(2)}× | |`);
     console.log(`| run of 1 / 10 / 100 steps (median) | ${ms(t1)} / ${ms(t10)} / ${ms(t100)} | | |`);
-    console.log(`| per-step overhead (T10 − T1)/9 | ${ms(perStep10)} | ${(perStep10 / floor).toFixed(2)}× | |`);
-    console.log(`| per-step overhead (T100 − T10)/90 | ${ms(perStep100)} | ${(perStep100 / floor).toFixed(2)}× | |`);
+    console.log(`| per-step overhead (T10 − T1)/9; vs floor: median of ${rounds} rounds (range) | ${ms(perStep10)} | ${ratioRange(ratios10)} | |`);
+    console.log(`| per-step overhead (T100 − T10)/90 | ${ms(perStep100)} | ${ratioRange(ratios100)} | |`);
     await engine.stop();
     await throughput(database.url, `${prefix}-throughput`, floor);
   } finally {

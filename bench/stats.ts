@@ -7,3 +7,6 @@ export function percentile(values: number[], p: number): number {
 export const median = (values: number[]): number => percentile(values, 50);
 
 export const ms = (value: number): string => `${value.toFixed(3)} ms`;
+
+/** `median× (min–max×)` of ratios, for a table cell. */
+export const ratioRange = (values: number[]): string => `${median(values).toFixed(2)}× (${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)}×)`;

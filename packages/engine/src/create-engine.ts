@@ -94,13 +94,26 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     if (items.length > 0) await queue.enqueue(items);
   };
 
+  /**
+   * Runs this process just made runnable: due ones with a known function start here when a
+   * slot is free (`eagerStart`), the rest go to the queue. Not for the reconciler's re-enqueues:
+   * those runs may sit in the queue already, where a second item would cost a wasted claim.
+   */
+  const startOrEnqueue = async (items: QueueItem[]) => {
+    if (!options.eagerStart || items.length === 0) return enqueue(items);
+    const now = clock.now();
+    const due = items.filter((item) => item.availableAt <= now && item.functionId !== "");
+    const left = dispatcher.offer(due);
+    await enqueue(left.length === due.length ? items : [...items.filter((item) => !due.includes(item)), ...left]);
+  };
+
   const context: ProcessContext = {
     options,
     lifecycle,
     router,
     resolveFunction: (functionId) => runnable.get(functionId),
     sendEvents: (events) => send(events),
-    enqueue,
+    enqueue: (items) => startOrEnqueue(items),
     runEnded: (run) => waiters.runEnded(run),
   };
   const dispatcher = createDispatcher(context, functions);
@@ -115,7 +128,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     const result = await store.ingest({ events, runs, now });
     for (const [index, event] of events.entries()) lifecycle.emit({ type: "event-received", event, duplicate: result.events[index]?.duplicate ?? false });
     for (const run of result.runs) lifecycle.emit({ type: "run-created", runId: run.id, functionId: run.functionId, eventId: run.eventId });
-    await enqueue(result.runs.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: now })));
+    await startOrEnqueue(result.runs.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: now })));
     const toMatch = events.filter((_, index) => result.events[index]?.matchWaits);
     if (toMatch.length > 0) {
       await resolveWaits(toMatch);

@@ -38,6 +38,14 @@ export interface EngineOptions {
   recoverOnStart?: "expired" | "all";
   /** Run workers (claim and execute runs). (Default: true) */
   workers?: boolean;
+  /**
+   * Start runs this process creates (from `send`, `invoke`, `step.invoke`, follow-ups) in this
+   * process's own workers when a slot is free, without a round trip through the queue: the
+   * event → start latency of a run is then the ingest and the claim. Runs that find no free
+   * slot go to the queue for any worker; a crash before the claim leaves the run queued in the
+   * store, where the reconciler finds it. (Default: true when `workers` is on)
+   */
+  eagerStart?: boolean;
   /** Run the cron scheduler. (Default: true) */
   scheduler?: boolean;
   logger?: Logger;
@@ -67,6 +75,7 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
     reconcileIntervalMs: options.reconcileIntervalMs ?? 1000,
     recoverOnStart: options.recoverOnStart ?? "expired",
     workers: options.workers ?? true,
+    eagerStart: (options.workers ?? true) && (options.eagerStart ?? true),
     scheduler: options.scheduler ?? true,
     logger: options.logger ?? silentLogger,
   };

@@ -17,6 +17,12 @@ export interface Dispatcher {
    * are released (runnable again at once, for another worker) and left behind.
    */
   stop(graceMs: number): Promise<{ released: number }>;
+  /**
+   * Launches passes for due `items` at once while slots are free (eager start), and answers
+   * the items it did not take, for the queue: no free slot, a function at its concurrency
+   * limit or unknown here, a run whose pass is still running, or the dispatcher not running.
+   */
+  offer(items: QueueItem[]): QueueItem[];
   /** Passes executing now. */
   readonly activeCount: number;
 }
@@ -37,6 +43,9 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
   let freeSlot: (() => void) | undefined;
   // Items taken from the queue whose function is being read from the store: they hold a slot.
   let learning = 0;
+  let running = false;
+  // Items taken from the queue while eager starts filled the slots meanwhile: first in line.
+  const overflow: QueueItem[] = [];
 
   const passContext: ProcessContext = {
     ...context,
@@ -90,6 +99,10 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
 
   async function dispatch(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
+      while (overflow.length > 0 && active.size + learning < options.concurrency) {
+        const item = overflow.shift() as QueueItem;
+        if (tryTakeSlot(item)) launch(item);
+      }
       if (active.size + learning >= options.concurrency) {
         await new Promise<void>((resolve) => {
           freeSlot = resolve;
@@ -123,6 +136,8 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
           });
         } else if (!context.resolveFunction(item.functionId)) {
           foreign.push(item);
+        } else if (active.size + learning >= options.concurrency) {
+          overflow.push(item);
         } else if (tryTakeSlot(item)) {
           launch(item);
         }
@@ -158,16 +173,36 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       return active.size;
     },
 
+    offer(items) {
+      if (!running || abort.signal.aborted) return items;
+      const left: QueueItem[] = [];
+      for (const item of items) {
+        const limit = functions.get(item.functionId)?.config.concurrency?.limit;
+        const free =
+          active.size + learning < options.concurrency &&
+          !active.has(item.runId) &&
+          context.resolveFunction(item.functionId) !== undefined &&
+          (limit === undefined || (slots.get(item.functionId) ?? 0) < limit);
+        if (free && tryTakeSlot(item)) launch(item);
+        else left.push(item);
+      }
+      return left;
+    },
+
     start() {
+      running = true;
       abort = new AbortController();
       loop = dispatch(abort.signal).catch((error: unknown) => lifecycle.emit({ type: "engine-error", error, context: "dispatching runs" }));
     },
 
     async stop(graceMs) {
+      running = false;
       abort.abort();
       freeSlot?.();
       await loop;
       parked.clear();
+      // Taken from the queue but never started: back to the queue, for the other workers.
+      if (overflow.length > 0) await context.enqueue(overflow.splice(0)).catch(() => undefined);
       const passes = [...active.values()].map((entry) => entry.pass);
       let timer: NodeJS.Timeout | undefined;
       // setTimeout treats delays past 2^31-1 ms (and Infinity) as 1 ms: no limit means no timer.

@@ -90,17 +90,27 @@ export async function benchServer(): Promise<void> {
   }
 }
 
-/** CPU seconds of every Postgres server process (the postmaster, its backends and helpers). */
-function postgresCpuSeconds(): number {
-  let total = 0;
+/** CPU seconds so far of each Postgres server process (the postmaster, its backends and helpers), by pid. */
+function postgresCpuByPid(): Map<number, number> {
+  const byPid = new Map<number, number>();
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() === "postgres") total += cpuSeconds(Number(entry));
+      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() === "postgres") byPid.set(Number(entry), cpuSeconds(Number(entry)));
     } catch {
       // The process ended between the listing and the read.
     }
   }
+  return byPid;
+}
+
+/**
+ * CPU seconds Postgres processes used since `before`: the growth of those alive at both reads,
+ * plus all of those started since (a backend that ended meanwhile is not counted).
+ */
+function postgresCpuSince(before: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, seconds] of postgresCpuByPid()) total += seconds - (before.get(pid) ?? 0);
   return total;
 }
 
@@ -191,7 +201,7 @@ async function throughput(databaseUrl: string, prefix: string, floorMs: number):
     const self = process.cpuUsage(selfBefore);
 
     const transactionsBefore = await nextTransactionId(pool);
-    const postgresBefore = postgresCpuSeconds();
+    const postgresBefore = postgresCpuByPid();
     workers.push(...(await Promise.all([startWorker(env), startWorker(env)])));
     const cpuBefore = workers.map((child) => cpuSeconds(child.pid as number));
     const drainStarted = performance.now();
@@ -202,7 +212,7 @@ async function throughput(databaseUrl: string, prefix: string, floorMs: number):
     }
     const seconds = (performance.now() - drainStarted) / 1000;
     const cpu = workers.map((child, index) => cpuSeconds(child.pid as number) - (cpuBefore[index] as number));
-    const postgresCpu = postgresCpuSeconds() - postgresBefore;
+    const postgresCpu = postgresCpuSince(postgresBefore);
     const transactionsPerRun = ((await nextTransactionId(pool)) - transactionsBefore) / THROUGHPUT_RUNS;
     const span = await pool.query<{ seconds: number }>(
       "SELECT extract(epoch FROM max(ended_at) - min(started_at))::float8 AS seconds FROM runs WHERE function_id = 'one-step'",

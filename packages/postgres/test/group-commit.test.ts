@@ -1,10 +1,10 @@
 import type { JsonValue } from "@stepwise/core";
 import type { RunStore } from "@stepwise/engine";
-import type pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createPostgresStore } from "../src/create-postgres-store.js";
 import { createGroupCommit } from "../src/group-commit.js";
 import { createTestPglite, createTestPostgres, type TestDatabase } from "../src/testing.js";
+import { recordStatements } from "./record-statements.js";
 
 // Group commit: step results and run ends of many runs that arrive together become one
 // statement; each caller still gets its own answer, and nothing waits when the store is idle.
@@ -229,20 +229,3 @@ describe.each([
     );
   });
 });
-
-/** Records the name (or text) of every query the pool's clients run from now on. */
-function recordStatements(pool: pg.Pool): string[] {
-  const statements: string[] = [];
-  const recorded = new WeakSet<pg.PoolClient>();
-  pool.on("acquire", (client) => {
-    if (recorded.has(client)) return;
-    recorded.add(client);
-    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-    client.query = ((...args: unknown[]) => {
-      const [config] = args;
-      statements.push(typeof config === "string" ? config : ((config as { name?: string; text?: string }).name ?? String((config as { text?: string }).text)));
-      return query(...args);
-    }) as typeof client.query;
-  });
-  return statements;
-}

@@ -1,29 +1,12 @@
 import type { StoredEvent } from "@stepwise/engine";
-import type pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createTestPglite, createTestPostgres, type TestDatabase } from "../src/testing.js";
+import { recordStatements } from "./record-statements.js";
 
 // Round trips are the latency of "event → run start" on a server: a keyless ingest is one
 // statement (no BEGIN/COMMIT), and a first claim is one statement that also answers the event.
 
 const T0 = 1_700_000_000_000;
-
-/** Records the text of every query the pool's clients run from now on. */
-function recordStatements(pool: pg.Pool): string[] {
-  const statements: string[] = [];
-  const recorded = new WeakSet<pg.PoolClient>();
-  pool.on("acquire", (client) => {
-    if (recorded.has(client)) return;
-    recorded.add(client);
-    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-    client.query = ((...args: unknown[]) => {
-      const [config] = args;
-      statements.push(typeof config === "string" ? config : ((config as { name?: string; text?: string }).name ?? String((config as { text?: string }).text)));
-      return query(...args);
-    }) as typeof client.query;
-  });
-  return statements;
-}
 
 function event(id: string, overrides: Partial<StoredEvent> = {}): StoredEvent {
   return { id, name: "test/trip", data: { id }, ts: T0 - 5, ...overrides };

@@ -1,6 +1,20 @@
 import { RUN_COLUMNS } from "../map-rows.js";
 
 /**
+ * What a due suspension becomes when its run is claimed: a sleep or a wait completes with
+ * `null`, an invoke fails for good with INVOKE_TIMEOUT. Shared by {@link CLAIM_RUN} and
+ * {@link CLAIM_RUNS}.
+ */
+const SETTLE_DUE_STEP = `status = CASE WHEN steps.kind = 'invoke' THEN 'failed'::step_status ELSE 'completed'::step_status END,
+    output = CASE WHEN steps.kind = 'invoke' THEN NULL ELSE 'null'::jsonb END,
+    error = CASE WHEN steps.kind = 'invoke' THEN jsonb_build_object(
+      'name', 'StepwiseError',
+      'code', 'INVOKE_TIMEOUT',
+      'message', format('step.invoke("%s") timed out', steps.step_id),
+      'nonRetriable', true
+    ) END`;
+
+/**
  * Claims a due run and settles its due suspensions, in one statement (so one transaction).
  *
  * $1 run id, $2 worker id, $3 now, $4 lease end.
@@ -33,14 +47,7 @@ WITH claimed AS (
 ),
 due AS (
   UPDATE steps SET
-    status = CASE WHEN steps.kind = 'invoke' THEN 'failed'::step_status ELSE 'completed'::step_status END,
-    output = CASE WHEN steps.kind = 'invoke' THEN NULL ELSE 'null'::jsonb END,
-    error = CASE WHEN steps.kind = 'invoke' THEN jsonb_build_object(
-      'name', 'StepwiseError',
-      'code', 'INVOKE_TIMEOUT',
-      'message', format('step.invoke("%s") timed out', steps.step_id),
-      'nonRetriable', true
-    ) END,
+    ${SETTLE_DUE_STEP},
     -- wake_at stays: the planned time next to ended_at shows how late the wake-up was.
     ended_at = $3
   FROM claimed
@@ -82,14 +89,7 @@ claimed AS (
 ),
 due AS (
   UPDATE steps SET
-    status = CASE WHEN steps.kind = 'invoke' THEN 'failed'::step_status ELSE 'completed'::step_status END,
-    output = CASE WHEN steps.kind = 'invoke' THEN NULL ELSE 'null'::jsonb END,
-    error = CASE WHEN steps.kind = 'invoke' THEN jsonb_build_object(
-      'name', 'StepwiseError',
-      'code', 'INVOKE_TIMEOUT',
-      'message', format('step.invoke("%s") timed out', steps.step_id),
-      'nonRetriable', true
-    ) END,
+    ${SETTLE_DUE_STEP},
     ended_at = claimed.claimed_at
   FROM claimed
   WHERE steps.run_id = claimed.id

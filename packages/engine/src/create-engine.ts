@@ -125,10 +125,49 @@ export function createEngine(engineOptions: EngineOptions): Engine {
   ): Promise<{ ids: string[]; runs: Array<{ id: string; functionId: string; eventId: string }> }> {
     const now = clock.now();
     const runs = [...events.flatMap((event) => router.route(event)), ...extraRuns];
-    const result = await store.ingest({ events, runs, now });
+    // Eager start: runs this process has free slots for are created already claimed by it.
+    const reserved = options.eagerStart ? dispatcher.reserve(runs.map((run) => ({ runId: run.id, functionId: run.functionId }))) : new Set<string>();
+    const lease = { workerId: options.workerId, expiresAt: now + options.leaseMs };
+    let result: Awaited<ReturnType<typeof store.ingest>>;
+    try {
+      result = await store.ingest({ events, runs: runs.map((run) => (reserved.has(run.id) ? { ...run, lease } : run)), now });
+    } catch (error) {
+      for (const runId of reserved) dispatcher.unreserve(runId);
+      throw error;
+    }
     for (const [index, event] of events.entries()) lifecycle.emit({ type: "event-received", event, duplicate: result.events[index]?.duplicate ?? false });
     for (const run of result.runs) lifecycle.emit({ type: "run-created", runId: run.id, functionId: run.functionId, eventId: run.eventId });
-    await startOrEnqueue(result.runs.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: now })));
+    const queued: QueueItem[] = [];
+    const eventsById = new Map(events.map((event) => [event.id, event]));
+    const created = new Map(runs.map((run) => [run.id, run]));
+    for (const run of result.runs) {
+      const event = eventsById.get(run.eventId);
+      if (!reserved.has(run.id) || !event) {
+        queued.push({ runId: run.id, functionId: run.functionId, availableAt: now });
+        continue;
+      }
+      reserved.delete(run.id);
+      const { parentRunId, parentStepKey } = created.get(run.id) ?? {};
+      dispatcher.startClaimed({
+        run: {
+          ...run,
+          status: "running",
+          attempt: 0,
+          leaseEpoch: 1,
+          leaseOwner: lease.workerId,
+          leaseExpiresAt: lease.expiresAt,
+          wakeAt: now,
+          ...(parentRunId !== undefined && { parentRunId, parentStepKey }),
+          createdAt: now,
+          startedAt: now,
+        },
+        event,
+        steps: [],
+      });
+    }
+    // Reserved but not created (the event was a duplicate): the slot goes back.
+    for (const runId of reserved) dispatcher.unreserve(runId);
+    await startOrEnqueue(queued);
     const toMatch = events.filter((_, index) => result.events[index]?.matchWaits);
     if (toMatch.length > 0) {
       await resolveWaits(toMatch);

@@ -59,7 +59,8 @@ describe("the client through an in-process engine", () => {
           try {
             await call();
           } catch (error) {
-            errors.push((error as Error).message);
+            // Both runs start at once: keep one run's messages, in its order.
+            if (event.name === "demo/a") errors.push((error as Error).message);
           }
         }
         await step.sleepUntil("in-the-past", new Date(0));
@@ -71,7 +72,7 @@ describe("the client through an in-process engine", () => {
     const started = await Promise.all(ids.map((id) => engine.runsForEvent(id)));
     expect(started.map((runs) => runs.length)).toEqual([1, 0, 1]);
     expect((await engine.result(started[0]?.[0]?.id as string)).output).toBe("demo/a");
-    expect(errors.slice(0, 5)).toEqual([
+    expect(errors).toEqual([
       'step.run: the first argument must be a non-empty step id, e.g. step.run("send-email", ...)',
       "step.run: the second argument must be a function",
       'step.sleep("bad-duration"): "soon" is not a duration; use milliseconds or a string such as "30s", "15m", "7d"',

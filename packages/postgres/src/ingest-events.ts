@@ -27,10 +27,22 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) A
 ON CONFLICT (id) DO NOTHING
 RETURNING id, waits_matched_at IS NULL AS match_waits`;
 
+/**
+ * The columns of a new run from the run columns (see {@link runColumns}) and the time: queued, or
+ * already claimed (epoch 1) by the worker named in `lease_owner` (eager start).
+ */
+const NEW_RUN_VALUES = (now: string) => `id, function_id, event_id,
+  CASE WHEN lease_owner IS NULL THEN 'queued' ELSE 'running' END, 0, CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END,
+  lease_owner, lease_expires_at, ${now}, parent_run_id, parent_step_key, ${now}, CASE WHEN lease_owner IS NULL THEN NULL ELSE ${now} END`;
+
+const RUN_INSERT_COLUMNS =
+  "id, function_id, event_id, status, attempt, lease_epoch, lease_owner, lease_expires_at, wake_at, parent_run_id, parent_step_key, created_at, started_at";
+
 const INSERT_RUNS = `
-INSERT INTO runs (id, function_id, event_id, status, attempt, lease_epoch, wake_at, parent_run_id, parent_step_key, created_at)
-SELECT id, function_id, event_id, 'queued', 0, 0, $6, parent_run_id, parent_step_key, $6
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS input (id, function_id, event_id, parent_run_id, parent_step_key)
+INSERT INTO runs (${RUN_INSERT_COLUMNS})
+SELECT ${NEW_RUN_VALUES("$8::timestamptz")}
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+  AS input (id, function_id, event_id, parent_run_id, parent_step_key, lease_owner, lease_expires_at)
 ON CONFLICT (function_id, event_id) DO NOTHING
 RETURNING id`;
 
@@ -50,15 +62,16 @@ RETURNING id`;
 const INSERT_EVENTS_AND_RUNS = `
 WITH inserted AS (
   INSERT INTO events (id, key, name, data, ts, received_at, waits_matched_at)
-  SELECT id, NULL, name, data::jsonb, ts, $10::timestamptz, CASE WHEN EXISTS (SELECT 1 FROM waits WHERE waits.event_name = input.name) THEN NULL ELSE $10::timestamptz END
+  SELECT id, NULL, name, data::jsonb, ts, $12::timestamptz, CASE WHEN EXISTS (SELECT 1 FROM waits WHERE waits.event_name = input.name) THEN NULL ELSE $12::timestamptz END
   FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS input (id, name, data, ts)
   ON CONFLICT (id) DO NOTHING
   RETURNING id, waits_matched_at IS NULL AS match_waits
 ),
 created AS (
-  INSERT INTO runs (id, function_id, event_id, status, attempt, lease_epoch, wake_at, parent_run_id, parent_step_key, created_at)
-  SELECT id, function_id, event_id, 'queued', 0, 0, $10, parent_run_id, parent_step_key, $10
-  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) AS input (id, function_id, event_id, parent_run_id, parent_step_key)
+  INSERT INTO runs (${RUN_INSERT_COLUMNS})
+  SELECT ${NEW_RUN_VALUES("$12::timestamptz")}
+  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
+    AS input (id, function_id, event_id, parent_run_id, parent_step_key, lease_owner, lease_expires_at)
   WHERE input.event_id IN (SELECT id FROM inserted) OR input.event_id <> ALL ($1::text[])
   ON CONFLICT (function_id, event_id) DO NOTHING
   RETURNING id
@@ -211,12 +224,14 @@ async function ingestWithoutKeys(client: pg.PoolClient, input: IngestInput): Pro
 }
 
 /** The columns of new runs as arrays, in the order the run inserts unnest them. */
-function runColumns(runs: IngestInput["runs"]): Array<Array<string | null>> {
+function runColumns(runs: IngestInput["runs"]): Array<Array<string | Date | null>> {
   return [
     runs.map((run) => run.id),
     runs.map((run) => run.functionId),
     runs.map((run) => run.eventId),
     runs.map((run) => run.parentRunId ?? null),
     runs.map((run) => run.parentStepKey ?? null),
+    runs.map((run) => run.lease?.workerId ?? null),
+    runs.map((run) => timeParam(run.lease?.expiresAt)),
   ];
 }

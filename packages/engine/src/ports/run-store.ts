@@ -37,6 +37,11 @@ export interface NewRun {
   eventId: string;
   parentRunId?: string;
   parentStepKey?: string;
+  /**
+   * Create the run already claimed by this worker (status `running`, lease epoch 1, started
+   * now): eager start, which saves the claim's round trip. (Default: queued)
+   */
+  lease?: { workerId: string; expiresAt: number };
 }
 
 /** Events and the runs they start, stored in one transaction. */

@@ -1,5 +1,6 @@
 import type { AnyStepwiseFunction } from "@stepwise/core";
 import type { QueueItem } from "../ports/queue.js";
+import type { ClaimedRun } from "../ports/run-store.js";
 import type { ProcessContext } from "./process-run.js";
 import { processRun } from "./process-run.js";
 
@@ -23,6 +24,17 @@ export interface Dispatcher {
    * limit or unknown here, a run whose pass is still running, or the dispatcher not running.
    */
   offer(items: QueueItem[]): QueueItem[];
+  /**
+   * Eager start at creation: reserves a slot for each run it can take now (same rules as
+   * {@link Dispatcher.offer}) and answers their ids. The caller creates those runs already
+   * claimed by this worker, then hands each to {@link Dispatcher.startClaimed}, or gives the
+   * slot back with {@link Dispatcher.unreserve} when the run was not created.
+   */
+  reserve(runs: Array<{ runId: string; functionId: string }>): Set<string>;
+  /** Starts a pass over a run created already claimed, in the slot reserved for it. */
+  startClaimed(claimed: ClaimedRun): void;
+  /** Gives back the slot of a reserved run that was not created (a duplicate event, a failure). */
+  unreserve(runId: string): void;
   /** Passes executing now. */
   readonly activeCount: number;
 }
@@ -44,6 +56,8 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
   // Items taken from the queue whose function is being read from the store: they hold a slot.
   let learning = 0;
   let running = false;
+  // Runs being created already claimed by this worker (eager start), by id: they hold a slot.
+  const reserved = new Map<string, string>();
   // Items taken from the queue while eager starts filled the slots meanwhile: first in line.
   const overflow: QueueItem[] = [];
 
@@ -77,14 +91,19 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
     if (next && !abort.signal.aborted && tryTakeSlot(next)) launch(next);
   }
 
-  function launch(item: QueueItem): void {
+  /** Slots in use: passes, items whose function is being looked up, and reservations. */
+  function busy(): number {
+    return active.size + learning + reserved.size;
+  }
+
+  function launch(item: QueueItem, claimed?: ClaimedRun): void {
     // Two items for one run (a re-enqueue while its pass runs) need one pass: the claim of the
     // second would fail anyway.
     if (active.has(item.runId)) {
       releaseSlot(item.functionId);
       return;
     }
-    const pass = processRun(passContext, item.runId)
+    const pass = processRun(passContext, item.runId, claimed)
       .catch((error: unknown) => {
         lifecycle.emit({ type: "engine-error", error, context: `processing run ${item.runId}` });
         logger.error({ runId: item.runId, error }, "run pass failed; the reconciler will retry it");
@@ -99,11 +118,11 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
 
   async function dispatch(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
-      while (overflow.length > 0 && active.size + learning < options.concurrency) {
+      while (overflow.length > 0 && busy() < options.concurrency) {
         const item = overflow.shift() as QueueItem;
         if (tryTakeSlot(item)) launch(item);
       }
-      if (active.size + learning >= options.concurrency) {
+      if (busy() >= options.concurrency) {
         await new Promise<void>((resolve) => {
           freeSlot = resolve;
         });
@@ -136,7 +155,7 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
           });
         } else if (!context.resolveFunction(item.functionId)) {
           foreign.push(item);
-        } else if (active.size + learning >= options.concurrency) {
+        } else if (busy() >= options.concurrency) {
           overflow.push(item);
         } else if (tryTakeSlot(item)) {
           launch(item);
@@ -173,13 +192,46 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       return active.size;
     },
 
+    reserve(runs) {
+      const taken = new Set<string>();
+      if (!running || abort.signal.aborted) return taken;
+      for (const run of runs) {
+        const limit = functions.get(run.functionId)?.config.concurrency?.limit;
+        const free =
+          busy() < options.concurrency &&
+          !active.has(run.runId) &&
+          !reserved.has(run.runId) &&
+          context.resolveFunction(run.functionId) !== undefined &&
+          (limit === undefined || (slots.get(run.functionId) ?? 0) < limit);
+        if (!free || !tryTakeSlot({ ...run, availableAt: 0 })) continue;
+        reserved.set(run.runId, run.functionId);
+        taken.add(run.runId);
+      }
+      return taken;
+    },
+
+    startClaimed(claimed) {
+      const functionId = reserved.get(claimed.run.id);
+      if (functionId === undefined) return;
+      reserved.delete(claimed.run.id);
+      launch({ runId: claimed.run.id, functionId, availableAt: 0 }, claimed);
+    },
+
+    unreserve(runId) {
+      const functionId = reserved.get(runId);
+      if (functionId === undefined) return;
+      reserved.delete(runId);
+      releaseSlot(functionId);
+      freeSlot?.();
+    },
+
     offer(items) {
       if (!running || abort.signal.aborted) return items;
       const left: QueueItem[] = [];
       for (const item of items) {
         const limit = functions.get(item.functionId)?.config.concurrency?.limit;
         const free =
-          active.size + learning < options.concurrency &&
+          busy() < options.concurrency &&
           !active.has(item.runId) &&
           context.resolveFunction(item.functionId) !== undefined &&
           (limit === undefined || (slots.get(item.functionId) ?? 0) < limit);

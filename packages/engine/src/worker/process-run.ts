@@ -46,12 +46,12 @@ export interface RunnableFunction {
 }
 
 /**
- * One worker pass over a run: claim it, run the handler through the checkpoint loop, and
+ * One worker pass over a run: claim it (unless it was created claimed: eager start), run the handler through the checkpoint loop, and
  * commit how the pass ended (completed, failed, retrying or suspended).
  */
-export async function processRun(context: ProcessContext, runId: string): Promise<void> {
+export async function processRun(context: ProcessContext, runId: string, claimedAtCreation?: ClaimedRun): Promise<void> {
   const { store, clock, workerId, leaseMs } = context.options;
-  const claimed = await store.claimRun({ runId, workerId, now: clock.now(), leaseMs });
+  const claimed = claimedAtCreation ?? (await store.claimRun({ runId, workerId, now: clock.now(), leaseMs }));
   if (!claimed) return;
   const { run } = claimed;
   context.onClaimed?.(runId, run.leaseEpoch);

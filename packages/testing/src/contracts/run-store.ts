@@ -107,6 +107,26 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
       expect(await store.getRun("run_missing")).toBeNull();
     });
 
+    it("creates a run already claimed when asked (eager start), with and without event keys", async () => {
+      for (const key of [undefined, "eager-key"]) {
+        const trigger = event(key === undefined ? {} : { key });
+        const [queued, claimed] = [...runsFor([trigger], "fn-queued"), ...runsFor([trigger], "fn-eager")] as [NewRun, NewRun];
+        const lease = { workerId: "worker-e", expiresAt: T0 + LEASE_MS };
+        await store.ingest({ events: [trigger], runs: [queued, { ...claimed, lease }], now: T0 });
+        expect(await store.getRun(queued.id)).toMatchObject({ status: "queued", leaseEpoch: 0 });
+        expect(await store.getRun(claimed.id)).toMatchObject({
+          status: "running",
+          leaseEpoch: 1,
+          leaseOwner: "worker-e",
+          leaseExpiresAt: T0 + LEASE_MS,
+          startedAt: T0,
+        });
+        // The creator holds it: its commits land, and nobody else can claim it.
+        expect(await store.claimRun({ runId: claimed.id, workerId: "worker-b", now: T0, leaseMs: LEASE_MS })).toBeNull();
+        expect(await store.commitStep({ runId: claimed.id, leaseEpoch: 1, step: done("s1", "eager"), now: T0 + 1 })).toMatchObject({ ok: true });
+      }
+    });
+
     it("deduplicates by key within 24 h, creates no runs for duplicates, and accepts the key again after the window", async () => {
       const first = await startRun({ key: "k-1" });
       const again = event({ key: "k-1" });

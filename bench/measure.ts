@@ -52,7 +52,10 @@ export interface EngineFigures {
   /**
    * Per round: (T10 − T1)/9 and (T100 − T10)/90 of that round's chains, each divided by that
    * round's floor. Pairing a round's figures with its own floor keeps the drift of a shared
-   * machine (minutes of faster or slower disk) out of the ratio.
+   * machine (minutes of faster or slower disk) out of the ratio. The floor of a round is the
+   * mean of its back-to-back INSERT commits, like for like: a per-step figure is a chain's
+   * extra time over its extra steps, a mean that carries every slow commit (a median of
+   * single commits would not, and the WAL flush's tail is long on shared disks).
    */
   ratios10: number[];
   ratios100: number[];
@@ -60,8 +63,8 @@ export interface EngineFigures {
 
 /**
  * Measures `engine` in `rounds` rounds; each starts with `floor(round)`, which measures the
- * floor and answers its median for the round, so that machine noise hits the engine and its
- * floor alike.
+ * floor's back-to-back commits and answers their mean for the round, so that machine noise hits
+ * the engine and its floor alike.
  */
 export async function measureEngine(options: {
   engine: Engine;

@@ -6,6 +6,9 @@ export function percentile(values: number[], p: number): number {
 
 export const median = (values: number[]): number => percentile(values, 50);
 
+/** The arithmetic mean of `values`. */
+export const mean = (values: number[]): number => values.reduce((sum, value) => sum + value, 0) / values.length;
+
 export const ms = (value: number): string => `${value.toFixed(3)} ms`;
 
 /** `median× (min–max×)` of ratios, for a table cell. */

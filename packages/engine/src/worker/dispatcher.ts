@@ -103,7 +103,10 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       releaseSlot(item.functionId);
       return;
     }
-    const pass = processRun(passContext, item.runId, claimed)
+    // In the map before the pass starts: a run created claimed reports its epoch at once.
+    const entry: { pass: Promise<void>; leaseEpoch?: number } = { pass: Promise.resolve(), leaseEpoch: claimed?.run.leaseEpoch };
+    active.set(item.runId, entry);
+    entry.pass = processRun(passContext, item.runId, claimed)
       .catch((error: unknown) => {
         lifecycle.emit({ type: "engine-error", error, context: `processing run ${item.runId}` });
         logger.error({ runId: item.runId, error }, "run pass failed; the reconciler will retry it");
@@ -113,7 +116,6 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
         releaseSlot(item.functionId);
         freeSlot?.();
       });
-    active.set(item.runId, { pass });
   }
 
   async function dispatch(signal: AbortSignal): Promise<void> {
@@ -211,10 +213,20 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
     },
 
     startClaimed(claimed) {
-      const functionId = reserved.get(claimed.run.id);
+      const { id: runId, leaseEpoch } = claimed.run;
+      const functionId = reserved.get(runId);
       if (functionId === undefined) return;
-      reserved.delete(claimed.run.id);
-      launch({ runId: claimed.run.id, functionId, availableAt: 0 }, claimed);
+      reserved.delete(runId);
+      if (running && !abort.signal.aborted) {
+        launch({ runId, functionId, availableAt: 0 }, claimed);
+        return;
+      }
+      // Stopped while the run was being created: hand it on to the other workers.
+      releaseSlot(functionId);
+      void store
+        .releaseRun({ runId, leaseEpoch, wakeAt: clock.now() })
+        .then((released) => (released ? context.enqueue([{ runId, functionId, availableAt: clock.now() }]) : undefined))
+        .catch((error: unknown) => lifecycle.emit({ type: "engine-error", error, context: `releasing run ${runId} created during shutdown` }));
     },
 
     unreserve(runId) {

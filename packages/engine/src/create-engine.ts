@@ -102,9 +102,9 @@ export function createEngine(engineOptions: EngineOptions): Engine {
   const startOrEnqueue = async (items: QueueItem[]) => {
     if (!options.eagerStart || items.length === 0) return enqueue(items);
     const now = clock.now();
-    const due = items.filter((item) => item.availableAt <= now && item.functionId !== "");
-    const left = dispatcher.offer(due);
-    await enqueue(left.length === due.length ? items : [...items.filter((item) => !due.includes(item)), ...left]);
+    const due = new Set(items.filter((item) => item.availableAt <= now && item.functionId !== ""));
+    const left = dispatcher.offer([...due]);
+    await enqueue(left.length === due.size ? items : [...items.filter((item) => !due.has(item)), ...left]);
   };
 
   const context: ProcessContext = {
@@ -167,7 +167,8 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     }
     // Reserved but not created (the event was a duplicate): the slot goes back.
     for (const runId of reserved) dispatcher.unreserve(runId);
-    await startOrEnqueue(queued);
+    // The rest found no free slot at the reservation: for the queue.
+    await enqueue(queued);
     const toMatch = events.filter((_, index) => result.events[index]?.matchWaits);
     if (toMatch.length > 0) {
       await resolveWaits(toMatch);

@@ -91,6 +91,21 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
     if (next && !abort.signal.aborted && tryTakeSlot(next)) launch(next);
   }
 
+  /**
+   * Whether a run can start here now without waiting (eager start): a free slot, no pass or
+   * reservation of it yet, its function known here and below its concurrency limit.
+   */
+  function startsHere(runId: string, functionId: string): boolean {
+    const limit = functions.get(functionId)?.config.concurrency?.limit;
+    return (
+      busy() < options.concurrency &&
+      !active.has(runId) &&
+      !reserved.has(runId) &&
+      context.resolveFunction(functionId) !== undefined &&
+      (limit === undefined || (slots.get(functionId) ?? 0) < limit)
+    );
+  }
+
   /** Slots in use: passes, items whose function is being looked up, and reservations. */
   function busy(): number {
     return active.size + learning + reserved.size;
@@ -198,14 +213,7 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       const taken = new Set<string>();
       if (!running || abort.signal.aborted) return taken;
       for (const run of runs) {
-        const limit = functions.get(run.functionId)?.config.concurrency?.limit;
-        const free =
-          busy() < options.concurrency &&
-          !active.has(run.runId) &&
-          !reserved.has(run.runId) &&
-          context.resolveFunction(run.functionId) !== undefined &&
-          (limit === undefined || (slots.get(run.functionId) ?? 0) < limit);
-        if (!free || !tryTakeSlot({ ...run, availableAt: 0 })) continue;
+        if (!startsHere(run.runId, run.functionId) || !tryTakeSlot({ ...run, availableAt: 0 })) continue;
         reserved.set(run.runId, run.functionId);
         taken.add(run.runId);
       }
@@ -241,13 +249,7 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       if (!running || abort.signal.aborted) return items;
       const left: QueueItem[] = [];
       for (const item of items) {
-        const limit = functions.get(item.functionId)?.config.concurrency?.limit;
-        const free =
-          busy() < options.concurrency &&
-          !active.has(item.runId) &&
-          context.resolveFunction(item.functionId) !== undefined &&
-          (limit === undefined || (slots.get(item.functionId) ?? 0) < limit);
-        if (free && tryTakeSlot(item)) launch(item);
+        if (startsHere(item.runId, item.functionId) && tryTakeSlot(item)) launch(item);
         else left.push(item);
       }
       return left;

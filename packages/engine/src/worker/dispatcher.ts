@@ -55,6 +55,7 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
   let freeSlot: (() => void) | undefined;
   // Items taken from the queue whose function is being read from the store: they hold a slot.
   let learning = 0;
+  // Between start() and stop(): only then are runs started here.
   let running = false;
   // Runs being created already claimed by this worker (eager start), by id: they hold a slot.
   const reserved = new Map<string, string>();
@@ -152,7 +153,7 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       let items: QueueItem[];
       try {
         // As many as there are free slots, in one round trip: their claims reach the store together.
-        items = await queue.dequeueMany(signal, options.concurrency - active.size - learning);
+        items = await queue.dequeueMany(signal, options.concurrency - busy());
         if (items.length === 0) return;
       } catch (error) {
         // The queue is unreachable for now: keep the loop alive and try again; what was lost
@@ -211,7 +212,7 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
 
     reserve(runs) {
       const taken = new Set<string>();
-      if (!running || abort.signal.aborted) return taken;
+      if (!running) return taken;
       for (const run of runs) {
         if (!startsHere(run.runId, run.functionId) || !tryTakeSlot({ ...run, availableAt: 0 })) continue;
         reserved.set(run.runId, run.functionId);
@@ -225,7 +226,7 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       const functionId = reserved.get(runId);
       if (functionId === undefined) return;
       reserved.delete(runId);
-      if (running && !abort.signal.aborted) {
+      if (running) {
         launch({ runId, functionId, availableAt: 0 }, claimed);
         return;
       }
@@ -246,7 +247,7 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
     },
 
     offer(items) {
-      if (!running || abort.signal.aborted) return items;
+      if (!running) return items;
       const left: QueueItem[] = [];
       for (const item of items) {
         if (startsHere(item.runId, item.functionId) && tryTakeSlot(item)) launch(item);

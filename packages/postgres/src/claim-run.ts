@@ -1,7 +1,6 @@
 import type { ClaimedRun, RunStore } from "@stepwise/engine";
 import type pg from "pg";
-import type { GroupLimits } from "./commit-step.js";
-import { createGroupCommit } from "./group-commit.js";
+import { type GroupLimits, groupedWrite } from "./group-commit.js";
 import { type EventRow, type RunRow, STEP_COLUMNS, type StepRow, timeParam, toRunRecord, toStepRecord, toStoredEvent } from "./map-rows.js";
 import { CLAIM_RUN, CLAIM_RUNS } from "./sql/claim-run.js";
 import { withClient } from "./with-client.js";
@@ -33,9 +32,11 @@ interface ClaimedRunRow extends RunRow {
  * @internal
  */
 export function createClaimRun(pool: pg.Pool, limits: GroupLimits | undefined): RunStore["claimRun"] {
-  const claimOne = (input: ClaimInput) => withClient(pool, (client) => claimAlone(client, input));
-  if (!limits) return claimOne;
-  return createGroupCommit<ClaimInput, ClaimedRun | null>({ ...limits, single: claimOne, batch: (inputs) => claimMany(pool, inputs) });
+  return groupedWrite(
+    limits,
+    (input: ClaimInput) => withClient(pool, (client) => claimAlone(client, input)),
+    (inputs) => claimMany(pool, inputs),
+  );
 }
 
 async function claimAlone(client: pg.PoolClient, input: ClaimInput): Promise<ClaimedRun | null> {

@@ -1,16 +1,13 @@
 import type { StepCommit, StepRecord } from "@stepwise/core/internal";
 import type { RunStore } from "@stepwise/engine";
 import type pg from "pg";
-import { createGroupCommit, type GroupCommitOptions } from "./group-commit.js";
+import { type GroupLimits, groupedWrite } from "./group-commit.js";
 import { jsonParam, type StepRow, timeParam, toStepRecord } from "./map-rows.js";
 import { COMMIT_NEW_STEP, COMMIT_NEW_STEPS, COMMIT_STEP, COMMIT_STEP_READBACK } from "./sql/commit-step.js";
 import { withClient } from "./with-client.js";
 
 type CommitStepInput = Parameters<RunStore["commitStep"]>[0];
 type CommitStepResult = Awaited<ReturnType<RunStore["commitStep"]>>;
-
-/** How many writes of one kind group commit lets be in flight, and how many go in one statement. */
-export type GroupLimits = Pick<GroupCommitOptions<unknown, unknown>, "maxInFlight" | "maxBatch">;
 
 /**
  * {@link RunStore.commitStep}. A step with a row already (a retry, a sleep) is one upsert; a fresh
@@ -20,13 +17,11 @@ export type GroupLimits = Pick<GroupCommitOptions<unknown, unknown>, "maxInFligh
  * @internal
  */
 export function createCommitStep(pool: pg.Pool, limits: GroupLimits | undefined): RunStore["commitStep"] {
-  const commitFresh = limits
-    ? createGroupCommit<CommitStepInput, CommitStepResult>({
-        ...limits,
-        single: (input) => commitOne(pool, input),
-        batch: (inputs) => commitMany(pool, inputs),
-      })
-    : (input: CommitStepInput) => commitOne(pool, input);
+  const commitFresh = groupedWrite(
+    limits,
+    (input: CommitStepInput) => commitOne(pool, input),
+    (inputs) => commitMany(pool, inputs),
+  );
   return (input) => (input.step.fresh ? commitFresh(input) : commitOne(pool, input));
 }
 

@@ -1,8 +1,9 @@
 import type { RunRecord, RunStore } from "@stepwise/engine";
 import type pg from "pg";
 import { createClaimRun, loadSteps } from "./claim-run.js";
-import { createCommitStep, type GroupLimits } from "./commit-step.js";
+import { createCommitStep } from "./commit-step.js";
 import { createFinishRun } from "./finish-run.js";
+import type { GroupLimits } from "./group-commit.js";
 import { ingestEvents, ingestsInOneStatement } from "./ingest-events.js";
 import { EVENT_COLUMNS, type EventRow, jsonParam, RUN_COLUMNS, type RunRow, timeParam, toRunRecord, toStepRecord, toStoredEvent } from "./map-rows.js";
 import { recordCronTick } from "./record-cron-tick.js";

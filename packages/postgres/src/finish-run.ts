@@ -1,8 +1,7 @@
 import { ErrorCode } from "@stepwise/core";
 import type { FinishResult, RunStore } from "@stepwise/engine";
 import type pg from "pg";
-import type { GroupLimits } from "./commit-step.js";
-import { createGroupCommit } from "./group-commit.js";
+import { type GroupLimits, groupedWrite } from "./group-commit.js";
 import { ingestEvents } from "./ingest-events.js";
 import { jsonParam, timeParam } from "./map-rows.js";
 import { FINISH_RUN, FINISH_RUNS } from "./sql/finish-run.js";
@@ -21,9 +20,7 @@ const NOT_ENDED: FinishResult = { ok: false, followUpRuns: [] };
  */
 export function createFinishRun(pool: pg.Pool, limits: GroupLimits | undefined): RunStore["finishRun"] {
   const finishOne = (input: FinishInput) => withClient(pool, async (client) => (await endRun(client, input)) ?? { ...NOT_ENDED });
-  const finishPlain = limits
-    ? createGroupCommit<FinishInput, FinishResult>({ ...limits, single: finishOne, batch: (inputs) => finishMany(pool, inputs) })
-    : finishOne;
+  const finishPlain = groupedWrite(limits, finishOne, (inputs) => finishMany(pool, inputs));
   return (input) => {
     const { followUp } = input;
     if (!followUp) return finishPlain(input);

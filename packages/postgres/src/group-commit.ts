@@ -18,6 +18,21 @@ export interface GroupCommitOptions<TItem, TResult> {
   batch(items: TItem[]): Promise<TResult[]>;
 }
 
+/** How many writes of one kind group commit lets be in flight, and how many go in one statement. */
+export type GroupLimits = Pick<GroupCommitOptions<unknown, unknown>, "maxInFlight" | "maxBatch">;
+
+/**
+ * The write function of one kind: {@link createGroupCommit} of `single` and `batch` within
+ * `limits`, or `single` alone when group commit is off (`limits` undefined).
+ */
+export function groupedWrite<TItem, TResult>(
+  limits: GroupLimits | undefined,
+  single: (item: TItem) => Promise<TResult>,
+  batch: (items: TItem[]) => Promise<TResult[]>,
+): (item: TItem) => Promise<TResult> {
+  return limits ? createGroupCommit({ ...limits, single, batch }) : single;
+}
+
 interface Pending<TItem, TResult> {
   item: TItem;
   resolve(result: TResult): void;

@@ -14,7 +14,7 @@ import { matchesExpression, type StepRecord } from "@stepwise/core/internal";
 import { Lifecycle, type LifecycleListener } from "./lifecycle.js";
 import { type EngineOptions, resolveEngineOptions } from "./options.js";
 import type { InspectableQueue, QueueItem } from "./ports/queue.js";
-import type { NewRun, StoredEvent } from "./ports/run-store.js";
+import type { NewRun, RunRecord, StoredEvent } from "./ports/run-store.js";
 import { newEventId, newRunId, Router } from "./router.js";
 import { createRunWaiters, toRunInfo } from "./run-waiters.js";
 import { startCronScheduler } from "./scheduler/cron-scheduler.js";
@@ -139,31 +139,16 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     for (const run of result.runs) lifecycle.emit({ type: "run-created", runId: run.id, functionId: run.functionId, eventId: run.eventId });
     const queued: QueueItem[] = [];
     const eventsById = new Map(events.map((event) => [event.id, event]));
-    const created = new Map(runs.map((run) => [run.id, run]));
+    const routed = new Map(runs.map((run) => [run.id, run]));
     for (const run of result.runs) {
       const event = eventsById.get(run.eventId);
-      if (!reserved.has(run.id) || !event) {
+      const newRun = routed.get(run.id);
+      if (!reserved.has(run.id) || !event || !newRun) {
         queued.push({ runId: run.id, functionId: run.functionId, availableAt: now });
         continue;
       }
       reserved.delete(run.id);
-      const { parentRunId, parentStepKey } = created.get(run.id) ?? {};
-      dispatcher.startClaimed({
-        run: {
-          ...run,
-          status: "running",
-          attempt: 0,
-          leaseEpoch: 1,
-          leaseOwner: lease.workerId,
-          leaseExpiresAt: lease.expiresAt,
-          wakeAt: now,
-          ...(parentRunId !== undefined && { parentRunId, parentStepKey }),
-          createdAt: now,
-          startedAt: now,
-        },
-        event,
-        steps: [],
-      });
+      dispatcher.startClaimed({ run: createdClaimed(newRun, lease, now), event, steps: [] });
     }
     // Reserved but not created (the event was a duplicate): the slot goes back.
     for (const runId of reserved) dispatcher.unreserve(runId);
@@ -340,5 +325,24 @@ export function createEngine(engineOptions: EngineOptions): Engine {
         await pause(2);
       }
     },
+  };
+}
+
+/** The record of a run the ingest created already claimed (see `NewRun.lease`), as the store holds it. */
+function createdClaimed(run: NewRun, lease: { workerId: string; expiresAt: number }, now: number): RunRecord {
+  const { id, functionId, eventId, parentRunId, parentStepKey } = run;
+  return {
+    id,
+    functionId,
+    eventId,
+    status: "running",
+    attempt: 0,
+    leaseEpoch: 1,
+    leaseOwner: lease.workerId,
+    leaseExpiresAt: lease.expiresAt,
+    wakeAt: now,
+    ...(parentRunId !== undefined && { parentRunId, parentStepKey }),
+    createdAt: now,
+    startedAt: now,
   };
 }

@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   const floorRounds = quick ? 300 : 3000;
   await floorSamples.measure(floorRounds / 3); // warm-up
   floorSamples.samples.length = 0;
-  const rounds = quick ? 3 : 10;
+  const rounds = quick ? 3 : 30;
   const figures = await measureEngine({
     engine,
     starts,

@@ -62,9 +62,9 @@ export interface EngineFigures {
 }
 
 /**
- * Measures `engine` in `rounds` rounds; each starts with `floor(round)`, which measures the
- * floor's back-to-back commits and answers their mean for the round, so that machine noise hits
- * the engine and its floor alike.
+ * Measures `engine` in `rounds` rounds; each starts and ends with `floor(round)`, which measures
+ * the floor's back-to-back commits and answers their mean: the round's floor is the mean of the
+ * two, so that machine noise (and its drift during the round) hits the engine and its floor alike.
  */
 export async function measureEngine(options: {
   engine: Engine;
@@ -84,7 +84,7 @@ export async function measureEngine(options: {
   const ratios10: number[] = [];
   const ratios100: number[] = [];
   for (let round = 0; round < options.rounds; round++) {
-    const floor = await options.floor(round);
+    const floorBefore = await options.floor(round);
     for (let index = 0; index < options.eventsPerRound; index++) {
       const i = round * 1000 + index;
       const sent = performance.now();
@@ -108,6 +108,7 @@ export async function measureEngine(options: {
         times.push(performance.now() - started);
       }
     }
+    const floor = (floorBefore + (await options.floor(round))) / 2;
     ratios10.push((median(round10) - median(round1)) / 9 / floor);
     ratios100.push((median(round100) - median(round10)) / 90 / floor);
     all.get(1)?.push(...round1);

@@ -17,10 +17,16 @@ const quick = process.env["STEPWISE_BENCH_QUICK"] === "1";
 const WORKER_POOL_SIZE = 10;
 const THROUGHPUT_RUNS = Number(process.env["STEPWISE_BENCH_RUNS"] ?? (quick ? 2000 : 10_000));
 
+/** CPU seconds a process has used so far, in its own code (user) and in the kernel (system). */
+function cpuTimes(pid: number): { user: number; system: number } {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+}
+
 /** CPU seconds (user + system) a process has used so far. */
 function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  const { user, system } = cpuTimes(pid);
+  return user + system;
 }
 
 export async function benchServer(): Promise<void> {
@@ -50,7 +56,7 @@ export async function benchServer(): Promise<void> {
     await measureFloors(100);
     insertFloor.samples.length = 0;
     pingFloor.length = 0;
-    const rounds = quick ? 4 : 12;
+    const rounds = quick ? 4 : 30;
     const { latencies, t1, t10, t100, ratios10, ratios100 } = await measureEngine({
       engine,
       starts,
@@ -208,7 +214,7 @@ async function throughput(databaseUrl: string, prefix: string, floorMs: number):
     const transactionsBefore = await nextTransactionId(pool);
     const postgresBefore = postgresCpuByPid();
     workers.push(...(await Promise.all([startWorker(env), startWorker(env)])));
-    const cpuBefore = workers.map((child) => cpuSeconds(child.pid as number));
+    const cpuBefore = workers.map((child) => cpuTimes(child.pid as number));
     const drainStarted = performance.now();
     for (;;) {
       const { rows } = await pool.query<{ count: string }>("SELECT count(*) FROM runs WHERE status = 'completed' AND function_id = 'one-step'");
@@ -216,7 +222,13 @@ async function throughput(databaseUrl: string, prefix: string, floorMs: number):
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const seconds = (performance.now() - drainStarted) / 1000;
-    const cpu = workers.map((child, index) => cpuSeconds(child.pid as number) - (cpuBefore[index] as number));
+    const cpuUsed = workers.map((child, index) => {
+      const [now, before] = [cpuTimes(child.pid as number), cpuBefore[index] as { user: number; system: number }];
+      return { user: now.user - before.user, system: now.system - before.system };
+    });
+    const cpu = cpuUsed.map((used) => used.user + used.system);
+    // The kernel's share is mostly socket work: loopback TCP to Postgres and Redis.
+    const kernelShare = cpuUsed.reduce((sum, used) => sum + used.system, 0) / cpu.reduce((sum, value) => sum + value, 0);
     const postgresCpu = postgresCpuSince(postgresBefore);
     const transactionsPerRun = ((await nextTransactionId(pool)) - transactionsBefore) / THROUGHPUT_RUNS;
     const span = await pool.query<{ seconds: number }>(
@@ -240,6 +252,7 @@ async function throughput(databaseUrl: string, prefix: string, floorMs: number):
       `| drain: CPU, worker 1 / worker 2 | ${cpu.map((value) => `${value.toFixed(2)} s (${((value / seconds) * 100).toFixed(0)}%)`).join(" / ")} | |`,
     );
     console.log(`| drain: CPU per run, workers / Postgres | ${workerCpuPerRun.toFixed(3)} ms / ${((postgresCpu * 1000) / THROUGHPUT_RUNS).toFixed(3)} ms | |`);
+    console.log(`| drain: share of the workers' CPU spent in the kernel (socket I/O) | ${(kernelShare * 100).toFixed(0)}% | |`);
   } finally {
     await sender.stop();
     await queue.close();

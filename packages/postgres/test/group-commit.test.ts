@@ -1,10 +1,9 @@
 import type { JsonValue } from "@stepwise/core";
 import type { RunStore } from "@stepwise/engine";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createPostgresStore } from "../src/create-postgres-store.js";
 import { createGroupCommit } from "../src/group-commit.js";
-import { createTestPglite, createTestPostgres, type TestDatabase } from "../src/testing.js";
-import { recordStatements } from "./record-statements.js";
+import { DATABASES, recordedDatabase } from "./record-statements.js";
 
 // Group commit: step results and run ends of many runs that arrive together become one
 // statement; each caller still gets its own answer, and nothing waits when the store is idle.
@@ -59,17 +58,9 @@ describe("createGroupCommit", () => {
   });
 });
 
-describe.each([
-  ["PGlite", createTestPglite],
-  ["a Postgres server", createTestPostgres],
-] as const)("group commit on %s", (_, createDatabase: () => Promise<TestDatabase>) => {
-  let database: TestDatabase;
-  let statements: string[];
-  beforeEach(async () => {
-    database = await createDatabase();
-    statements = recordStatements(database.pool);
-  });
-  afterEach(() => database.close());
+describe.each(DATABASES)("group commit on %s", (_, createDatabase) => {
+  const fixture = recordedDatabase(createDatabase);
+  const { statements } = fixture;
 
   /** `count` claimed runs, run_0 … run_{count-1}. */
   async function claimedRuns(store: RunStore, count: number): Promise<string[]> {
@@ -86,7 +77,7 @@ describe.each([
   }
 
   it("records concurrent fresh steps of many runs in fewer statements than steps, each answered as alone", async () => {
-    const store = createPostgresStore({ pool: database.pool, groupCommit: { maxInFlight: 1 } });
+    const store = createPostgresStore({ pool: fixture.database.pool, groupCommit: { maxInFlight: 1 } });
     const runIds = await claimedRuns(store, 40);
     const answers = await Promise.all(runIds.map((runId, index) => store.commitStep({ runId, leaseEpoch: 1, step: step("s1", { index }), now: T0 + 1 })));
     expect(answers).toEqual(
@@ -101,7 +92,7 @@ describe.each([
   });
 
   it("answers a lost lease and an already recorded step inside a batch as the single path does", async () => {
-    const store = createPostgresStore({ pool: database.pool, groupCommit: { maxInFlight: 1 } });
+    const store = createPostgresStore({ pool: fixture.database.pool, groupCommit: { maxInFlight: 1 } });
     const runIds = await claimedRuns(store, 4);
     await store.commitStep({ runId: "run_2", leaseEpoch: 1, step: step("s1", "first"), now: T0 + 1 });
     await store.recoverLeases({ now: T0, all: true });
@@ -124,7 +115,7 @@ describe.each([
   });
 
   it("keeps a bad step from failing the others of its batch", async () => {
-    const store = createPostgresStore({ pool: database.pool, groupCommit: { maxInFlight: 1 } });
+    const store = createPostgresStore({ pool: fixture.database.pool, groupCommit: { maxInFlight: 1 } });
     const runIds = await claimedRuns(store, 6);
     const answers = await Promise.all(
       runIds.map((runId, index) =>
@@ -138,7 +129,7 @@ describe.each([
   });
 
   it("ends concurrent runs in fewer statements, a child with its parent's hand-over, and not a run whose lease is gone", async () => {
-    const store = createPostgresStore({ pool: database.pool, groupCommit: { maxInFlight: 1 } });
+    const store = createPostgresStore({ pool: fixture.database.pool, groupCommit: { maxInFlight: 1 } });
     const runIds = await claimedRuns(store, 20);
     // run_0 waits on an invoke of a child run.
     const child = { id: "evt_child", name: "stepwise/invoke", data: {}, ts: T0 };
@@ -175,7 +166,7 @@ describe.each([
   });
 
   it("claims concurrent runs in fewer statements: fresh ones, a replay with its steps and due sleep, not one that is not due", async () => {
-    const store = createPostgresStore({ pool: database.pool, groupCommit: { maxInFlight: 1 } });
+    const store = createPostgresStore({ pool: fixture.database.pool, groupCommit: { maxInFlight: 1 } });
     const events = Array.from({ length: 30 }, (_, index) => ({ id: `evt_${index}`, name: "test/group", data: { index }, ts: T0 }));
     await store.ingest({ events, runs: events.map((event, index) => ({ id: `run_${index}`, functionId: "fn", eventId: event.id })), now: T0 });
     // run_0 recorded a step, then slept until T0 + 10; run_1 sleeps until T0 + 1000.
@@ -224,7 +215,7 @@ describe.each([
   });
 
   it("rejects group-commit limits below 1", () => {
-    expect(() => createPostgresStore({ pool: database.pool, groupCommit: { maxInFlight: 0 } })).toThrow(
+    expect(() => createPostgresStore({ pool: fixture.database.pool, groupCommit: { maxInFlight: 0 } })).toThrow(
       /groupCommit.maxInFlight must be a whole number of at least 1, got 0/,
     );
   });

@@ -1,7 +1,6 @@
 import type { StoredEvent } from "@stepwise/engine";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createTestPglite, createTestPostgres, type TestDatabase } from "../src/testing.js";
-import { recordStatements } from "./record-statements.js";
+import { describe, expect, it } from "vitest";
+import { DATABASES, recordedDatabase } from "./record-statements.js";
 
 // Round trips are the latency of "event → run start" on a server: a keyless ingest is one
 // statement (no BEGIN/COMMIT), and a first claim is one statement that also answers the event.
@@ -12,20 +11,12 @@ function event(id: string, overrides: Partial<StoredEvent> = {}): StoredEvent {
   return { id, name: "test/trip", data: { id }, ts: T0 - 5, ...overrides };
 }
 
-describe.each([
-  ["PGlite", createTestPglite],
-  ["a Postgres server", createTestPostgres],
-] as const)("round trips on %s", (_, createDatabase: () => Promise<TestDatabase>) => {
-  let database: TestDatabase;
-  let statements: string[];
-  beforeEach(async () => {
-    database = await createDatabase();
-    statements = recordStatements(database.pool);
-  });
-  afterEach(() => database.close());
+describe.each(DATABASES)("round trips on %s", (_, createDatabase) => {
+  const fixture = recordedDatabase(createDatabase);
+  const { statements } = fixture;
 
   it("ingests 5,000 events without keys, with their runs, in one statement", async () => {
-    const store = database.createStore();
+    const store = fixture.database.createStore();
     const events = Array.from({ length: 5000 }, (_, index) => event(`evt_${index}`));
     const runs = events.map((item, index) => ({ id: `run_${index}`, functionId: "fn", eventId: item.id }));
     const result = await store.ingest({ events, runs, now: T0 });
@@ -36,7 +27,7 @@ describe.each([
   });
 
   it("answers duplicate ids as the keyed path does, and creates no run of a duplicate id", async () => {
-    const store = database.createStore();
+    const store = fixture.database.createStore();
     await store.ingest({ events: [event("evt_old")], runs: [], now: T0 });
     const events = [event("evt_old"), event("evt_new"), event("evt_twice"), event("evt_twice", { data: { again: true } })];
     const runs = [
@@ -61,7 +52,7 @@ describe.each([
   });
 
   it("stores nothing of a keyless batch whose statement fails", async () => {
-    const store = database.createStore();
+    const store = fixture.database.createStore();
     const runs = [
       { id: "run_ok", functionId: "fn", eventId: "evt_ok" },
       { id: "run_orphan", functionId: "fn", eventId: "evt_missing" },
@@ -72,14 +63,14 @@ describe.each([
   });
 
   it("keeps the transaction for a batch with keys", async () => {
-    const store = database.createStore();
+    const store = fixture.database.createStore();
     await store.ingest({ events: [event("evt_keyed", { key: "k" })], runs: [{ id: "run_keyed", functionId: "fn", eventId: "evt_keyed" }], now: T0 });
     expect(statements[0]).toBe("BEGIN");
     expect(statements.at(-1)).toBe("COMMIT");
   });
 
   it("claims a fresh run in one statement, with its event; a later claim reads the steps too", async () => {
-    const store = database.createStore();
+    const store = fixture.database.createStore();
     const trigger = event("evt_claim", { key: "k-claim" });
     await store.ingest({ events: [trigger], runs: [{ id: "run_claim", functionId: "fn", eventId: trigger.id }], now: T0 });
     statements.length = 0;
@@ -97,7 +88,7 @@ describe.each([
   });
 
   it("ends a run in one statement; only follow-up events add a transaction", async () => {
-    const store = database.createStore();
+    const store = fixture.database.createStore();
     const trigger = event("evt_end");
     await store.ingest({ events: [trigger], runs: [{ id: "run_end", functionId: "fn", eventId: trigger.id }], now: T0 });
     await store.claimRun({ runId: "run_end", workerId: "worker-a", now: T0, leaseMs: 1000 });

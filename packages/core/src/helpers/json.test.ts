@@ -10,11 +10,19 @@ describe("toJsonValue", () => {
     expect(toJsonValue(new Date(Date.UTC(2030, 0, 1)), "out")).toBe("2030-01-01T00:00:00.000Z");
   });
 
+  it("answers scalars as their JSON round trip does", () => {
+    for (const value of ["text", "", 0, -0, 1.5, -7, true, false, null]) {
+      expect(Object.is(toJsonValue(value, "out"), JSON.parse(JSON.stringify(value)))).toBe(true);
+    }
+  });
+
   it.each([
     [{ n: 1n }, "$.n is a bigint"],
     [{ list: [1, () => 2] }, "$.list[1] is a function"],
     [{ m: new Map() }, "$.m is a Map"],
     [{ x: Number.NaN }, "$.x is the number NaN"],
+    [Number.POSITIVE_INFINITY, "$ is the number Infinity"],
+    [Symbol("s"), "$ is a symbol"],
   ])("rejects %o naming the path", (value, message) => {
     try {
       toJsonValue(value, "the output");

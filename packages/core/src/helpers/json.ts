@@ -21,6 +21,7 @@ export type Jsonify<T> = T extends { toJSON(): infer R }
           : never;
 
 /** What a step returns for a body returning `T`: its JSON form, `null` for no value. */
+// biome-ignore lint/suspicious/noConfusingVoidType: a body typed `() => void` gives `void`, which is not `undefined` to the type checker and must map to null too.
 export type StepOutput<T> = [T] extends [undefined | void] ? null : Jsonify<T>;
 
 /**
@@ -29,7 +30,10 @@ export type StepOutput<T> = [T] extends [undefined | void] ? null : Jsonify<T>;
  * offending value: a function, symbol, bigint, non-finite number, Map, Set or a cycle.
  */
 export function toJsonValue(value: unknown, what: string): JsonValue {
-  if (value === undefined) return null;
+  if (value === undefined || value === null) return null;
+  // Scalars are their own JSON form: most step outputs, so no round trip for them.
+  if (typeof value === "string" || typeof value === "boolean") return value;
+  if (typeof value === "number" && Number.isFinite(value)) return Object.is(value, -0) ? 0 : value;
   check(value, "$", new Set(), what);
   return JSON.parse(JSON.stringify(value)) as JsonValue;
 }

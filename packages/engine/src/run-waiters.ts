@@ -22,29 +22,52 @@ export interface RunWaiters {
  * Resolves `waitForRun` calls as soon as a run ends: at once for runs this engine ends, through
  * the bus for runs another process ends, and by reading the store (on subscribe, then every
  * second) so that a lost notice only delays the answer.
+ *
+ * The bus subscription opens with the first `waitForRun` and stays until `stop()`: a worker
+ * process, which never waits, does not receive (and parse) the notice of every run that ends
+ * anywhere, so adding workers adds no work to each of them.
  */
 export function createRunWaiters(options: { store: RunStore; bus?: Bus; lifecycle: Lifecycle }): RunWaiters {
   const { store, bus, lifecycle } = options;
   const waiters = new Map<string, Set<(run: RunInfo) => void>>();
-  let unsubscribe: Unsubscribe | undefined;
+  let running = false;
+  let subscription: Promise<Unsubscribe | undefined> | undefined;
 
   const wake = (run: RunInfo) => {
     for (const resolve of waiters.get(run.id) ?? []) resolve(run);
     waiters.delete(run.id);
   };
 
+  /** Subscribes to run-ended notices once; settles when they flow (or could not be subscribed). */
+  const listen = (): Promise<unknown> => {
+    if (!bus || !running) return Promise.resolve();
+    subscription ??= bus
+      .subscribe(RUN_ENDED_CHANNEL, (message) => {
+        // Most notices are for runs nobody here waits for: look at the id before validating.
+        const id = (message as { id?: unknown } | null)?.id;
+        if (typeof id !== "string" || !waiters.has(id)) return;
+        const parsed = runInfoSchema.safeParse(message);
+        if (parsed.success) wake(parsed.data);
+      })
+      .catch((error: unknown) => {
+        // Waiters still learn of the end by reading the store; the next waiter tries again.
+        lifecycle.emit({ type: "engine-error", error, context: "subscribing to run-ended notices" });
+        subscription = undefined;
+        return undefined;
+      });
+    return subscription;
+  };
+
   return {
     async start() {
-      if (!bus) return;
-      unsubscribe = await bus.subscribe(RUN_ENDED_CHANNEL, (message) => {
-        const parsed = runInfoSchema.safeParse(message);
-        if (parsed.success && waiters.has(parsed.data.id)) wake(parsed.data);
-      });
+      running = true;
     },
 
     async stop() {
+      running = false;
+      const unsubscribe = await subscription;
+      subscription = undefined;
       await unsubscribe?.();
-      unsubscribe = undefined;
     },
 
     runEnded(run) {
@@ -91,7 +114,8 @@ export function createRunWaiters(options: { store: RunStore; bus?: Bus; lifecycl
           }
           if (set.has(onEnd)) poll = setTimeout(check, POLL_MS);
         };
-        void check();
+        // Subscribed first, then read: a run that ends in between is caught by one or the other.
+        void listen().then(check);
       });
     },
   };

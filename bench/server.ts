@@ -135,6 +135,18 @@ async function nextTransactionId(pool: import("pg").Pool): Promise<number> {
 }
 
 /**
+ * Transactions this database has ended so far (every autocommitted statement is one). Backends
+ * report theirs at most once a second, so a reading right after work waits for them.
+ */
+async function endedTransactions(pool: import("pg").Pool): Promise<number> {
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const { rows } = await pool.query<{ ended: string }>(
+    "SELECT xact_commit + xact_rollback AS ended FROM pg_stat_database WHERE datname = current_database()",
+  );
+  return Number(rows[0]?.ended);
+}
+
+/**
  * The commit floor of throughput: single-row INSERT commits per second from `connections`
  * clients at once, for `seconds`, on the same server (Postgres's own group commit of the WAL
  * flush included).
@@ -212,6 +224,7 @@ async function throughput(databaseUrl: string, prefix: string, floorMs: number):
     const self = process.cpuUsage(selfBefore);
 
     const transactionsBefore = await nextTransactionId(pool);
+    const endedBefore = await endedTransactions(pool);
     const postgresBefore = postgresCpuByPid();
     workers.push(...(await Promise.all([startWorker(env), startWorker(env)])));
     const cpuBefore = workers.map((child) => cpuTimes(child.pid as number));
@@ -231,6 +244,7 @@ async function throughput(databaseUrl: string, prefix: string, floorMs: number):
     const kernelShare = cpuUsed.reduce((sum, used) => sum + used.system, 0) / cpu.reduce((sum, value) => sum + value, 0);
     const postgresCpu = postgresCpuSince(postgresBefore);
     const transactionsPerRun = ((await nextTransactionId(pool)) - transactionsBefore) / THROUGHPUT_RUNS;
+    const statementsPerRun = ((await endedTransactions(pool)) - endedBefore) / THROUGHPUT_RUNS;
     const span = await pool.query<{ seconds: number }>(
       "SELECT extract(epoch FROM max(ended_at) - min(started_at))::float8 AS seconds FROM runs WHERE function_id = 'one-step'",
     );
@@ -248,6 +262,7 @@ async function throughput(databaseUrl: string, prefix: string, floorMs: number):
       `| drain: wall time per run vs one INSERT commit | ${(1000 / runsPerSecond).toFixed(3)} ms | ${(1000 / runsPerSecond / floorMs).toFixed(2)}× |`,
     );
     console.log(`| drain: write transactions per run (claim, step, end: 3 alone) | ${transactionsPerRun.toFixed(2)} | |`);
+    console.log(`| drain: statements per run, reads included (the bench's own polling too) | ${statementsPerRun.toFixed(2)} | |`);
     console.log(
       `| drain: CPU, worker 1 / worker 2 | ${cpu.map((value) => `${value.toFixed(2)} s (${((value / seconds) * 100).toFixed(0)}%)`).join(" / ")} | |`,
     );

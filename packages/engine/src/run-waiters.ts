@@ -3,7 +3,10 @@ import type { Lifecycle } from "./lifecycle.js";
 import type { Bus, Unsubscribe } from "./ports/bus.js";
 import type { RunRecord, RunStore } from "./ports/run-store.js";
 
-/** Bus channel on which every engine announces the runs it ended. */
+/**
+ * Bus channel on which every engine announces the runs it ended: each message is an array of
+ * {@link RunInfo}, the runs one engine ended in one turn of its event loop.
+ */
 export const RUN_ENDED_CHANNEL = "run-ended";
 
 /** How often a waiter re-reads the store when no notice arrives (ms). */
@@ -43,11 +46,13 @@ export function createRunWaiters(options: { store: RunStore; bus?: Bus; lifecycl
     if (!bus || !running) return Promise.resolve();
     subscription ??= bus
       .subscribe(RUN_ENDED_CHANNEL, (message) => {
-        // Most notices are for runs nobody here waits for: look at the id before validating.
-        const id = (message as { id?: unknown } | null)?.id;
-        if (typeof id !== "string" || !waiters.has(id)) return;
-        const parsed = runInfoSchema.safeParse(message);
-        if (parsed.success) wake(parsed.data);
+        for (const notice of Array.isArray(message) ? message : [message]) {
+          // Most notices are for runs nobody here waits for: look at the id before validating.
+          const id = (notice as { id?: unknown } | null)?.id;
+          if (typeof id !== "string" || !waiters.has(id)) continue;
+          const parsed = runInfoSchema.safeParse(notice);
+          if (parsed.success) wake(parsed.data);
+        }
       })
       .catch((error: unknown) => {
         // Waiters still learn of the end by reading the store; the next waiter tries again.
@@ -58,12 +63,25 @@ export function createRunWaiters(options: { store: RunStore; bus?: Bus; lifecycl
     return subscription;
   };
 
+  // Runs ended in this turn of the event loop, announced together: runs that end together (a
+  // group-committed batch) cost one message, not one each, and waiting elsewhere adds no delay.
+  let unannounced: RunInfo[] = [];
+  const announce = () => {
+    const runs = unannounced;
+    unannounced = [];
+    if (runs.length === 0) return;
+    bus
+      ?.publish(RUN_ENDED_CHANNEL, runs)
+      .catch((error: unknown) => lifecycle.emit({ type: "engine-error", error, context: `announcing the end of ${runs.map((run) => run.id).join(", ")}` }));
+  };
+
   return {
     async start() {
       running = true;
     },
 
     async stop() {
+      announce();
       running = false;
       const unsubscribe = await subscription;
       subscription = undefined;
@@ -72,9 +90,9 @@ export function createRunWaiters(options: { store: RunStore; bus?: Bus; lifecycl
 
     runEnded(run) {
       wake(run);
-      bus
-        ?.publish(RUN_ENDED_CHANNEL, run)
-        .catch((error: unknown) => lifecycle.emit({ type: "engine-error", error, context: `announcing the end of ${run.id}` }));
+      if (!bus) return;
+      unannounced.push(run);
+      if (unannounced.length === 1) setImmediate(announce);
     },
 
     waitForRun(runId, waitOptions = {}) {

@@ -1,5 +1,15 @@
+import type { RunInfo } from "@stepwise/core";
 import { Stepwise } from "@stepwise/core";
-import { type Bus, createEngine, createMemoryBus, createMemoryQueue, createSystemClock, RUN_ENDED_CHANNEL } from "@stepwise/engine";
+import {
+  type Bus,
+  createEngine,
+  createMemoryBus,
+  createMemoryQueue,
+  createRunWaiters,
+  createSystemClock,
+  Lifecycle,
+  RUN_ENDED_CHANNEL,
+} from "@stepwise/engine";
 import { createTestPglite, type TestPglite } from "@stepwise/postgres/testing";
 import { afterEach, beforeEach, expect, it } from "vitest";
 
@@ -60,4 +70,23 @@ it("answers a wait for a run that a worker in another engine ends, through its n
     await client.stop();
     await worker.stop();
   }
+});
+
+it("announces the runs ended in one turn of the event loop in one message", async () => {
+  const bus = createMemoryBus();
+  const messages: unknown[] = [];
+  await bus.subscribe(RUN_ENDED_CHANNEL, (message) => messages.push(message));
+  const waiters = createRunWaiters({ store: database.createStore(), bus, lifecycle: new Lifecycle() });
+  await waiters.start();
+  const ended = (id: string): RunInfo => ({ id, functionId: "fn", eventId: "evt_1", status: "completed", attempt: 0, output: id, createdAt: 1, endedAt: 2 });
+  waiters.runEnded(ended("run_a"));
+  waiters.runEnded(ended("run_b"));
+  waiters.runEnded(ended("run_c"));
+  expect(messages).toEqual([]);
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(messages).toEqual([[ended("run_a"), ended("run_b"), ended("run_c")]]);
+  waiters.runEnded(ended("run_d"));
+  // Stopping announces what is pending rather than dropping it.
+  await waiters.stop();
+  expect(messages).toEqual([[ended("run_a"), ended("run_b"), ended("run_c")], [ended("run_d")]]);
 });

@@ -140,9 +140,7 @@ async function nextTransactionId(pool: import("pg").Pool): Promise<number> {
  */
 async function endedTransactions(pool: import("pg").Pool): Promise<number> {
   await new Promise((resolve) => setTimeout(resolve, 1500));
-  const { rows } = await pool.query<{ ended: string }>(
-    "SELECT xact_commit + xact_rollback AS ended FROM pg_stat_database WHERE datname = current_database()",
-  );
+  const { rows } = await pool.query<{ ended: string }>("SELECT xact_commit + xact_rollback AS ended FROM pg_stat_database WHERE datname = current_database()");
   return Number(rows[0]?.ended);
 }
 

@@ -18,7 +18,7 @@ interface ClaimedRunRow extends RunRow {
   event_key: string | null;
   event_name: string | null;
   event_data: EventRow["data"] | null;
-  event_ts: Date | null;
+  event_ts: number | null;
 }
 
 /**

@@ -6,15 +6,31 @@ import type { RunRecord, StoredEvent } from "@stepwise/engine";
 // values that may be a top-level `null` are read as text: pg would turn both SQL NULL and
 // jsonb `null` into `null`, and the difference (no output vs. an output of null) matters.
 
+/**
+ * A timestamptz column read as epoch milliseconds (float8, whole milliseconds as a `Date` would
+ * hold them): pg answers a number, where a timestamp would be a text to parse into a `Date` on
+ * every row of every claim. @internal
+ */
+export function epochMs(column: string, as: string = column): string {
+  return `floor(extract(epoch FROM ${column}) * 1000)::float8 AS ${as}`;
+}
+
 /** Columns of `runs` read into a {@link RunRow}. @internal */
-export const RUN_COLUMNS =
-  "id, function_id, event_id, status, attempt, lease_epoch, lease_owner, lease_expires_at, wake_at, output::text AS output, error, parent_run_id, parent_step_key, created_at, started_at, ended_at";
+export const RUN_COLUMNS = [
+  "id, function_id, event_id, status, attempt, lease_epoch, lease_owner",
+  epochMs("lease_expires_at"),
+  epochMs("wake_at"),
+  "output::text AS output, error, parent_run_id, parent_step_key",
+  epochMs("created_at"),
+  epochMs("started_at"),
+  epochMs("ended_at"),
+].join(", ");
 
 /** Columns of `steps` read into a {@link StepRow}. @internal */
 export const STEP_COLUMNS = "step_key, step_id, kind, status, output::text AS output, error, attempt";
 
 /** Columns of `events` read into an {@link EventRow}. @internal */
-export const EVENT_COLUMNS = "id, key, name, data, ts";
+export const EVENT_COLUMNS = `id, key, name, data, ${epochMs("ts")}`;
 
 /** A row of {@link RUN_COLUMNS}. @internal */
 export interface RunRow {
@@ -26,15 +42,15 @@ export interface RunRow {
   /** bigint: pg answers it as a string. */
   lease_epoch: string;
   lease_owner: string | null;
-  lease_expires_at: Date | null;
-  wake_at: Date | null;
+  lease_expires_at: number | null;
+  wake_at: number | null;
   output: string | null;
   error: SerializedError | null;
   parent_run_id: string | null;
   parent_step_key: string | null;
-  created_at: Date;
-  started_at: Date | null;
-  ended_at: Date | null;
+  created_at: number;
+  started_at: number | null;
+  ended_at: number | null;
 }
 
 /** A row of {@link STEP_COLUMNS}. @internal */
@@ -54,7 +70,7 @@ export interface EventRow {
   key: string | null;
   name: string;
   data: Record<string, unknown>;
-  ts: Date;
+  ts: number;
 }
 
 /** A JSON value as a `::jsonb` parameter: text, so pg never rewrites arrays or strings. @internal */
@@ -78,17 +94,17 @@ export function toRunRecord(row: RunRow): RunRecord {
     status: row.status,
     attempt: row.attempt,
     leaseEpoch: Number(row.lease_epoch),
-    createdAt: row.created_at.getTime(),
+    createdAt: row.created_at,
   };
   if (row.lease_owner !== null) record.leaseOwner = row.lease_owner;
-  if (row.lease_expires_at !== null) record.leaseExpiresAt = row.lease_expires_at.getTime();
-  if (row.wake_at !== null) record.wakeAt = row.wake_at.getTime();
+  if (row.lease_expires_at !== null) record.leaseExpiresAt = row.lease_expires_at;
+  if (row.wake_at !== null) record.wakeAt = row.wake_at;
   if (row.output !== null) record.output = JSON.parse(row.output) as JsonValue;
   if (row.error !== null) record.error = row.error;
   if (row.parent_run_id !== null) record.parentRunId = row.parent_run_id;
   if (row.parent_step_key !== null) record.parentStepKey = row.parent_step_key;
-  if (row.started_at !== null) record.startedAt = row.started_at.getTime();
-  if (row.ended_at !== null) record.endedAt = row.ended_at.getTime();
+  if (row.started_at !== null) record.startedAt = row.started_at;
+  if (row.ended_at !== null) record.endedAt = row.ended_at;
   return record;
 }
 
@@ -102,7 +118,7 @@ export function toStepRecord(row: StepRow): StepRecord {
 
 /** @internal */
 export function toStoredEvent(row: EventRow): StoredEvent {
-  const event: StoredEvent = { id: row.id, name: row.name, data: row.data, ts: row.ts.getTime() };
+  const event: StoredEvent = { id: row.id, name: row.name, data: row.data, ts: row.ts };
   if (row.key !== null) event.key = row.key;
   return event;
 }

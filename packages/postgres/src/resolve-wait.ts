@@ -1,6 +1,6 @@
 import type { RunStore, StoredEvent, WaitRecord } from "@stepwise/engine";
 import type pg from "pg";
-import { timeParam, toStoredEvent } from "./map-rows.js";
+import { epochMs, timeParam, toStoredEvent } from "./map-rows.js";
 import { withClient } from "./with-client.js";
 
 /**
@@ -9,7 +9,7 @@ import { withClient } from "./with-client.js";
  */
 const FIND_WAITS = `
 SELECT waits.run_id, waits.step_key, waits.step_id, waits.expression, waits.timeout_at,
-  events.id AS trigger_id, events.key AS trigger_key, events.name AS trigger_name, events.data AS trigger_data, events.ts AS trigger_ts
+  events.id AS trigger_id, events.key AS trigger_key, events.name AS trigger_name, events.data AS trigger_data, ${epochMs("events.ts", "trigger_ts")}
 FROM waits
 JOIN runs ON runs.id = waits.run_id
 JOIN events ON events.id = runs.event_id
@@ -51,7 +51,7 @@ interface WaitRow {
   trigger_key: string | null;
   trigger_name: string;
   trigger_data: Record<string, unknown>;
-  trigger_ts: Date;
+  trigger_ts: number;
 }
 
 /** {@link RunStore.findWaits}. @internal */

@@ -1,4 +1,4 @@
-import { RUN_COLUMNS } from "../map-rows.js";
+import { epochMs, RUN_COLUMNS } from "../map-rows.js";
 
 /**
  * What a due suspension becomes when its run is claimed: a sleep or a wait completes with
@@ -61,7 +61,7 @@ timed_out AS (
   DELETE FROM waits USING due
   WHERE waits.run_id = $1 AND waits.step_key = due.step_key AND due.kind = 'wait'
 )
-SELECT claimed.*, events.key AS event_key, events.name AS event_name, events.data AS event_data, events.ts AS event_ts
+SELECT claimed.*, events.key AS event_key, events.name AS event_name, events.data AS event_data, ${epochMs("events.ts", "event_ts")}
 FROM claimed LEFT JOIN events ON events.id = claimed.event_id`;
 
 /**
@@ -102,5 +102,5 @@ timed_out AS (
   DELETE FROM waits USING due
   WHERE waits.run_id = due.run_id AND waits.step_key = due.step_key AND due.kind = 'wait'
 )
-SELECT claimed.*, events.key AS event_key, events.name AS event_name, events.data AS event_data, events.ts AS event_ts
+SELECT claimed.*, events.key AS event_key, events.name AS event_name, events.data AS event_data, ${epochMs("events.ts", "event_ts")}
 FROM claimed LEFT JOIN events ON events.id = claimed.event_id`;

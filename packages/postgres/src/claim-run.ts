@@ -1,7 +1,7 @@
 import type { ClaimedRun, RunStore } from "@stepwise/engine";
 import type pg from "pg";
 import { type GroupLimits, groupedWrite } from "./group-commit.js";
-import { type EventRow, type RunRow, STEP_COLUMNS, type StepRow, timeParam, toRunRecord, toStepRecord, toStoredEvent } from "./map-rows.js";
+import { columnArrays, type EventRow, type RunRow, STEP_COLUMNS, type StepRow, timeParam, toRunRecord, toStepRecord, toStoredEvent } from "./map-rows.js";
 import { CLAIM_RUN, CLAIM_RUNS } from "./sql/claim-run.js";
 import { withClient } from "./with-client.js";
 
@@ -58,12 +58,7 @@ function claimMany(pool: pg.Pool, inputs: ClaimInput[]): Promise<Array<ClaimedRu
     const claimed = await client.query<ClaimedRunRow>({
       name: "stepwise_claim_runs",
       text: CLAIM_RUNS,
-      values: [
-        sorted.map((input) => input.runId),
-        sorted.map((input) => input.workerId),
-        sorted.map((input) => input.now),
-        sorted.map((input) => input.now + input.leaseMs),
-      ],
+      values: columnArrays(sorted.map((input) => [input.runId, input.workerId, input.now, input.now + input.leaseMs])),
     });
     const byRun = new Map<string, ClaimedRun>();
     for (const row of claimed.rows) byRun.set(row.id, { ...toClaimed(row), steps: [] });

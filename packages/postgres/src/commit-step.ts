@@ -2,7 +2,7 @@ import type { StepCommit, StepRecord } from "@stepwise/core/internal";
 import type { RunStore } from "@stepwise/engine";
 import type pg from "pg";
 import { type GroupLimits, groupedWrite } from "./group-commit.js";
-import { jsonParam, type StepRow, timeParam, toStepRecord } from "./map-rows.js";
+import { columnArrays, jsonParam, type StepRow, timeParam, toStepRecord } from "./map-rows.js";
 import { COMMIT_NEW_STEP, COMMIT_NEW_STEPS, COMMIT_STEP, COMMIT_STEP_READBACK } from "./sql/commit-step.js";
 import { withClient } from "./with-client.js";
 
@@ -47,12 +47,11 @@ function commitOne(pool: pg.Pool, input: CommitStepInput): Promise<CommitStepRes
 
 function commitMany(pool: pg.Pool, inputs: CommitStepInput[]): Promise<CommitStepResult[]> {
   return withClient(pool, async (client) => {
-    // Column arrays, one element per step: the parameters of COMMIT_NEW_STEP, transposed.
-    const columns: unknown[][] = Array.from({ length: 10 }, () => []);
-    for (const input of inputs) {
-      for (const [column, value] of [...stepValues(input), input.now].entries()) columns[column]?.push(value);
-    }
-    const written = await client.query<{ run_id: string; step_key: string }>({ name: "stepwise_commit_new_steps", text: COMMIT_NEW_STEPS, values: columns });
+    const written = await client.query<{ run_id: string; step_key: string }>({
+      name: "stepwise_commit_new_steps",
+      text: COMMIT_NEW_STEPS,
+      values: columnArrays(inputs.map((input) => [...stepValues(input), input.now])),
+    });
     const landed = new Set(written.rows.map((row) => `${row.run_id}\u0000${row.step_key}`));
     const results: CommitStepResult[] = [];
     for (const input of inputs) {

@@ -3,7 +3,7 @@ import type { FinishResult, RunStore } from "@stepwise/engine";
 import type pg from "pg";
 import { type GroupLimits, groupedWrite } from "./group-commit.js";
 import { ingestEvents } from "./ingest-events.js";
-import { jsonParam, timeParam } from "./map-rows.js";
+import { columnArrays, jsonParam, timeParam } from "./map-rows.js";
 import { FINISH_RUN, FINISH_RUNS } from "./sql/finish-run.js";
 import { Rollback, withClient, withTransaction } from "./with-client.js";
 
@@ -53,14 +53,7 @@ function finishMany(pool: pg.Pool, inputs: FinishInput[]): Promise<FinishResult[
     const ended = await client.query<{ id: string }>({
       name: "stepwise_finish_runs",
       text: FINISH_RUNS,
-      values: [
-        inputs.map((input) => input.runId),
-        inputs.map((input) => input.leaseEpoch),
-        inputs.map((input) => input.status),
-        inputs.map((input) => jsonParam(input.output)),
-        inputs.map((input) => jsonParam(input.error)),
-        inputs.map((input) => input.now),
-      ],
+      values: columnArrays(inputs.map((input) => [input.runId, input.leaseEpoch, input.status, jsonParam(input.output), jsonParam(input.error), input.now])),
     });
     const done = new Set(ended.rows.map((row) => row.id));
     const results: FinishResult[] = [];

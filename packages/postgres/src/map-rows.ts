@@ -73,6 +73,16 @@ export interface EventRow {
   ts: number;
 }
 
+/**
+ * The parameters of an `unnest` statement (group commit) from one row of values per item: one
+ * array per column, each in the items' order. The rows are the one-item statement's parameters,
+ * all of one length. @internal
+ */
+export function columnArrays(rows: ReadonlyArray<readonly unknown[]>): unknown[][] {
+  const width = rows[0]?.length ?? 0;
+  return Array.from({ length: width }, (_, column) => rows.map((row) => row[column]));
+}
+
 /** A JSON value as a `::jsonb` parameter: text, so pg never rewrites arrays or strings. @internal */
 export function jsonParam(value: JsonValue | SerializedError | undefined): string | null {
   return value === undefined ? null : JSON.stringify(value);

@@ -46,8 +46,9 @@ export interface RunnableFunction {
 }
 
 /**
- * One worker pass over a run: claim it (unless it was created claimed: eager start), run the handler through the checkpoint loop, and
- * commit how the pass ended (completed, failed, retrying or suspended).
+ * One worker pass over a run: claim it (unless it was created claimed: eager start), run the
+ * handler through the checkpoint loop, and commit how the pass ended (completed, failed,
+ * retrying or suspended).
  */
 export async function processRun(context: ProcessContext, runId: string, claimedAtCreation?: ClaimedRun): Promise<void> {
   const { store, clock, workerId, leaseMs } = context.options;

@@ -24,6 +24,11 @@ export class ManualClock implements Clock {
     };
   }
 
+  /** The due times of the timers set and not yet fired or cancelled, earliest first. */
+  pendingTimers(): number[] {
+    return this.timers.map((timer) => timer.at).sort((a, b) => a - b);
+  }
+
   /** Moves time forward, firing the timers that fall due. */
   advance(ms: number): void {
     this.current += ms;

@@ -1,13 +1,13 @@
-import { performance } from "node:perf_hooks";
 import { type Clock, createSystemClock, type QueueItem } from "@stepwise/engine";
 import { Redis } from "ioredis";
-import { afterEach, beforeEach, expect, it } from "vitest";
+import { afterEach, beforeEach, expect, it, vi } from "vitest";
 import { connectRedis } from "../src/connect-redis.js";
 import { createRedisQueue } from "../src/create-redis-queue.js";
 import { freePort } from "../src/private-redis-server.js";
 import { RedisUnavailableError } from "../src/redis-unavailable-error.js";
 import { createTestRedis, type TestRedis } from "../src/testing.js";
 import { ManualClock } from "./manual-clock.js";
+import { recordScriptCalls } from "./script-calls.js";
 
 // What the queue contract (packages/testing) does not cover: several instances on several
 // connections, as several worker processes would be, volume, and the key layout.
@@ -23,26 +23,30 @@ afterEach(async () => {
   await testRedis.close();
 });
 
-/** A queue on a connection of its own, like a queue in another process. */
+/** A queue on a connection of its own, like a queue in another process, and the script calls it makes. */
 async function otherProcessQueue(clock: Clock = createSystemClock(), pollIntervalMs?: number) {
   const redis = await connectRedis(testRedis.url);
+  const scripts = recordScriptCalls(redis);
   const queue = createRedisQueue({ redis, clock, prefix: testRedis.prefix, ownsConnection: true, pollIntervalMs });
+  cleanups.push(() => queue.close());
+  return { queue, scripts };
+}
+
+function localQueue(clock: Clock = createSystemClock(), pollIntervalMs?: number) {
+  const queue = createRedisQueue({ redis: testRedis.redis, clock, prefix: testRedis.prefix, pollIntervalMs });
   cleanups.push(() => queue.close());
   return queue;
 }
 
-function localQueue(clock: Clock = createSystemClock()) {
-  const queue = createRedisQueue({ redis: testRedis.redis, clock, prefix: testRedis.prefix });
-  cleanups.push(() => queue.close());
-  return queue;
-}
+/** Longer than any test: a waiting dequeue that wakes did not wake by polling. */
+const NEVER_POLL = 3_600_000;
 
 const item = (runId: string, availableAt: number, priority?: number): QueueItem => ({ runId, functionId: "fn", availableAt, priority });
 
 it("delivers each of 500 items exactly once to two instances racing for them", async () => {
   const clock = createSystemClock();
   const a = localQueue(clock);
-  const b = await otherProcessQueue(clock);
+  const { queue: b } = await otherProcessQueue(clock);
   const abort = new AbortController();
   const taken = new Map<string, string[]>();
   let count = 0;
@@ -68,33 +72,41 @@ it("delivers each of 500 items exactly once to two instances racing for them", a
   expect(await a.size()).toBe(0);
 });
 
-it("wakes a dequeue waiting in another instance within 100 ms of an enqueue (not by polling)", async () => {
-  const clock = createSystemClock();
+it("wakes a dequeue waiting in another instance on the enqueue's notice (not by polling)", async () => {
+  // b polls once an hour and its clock never moves (no timer fires): only a's notice can wake it.
+  const clock = new ManualClock();
   const a = localQueue(clock);
-  const b = await otherProcessQueue(clock, 10_000);
+  const { queue: b, scripts } = await otherProcessQueue(clock, NEVER_POLL);
   const abort = new AbortController();
   cleanups.push(async () => abort.abort());
   for (let round = 0; round < 3; round++) {
-    const waiting = b.dequeue(abort.signal);
-    // Let b subscribe, look, and fall asleep.
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const started = performance.now();
+    const looks = scripts.dequeues();
+    let taken: string | undefined;
+    const waiting = b.dequeue(abort.signal).then((next) => {
+      taken = next?.runId;
+    });
+    // b subscribed, looked once, found nothing and fell asleep.
+    await vi.waitFor(() => expect(scripts.dequeues()).toBe(looks + 1));
+    expect(taken).toBeUndefined();
     await a.enqueue([item(`run-${round}`, clock.now())]);
-    expect((await waiting)?.runId).toBe(`run-${round}`);
-    expect(performance.now() - started).toBeLessThan(100);
+    await vi.waitFor(() => expect(taken).toBe(`run-${round}`), { timeout: 5000 });
+    await waiting;
+    // One more look, the one the notice caused: no retries, no spinning.
+    expect(scripts.dequeues()).toBe(looks + 2);
   }
 });
 
 it("enqueues 10,000 delayed items quickly and keeps nextAvailableAt and the order right", async () => {
   const clock = new ManualClock();
-  const queue = localQueue(clock);
+  const scripts = recordScriptCalls(testRedis.redis);
+  // Only the timer on `clock` can wake its waiting dequeue.
+  const queue = localQueue(clock, NEVER_POLL);
   const start = clock.now();
   // Times spread over ~3 hours in a scrambled order; the earliest is run-0 at start + 60 s.
   const items = Array.from({ length: 10_000 }, (_, index) => item(`run-${index}`, start + 60_000 + ((index * 7919) % 10_000) * 1000));
-  const began = performance.now();
   await queue.enqueue(items);
-  const enqueueMs = performance.now() - began;
-  expect(enqueueMs).toBeLessThan(3000);
+  // Quick because batched: one script call per 500 items, not a round trip per item.
+  expect(scripts.enqueues()).toBe(10_000 / 500);
   expect(await queue.size()).toBe(10_000);
   expect(await queue.nextAvailableAt()).toBe(start + 60_000);
 
@@ -114,11 +126,12 @@ it("enqueues 10,000 delayed items quickly and keeps nextAvailableAt and the orde
   const waiting = queue.dequeue(abort.signal).then((next) => {
     got = next?.runId;
   });
-  await new Promise((resolve) => setTimeout(resolve, 30));
+  // It looked, found only delayed items, and armed its timer for the earliest.
+  await vi.waitFor(() => expect(clock.pendingTimers()).toEqual([start + 60_000]));
   expect(got).toBeUndefined();
   clock.advance(60_000);
+  await vi.waitFor(() => expect(got).toBe("run-0"));
   await waiting;
-  expect(got).toBe("run-0");
   expect(await queue.nextAvailableAt()).toBe(start + 61_000);
 });
 
@@ -164,15 +177,21 @@ it("keeps every key under the queue's hash tag", async () => {
 });
 
 it("resolves waiting dequeues with null on close, and later ones at once", async () => {
-  const queue = createRedisQueue({ redis: testRedis.redis, clock: createSystemClock(), prefix: testRedis.prefix });
+  const scripts = recordScriptCalls(testRedis.redis);
+  // No poll and no timer: nothing but close() can end these waits.
+  const queue = createRedisQueue({ redis: testRedis.redis, clock: new ManualClock(), prefix: testRedis.prefix, pollIntervalMs: NEVER_POLL });
   const abort = new AbortController();
-  const waiting = [queue.dequeue(abort.signal), queue.dequeue(abort.signal)];
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  const began = performance.now();
+  const results: Array<QueueItem | null> = [];
+  const waiting = [queue.dequeue(abort.signal), queue.dequeue(abort.signal)].map((dequeued) => dequeued.then((result) => results.push(result)));
+  // Both looked, found nothing and fell asleep.
+  await vi.waitFor(() => expect(scripts.dequeues()).toBe(2));
+  expect(results).toEqual([]);
   await queue.close();
-  expect(await Promise.all(waiting)).toEqual([null, null]);
-  expect(performance.now() - began).toBeLessThan(100);
+  await vi.waitFor(() => expect(results).toEqual([null, null]));
+  await Promise.all(waiting);
   expect(await queue.dequeue(abort.signal)).toBeNull();
+  // Without a look at Redis.
+  expect(scripts.calls).toHaveLength(2);
   // The client is the caller's: still usable.
   expect(await testRedis.redis.ping()).toBe("PONG");
 });

@@ -1,11 +1,11 @@
-import { performance } from "node:perf_hooks";
 import { createSystemClock } from "@stepwise/engine";
 import type { Redis } from "ioredis";
-import { afterEach, beforeEach, expect, it } from "vitest";
+import { afterEach, beforeEach, expect, it, vi } from "vitest";
 import { connectRedis } from "../src/connect-redis.js";
 import { createRedisQueue } from "../src/create-redis-queue.js";
 import { type PrivateRedisServer, startPrivateRedisServer } from "../src/private-redis-server.js";
 import { ManualClock } from "./manual-clock.js";
+import { recordScriptCalls } from "./script-calls.js";
 
 // Flushing, pausing or restarting the shared test server would break the test files running
 // beside this one: these tests run a redis-server of their own.
@@ -31,22 +31,33 @@ async function connect(): Promise<Redis> {
 
 it("survives FLUSHALL while a dequeue waits: the items are lost, the queue keeps working", async () => {
   const clock = new ManualClock();
-  const queue = createRedisQueue({ redis: await connect(), clock });
+  const redis = await connect();
+  const scripts = recordScriptCalls(redis);
+  // Polling off: each look the waiter makes is one the timer or a notice caused.
+  const queue = createRedisQueue({ redis, clock, pollIntervalMs: 3_600_000 });
   const abort = new AbortController();
   await queue.enqueue([{ runId: "delayed", functionId: "fn", availableAt: clock.now() + 60_000 }]);
-  const waiting = queue.dequeue(abort.signal);
-  await new Promise((resolve) => setTimeout(resolve, 30));
+  let got: string | null | undefined;
+  const waiting = queue.dequeue(abort.signal).then((next) => {
+    got = next?.runId ?? null;
+  });
+  // It looked, found the item not yet due, and armed its timer for it.
+  await vi.waitFor(() => expect(clock.pendingTimers()).toEqual([clock.now() + 60_000]));
+  expect(scripts.dequeues()).toBe(1);
 
   await (await connect()).flushall();
   expect(await queue.size()).toBe(0);
   expect(await queue.nextAvailableAt()).toBeNull();
   // The timer armed for the lost item fires and finds nothing; the waiter sleeps on.
   clock.advance(60_000);
-  await new Promise((resolve) => setTimeout(resolve, 30));
+  await vi.waitFor(() => expect(scripts.dequeues()).toBe(2));
+  expect(got).toBeUndefined();
+  expect(clock.pendingTimers()).toEqual([]);
 
   // What the reconciler would do: enqueue the run again.
   await queue.enqueue([{ runId: "delayed", functionId: "fn", availableAt: clock.now() }]);
-  expect((await waiting)?.runId).toBe("delayed");
+  await vi.waitFor(() => expect(got).toBe("delayed"));
+  await waiting;
   await queue.enqueue([
     { runId: "b", functionId: "fn", availableAt: clock.now() },
     { runId: "c", functionId: "fn", availableAt: clock.now() },
@@ -58,37 +69,64 @@ it("survives FLUSHALL while a dequeue waits: the items are lost, the queue keeps
 
 it("rides out a Redis restart: a waiting dequeue gets an item enqueued after it", async () => {
   const clock = createSystemClock();
-  const producer = createRedisQueue({ redis: await connect(), clock });
-  const consumer = createRedisQueue({ redis: await connect(), clock, pollIntervalMs: 200 });
+  const producerRedis = await connect();
+  const consumerRedis = await connect();
+  const scripts = recordScriptCalls(consumerRedis);
+  const producer = createRedisQueue({ redis: producerRedis, clock });
+  const consumer = createRedisQueue({ redis: consumerRedis, clock, pollIntervalMs: 200 });
   const abort = new AbortController();
-  const waiting = consumer.dequeue(abort.signal);
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  let got: string | null | undefined;
+  let failure: unknown;
+  const waiting = consumer.dequeue(abort.signal).then(
+    (next) => {
+      got = next?.runId ?? null;
+    },
+    (error: unknown) => {
+      failure = error;
+    },
+  );
+  // The consumer looked, found nothing and is asleep before Redis goes away.
+  await vi.waitFor(() => expect(scripts.dequeues()).toBe(1));
 
   await server.kill();
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  // Both clients saw the connection drop: what follows happens across a real outage.
+  await vi.waitFor(() => expect([producerRedis.status, consumerRedis.status]).not.toContain("ready"));
+  expect(failure).toBeUndefined();
   await server.start();
   // The producer's command waits for its reconnection rather than failing.
   await producer.enqueue([{ runId: "after-restart", functionId: "fn", availableAt: clock.now() }]);
-  expect((await waiting)?.runId).toBe("after-restart");
+  await vi.waitFor(() => expect({ got, failure }).toEqual({ got: "after-restart", failure: undefined }), { timeout: 10_000 });
+  await waiting;
   await producer.close();
   await consumer.close();
 });
 
 it("resolves an aborted dequeue at once even while Redis does not answer, and puts back what its late script took", async () => {
   const clock = createSystemClock();
-  const queue = createRedisQueue({ redis: await connect(), clock });
+  const redis = await connect();
+  const scripts = recordScriptCalls(redis);
+  const queue = createRedisQueue({ redis, clock });
   await queue.enqueue([{ runId: "kept", functionId: "fn", availableAt: clock.now() }]);
-  // Holds write commands (the dequeue script writes) for 300 ms.
-  await (await connect()).client("PAUSE", 300, "WRITE");
+  expect(scripts.enqueues()).toBe(1);
+  // Holds write commands (the dequeue script writes) until UNPAUSE: longer than this test.
+  const admin = await connect();
+  await admin.client("PAUSE", 600_000, "WRITE");
   const abort = new AbortController();
-  const dequeued = queue.dequeue(abort.signal);
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  const began = performance.now();
+  let result: unknown = "pending";
+  const dequeued = queue.dequeue(abort.signal).then((next) => {
+    result = next;
+  });
+  // Its script call is sent (and held by the pause).
+  await vi.waitFor(() => expect(scripts.calls.filter((call) => call.keys.length === 2)).toHaveLength(1));
   abort.abort();
-  expect(await dequeued).toBeNull();
-  expect(performance.now() - began).toBeLessThan(50);
-  // Once the pause ends, the script runs, takes the item, and the queue puts it back.
-  await new Promise((resolve) => setTimeout(resolve, 400));
+  // Answered while Redis still holds the script: the abort did not wait for Redis.
+  await vi.waitFor(() => expect(result).toBeNull());
+  await dequeued;
+  expect(scripts.dequeues()).toBe(0);
+  // Once the pause ends, the script runs, takes the item, and the queue puts it back (one more enqueue call).
+  await admin.client("UNPAUSE");
+  await vi.waitFor(() => expect(scripts.enqueues()).toBe(2));
+  expect(scripts.dequeues()).toBe(1);
   expect(await queue.size()).toBe(1);
   expect((await queue.dequeue(new AbortController().signal))?.runId).toBe("kept");
   await queue.close();

@@ -28,7 +28,7 @@ export { isTerminalStatus, runInfoSchema, runStatusSchema } from "./client/trans
 export { ErrorCode } from "./errors/error-code.js";
 export { NonRetriableError } from "./errors/non-retriable-error.js";
 export { RetryAfterError } from "./errors/retry-after-error.js";
-export type { SerializedError } from "./errors/serialize-error.js";
+export type { RecordedError, SerializedError } from "./errors/serialize-error.js";
 export { deserializeError, parseSerializedError, serializedErrorSchema, serializeError } from "./errors/serialize-error.js";
 export { StepError } from "./errors/step-error.js";
 export type { ErrorCategory, JsonObject, StepwiseErrorOptions } from "./errors/stepwise-error.js";
@@ -50,6 +50,7 @@ export type {
   HandlerContext,
   InvokeOptions,
   OutputOf,
+  StepRunContext,
   StepTools,
   TriggerEvent,
   WaitForEventOptions,

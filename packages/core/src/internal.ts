@@ -11,6 +11,6 @@ export { executeFunction } from "./executor/execute-function.js";
 export type { ExecutionResult, ExecutorHooks, StepCommit, StepKind, StepProgress, StepRecord, SuspendOp } from "./executor/types.js";
 export { LeaseLostError } from "./executor/types.js";
 export type { CompiledExpression } from "./helpers/expression.js";
-export { compileExpression, matchesExpression } from "./helpers/expression.js";
+export { compileExpression, EXPRESSION_CACHE_SIZE, expressionCacheSize, matchesExpression } from "./helpers/expression.js";
 export { toJsonValue } from "./helpers/json.js";
 export { stepKey } from "./helpers/step-key.js";

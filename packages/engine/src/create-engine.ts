@@ -10,19 +10,19 @@ import {
   type StepwiseTransport,
   type WaitOptions,
 } from "@stepwise/core";
-import { matchesExpression, type StepRecord } from "@stepwise/core/internal";
+import type { StepRecord } from "@stepwise/core/internal";
+import { createIngest } from "./ingest/ingest.js";
+import { createReconciler } from "./ingest/reconciler.js";
+import { createWaitMatcher } from "./ingest/wait-matching.js";
 import { Lifecycle, type LifecycleListener } from "./lifecycle.js";
 import { type EngineOptions, resolveEngineOptions } from "./options.js";
 import type { InspectableQueue, QueueItem } from "./ports/queue.js";
-import type { NewRun, RunRecord, StoredEvent } from "./ports/run-store.js";
+import type { StoredEvent } from "./ports/run-store.js";
 import { newEventId, newRunId, Router } from "./router.js";
 import { createRunWaiters, toRunInfo } from "./run-waiters.js";
 import { startCronScheduler } from "./scheduler/cron-scheduler.js";
 import { createDispatcher } from "./worker/dispatcher.js";
 import { FAILURE_FUNCTION_SUFFIX, type ProcessContext, type RunnableFunction } from "./worker/process-run.js";
-
-/** Age after which an event not yet matched against open waits is matched by the reconciler (5 s). */
-export const UNMATCHED_EVENT_GRACE_MS = 5000;
 
 /** A running engine: workers, scheduler and the API the client and server call. */
 export interface Engine {
@@ -90,6 +90,18 @@ export function createEngine(engineOptions: EngineOptions): Engine {
   let stopReconciler: (() => void) | undefined;
   let stopClockSync: (() => void) | undefined;
 
+  // Work in flight outside the dispatcher (ingests, reconciler passes, cron ticks): it may start
+  // runs, so `idle()` waits for it.
+  let inFlight = 0;
+  const track = async <T>(work: Promise<T>): Promise<T> => {
+    inFlight++;
+    try {
+      return await work;
+    } finally {
+      inFlight--;
+    }
+  };
+
   const enqueue = async (items: QueueItem[]) => {
     if (items.length > 0) await queue.enqueue(items);
   };
@@ -102,7 +114,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
   const startOrEnqueue = async (items: QueueItem[]) => {
     if (!options.eagerStart || items.length === 0) return enqueue(items);
     const now = clock.now();
-    const due = new Set(items.filter((item) => item.availableAt <= now && item.functionId !== ""));
+    const due = new Set(items.filter((item) => item.availableAt <= now));
     const left = dispatcher.offer([...due]);
     await enqueue(left.length === due.size ? items : [...items.filter((item) => !due.has(item)), ...left]);
   };
@@ -117,67 +129,11 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     runEnded: (run) => waiters.runEnded(run),
   };
   const dispatcher = createDispatcher(context, functions);
-
-  /** Stores events with their runs, then resolves open waits they match. */
-  async function ingest(
-    events: StoredEvent[],
-    extraRuns: NewRun[] = [],
-  ): Promise<{ ids: string[]; runs: Array<{ id: string; functionId: string; eventId: string }> }> {
-    const now = clock.now();
-    const runs = [...events.flatMap((event) => router.route(event)), ...extraRuns];
-    // Eager start: runs this process has free slots for are created already claimed by it.
-    const reserved = options.eagerStart ? dispatcher.reserve(runs.map((run) => ({ runId: run.id, functionId: run.functionId }))) : new Set<string>();
-    const lease = { workerId: options.workerId, expiresAt: now + options.leaseMs };
-    let result: Awaited<ReturnType<typeof store.ingest>>;
-    try {
-      result = await store.ingest({ events, runs: runs.map((run) => (reserved.has(run.id) ? { ...run, lease } : run)), now });
-    } catch (error) {
-      for (const runId of reserved) dispatcher.unreserve(runId);
-      throw error;
-    }
-    for (const [index, event] of events.entries()) lifecycle.emit({ type: "event-received", event, duplicate: result.events[index]?.duplicate ?? false });
-    for (const run of result.runs) lifecycle.emit({ type: "run-created", runId: run.id, functionId: run.functionId, eventId: run.eventId });
-    const queued: QueueItem[] = [];
-    const eventsById = new Map(events.map((event) => [event.id, event]));
-    const routed = new Map(runs.map((run) => [run.id, run]));
-    for (const run of result.runs) {
-      const event = eventsById.get(run.eventId);
-      const newRun = routed.get(run.id);
-      if (!reserved.has(run.id) || !event || !newRun) {
-        queued.push({ runId: run.id, functionId: run.functionId, availableAt: now });
-        continue;
-      }
-      reserved.delete(run.id);
-      dispatcher.startClaimed({ run: createdClaimed(newRun, lease, now), event, steps: [] });
-    }
-    // Reserved but not created (the event was a duplicate): the slot goes back.
-    for (const runId of reserved) dispatcher.unreserve(runId);
-    // The rest found no free slot at the reservation: for the queue.
-    await enqueue(queued);
-    const toMatch = events.filter((_, index) => result.events[index]?.matchWaits);
-    if (toMatch.length > 0) {
-      await resolveWaits(toMatch);
-      await store.markWaitsMatched({ eventIds: toMatch.map((event) => event.id), now: clock.now() });
-    }
-    return { ids: result.events.map((event) => event.id), runs: result.runs };
-  }
-
-  async function resolveWaits(events: StoredEvent[]): Promise<void> {
-    const byName = new Map<string, Awaited<ReturnType<typeof store.findWaits>>>();
-    for (const event of events) {
-      let waits = byName.get(event.name);
-      if (!waits) {
-        waits = await store.findWaits(event.name);
-        byName.set(event.name, waits);
-      }
-      for (const wait of waits) {
-        if (wait.expression !== undefined && !matchesExpression(wait.expression, { event: wait.triggerEvent, async: event })) continue;
-        if (await store.resolveWait({ runId: wait.runId, stepKey: wait.stepKey, event, now: clock.now() })) {
-          await enqueue([{ runId: wait.runId, functionId: "", availableAt: clock.now() }]);
-        }
-      }
-    }
-  }
+  const matchWaits = createWaitMatcher({ store, now: () => clock.now(), enqueue });
+  const ingestEvents = createIngest({ options, lifecycle, router, dispatcher, matchWaits, enqueue });
+  const ingest: typeof ingestEvents = (events, extraRuns) => track(ingestEvents(events, extraRuns));
+  const reconciler = createReconciler({ options, lifecycle, runs: (functionId) => runnable.has(functionId), matchWaits, enqueue, track });
+  const reconcile = reconciler.reconcile;
 
   function toStored(payloads: EventPayload[]): StoredEvent[] {
     const now = clock.now();
@@ -202,45 +158,6 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     const runId = newRunId();
     await ingest([event as StoredEvent], [{ id: runId, functionId, eventId: (event as StoredEvent).id }]);
     return runId;
-  }
-
-  async function reconcile(): Promise<void> {
-    const now = clock.now();
-    // Events a crash left between ingest and wait matching: match them now. The grace keeps us
-    // off events whose ingest is still matching them in this or another process.
-    const unmatched = await store.listUnmatchedEvents({ before: now - UNMATCHED_EVENT_GRACE_MS, limit: 1000 });
-    if (unmatched.length > 0) {
-      await resolveWaits(unmatched);
-      await store.markWaitsMatched({ eventIds: unmatched.map((event) => event.id), now });
-    }
-    // Only runs of functions this process can execute: another deployment's workers pick up the rest.
-    const known = (run: { functionId: string }) => runnable.has(run.functionId);
-    const recovered = (await store.recoverLeases({ now })).filter(known);
-    const due = (await store.listDueRuns({ until: now + options.reconcileIntervalMs, limit: 1000 })).filter(known);
-    await enqueue([
-      ...recovered.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: now })),
-      ...due.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: run.wakeAt })),
-    ]);
-  }
-
-  function startReconciler(): () => void {
-    let cancel: (() => void) | undefined;
-    let stopped = false;
-    const loop = () => {
-      cancel = clock.setTimer(async () => {
-        try {
-          await reconcile();
-        } catch (error) {
-          lifecycle.emit({ type: "engine-error", error, context: "reconciling the queue with the store" });
-        }
-        if (!stopped) loop();
-      }, options.reconcileIntervalMs);
-    };
-    loop();
-    return () => {
-      stopped = true;
-      cancel?.();
-    };
   }
 
   const transport: StepwiseTransport = {
@@ -293,9 +210,10 @@ export function createEngine(engineOptions: EngineOptions): Engine {
           lifecycle,
           functions: [...functions.values()],
           onRun: (run) => enqueue([{ runId: run.id, functionId: run.functionId, availableAt: clock.now() }]),
+          track,
         });
       }
-      stopReconciler = startReconciler();
+      stopReconciler = reconciler.start();
       stopClockSync = options.clockSync?.();
     },
 
@@ -311,9 +229,12 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     async idle() {
       // Queues that can tell when their next item is due (`InspectableQueue`); others count as empty.
       const inspectable = queue as Partial<InspectableQueue>;
+      // Every kind of work in flight counts: passes, reserved slots, runs held for a slot, and
+      // ingests, reconciler passes and cron ticks that may start runs.
       const quiet = async () => {
+        if (inFlight > 0 || dispatcher.pendingCount > 0) return false;
         const next = (await inspectable.nextAvailableAt?.()) ?? null;
-        return dispatcher.activeCount === 0 && (next === null || next > clock.now());
+        return inFlight === 0 && dispatcher.pendingCount === 0 && (next === null || next > clock.now());
       };
       const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
       for (;;) {
@@ -325,24 +246,5 @@ export function createEngine(engineOptions: EngineOptions): Engine {
         await pause(2);
       }
     },
-  };
-}
-
-/** The record of a run the ingest created already claimed (see `NewRun.lease`), as the store holds it. */
-function createdClaimed(run: NewRun, lease: { workerId: string; expiresAt: number }, now: number): RunRecord {
-  const { id, functionId, eventId, parentRunId, parentStepKey } = run;
-  return {
-    id,
-    functionId,
-    eventId,
-    status: "running",
-    attempt: 0,
-    leaseEpoch: 1,
-    leaseOwner: lease.workerId,
-    leaseExpiresAt: lease.expiresAt,
-    wakeAt: now,
-    ...(parentRunId !== undefined && { parentRunId, parentStepKey }),
-    createdAt: now,
-    startedAt: now,
   };
 }

@@ -14,7 +14,8 @@
  */
 
 export type { Engine } from "./create-engine.js";
-export { createEngine, UNMATCHED_EVENT_GRACE_MS } from "./create-engine.js";
+export { createEngine } from "./create-engine.js";
+export { UNMATCHED_EVENT_GRACE_MS } from "./ingest/reconciler.js";
 export type { LifecycleEvent, LifecycleListener } from "./lifecycle.js";
 export { Lifecycle } from "./lifecycle.js";
 export { createMemoryBus } from "./memory/memory-bus.js";

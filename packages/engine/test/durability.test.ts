@@ -12,12 +12,22 @@ describe("leases", () => {
     const clock = new FakeClock();
     let releaseA: () => void = () => {};
     const bodies: string[] = [];
+    const aborts: unknown[] = [];
     const define = (worker: "A" | "B") => {
       const stepwise = new Stepwise({ id: "app" });
-      stepwise.createFunction({ id: "contended" }, { event: "demo/contended" }, async ({ step }) => {
-        const value = await step.run("write", async () => {
+      stepwise.createFunction({ id: "contended" }, { event: "demo/contended" }, async ({ step, signal: handlerSignal }) => {
+        const value = await step.run("write", async ({ signal }) => {
           bodies.push(worker);
-          if (worker === "A") await new Promise<void>((resolve) => (releaseA = resolve));
+          // A's body is a call that would run long; it heeds its signal, as fetch(url, { signal }) does.
+          if (worker === "A") {
+            await new Promise<void>((resolve) => {
+              releaseA = resolve;
+              signal.addEventListener("abort", () => {
+                aborts.push(signal.reason, handlerSignal.aborted);
+                resolve();
+              });
+            });
+          }
           return `written by ${worker}`;
         });
         return value;
@@ -36,14 +46,17 @@ describe("leases", () => {
       // A stalls (think GC pause) past its lease: at +60 s the run is recovered, and B claims it.
       const recovered = await store.recoverLeases({ now: clock.now() + 60_000 });
       expect(recovered.map((item) => item.id)).toEqual([runId]);
+      const aborted = new Promise((resolve) => engineA.on((event) => event.type === "run-aborted" && resolve(event)));
       await engineB.start();
+      // A's next heartbeat finds the lease gone: its pass is aborted and the body's signal fires,
+      // while the body is still running (it was never released).
       await clock.advance(60_000);
+      expect(await aborted).toMatchObject({ type: "run-aborted", runId, reason: expect.stringContaining("lease") });
+      expect(aborts).toEqual([expect.objectContaining({ name: "LeaseLostError" }), true]);
       const done = await engineB.waitForRun(runId, { timeoutMs: 10_000 });
       expect(done.output).toBe("written by B");
-      // A wakes up and tries to commit: rejected.
-      const aborted = new Promise((resolve) => engineA.on((event) => event.type === "run-aborted" && resolve(event)));
+      // Even a body that ran on and returned has its result dropped, never committed.
       releaseA();
-      expect(await aborted).toMatchObject({ type: "run-aborted", runId });
       const steps = await store.listSteps(runId);
       expect(steps).toHaveLength(1);
       expect(steps[0]?.output).toBe("written by B");

@@ -35,7 +35,7 @@ export function createFinishRun(pool: pg.Pool, limits: GroupLimits | undefined):
 
 /** Runs {@link FINISH_RUN}; null when the lease was lost. */
 async function endRun(client: pg.PoolClient, input: FinishInput): Promise<FinishResult | null> {
-  const ended = await client.query<{ woken_parent_id: string | null }>({
+  const ended = await client.query<{ woken_parent_id: string | null; woken_parent_function_id: string | null }>({
     name: "stepwise_finish_run",
     text: FINISH_RUN,
     values: [input.runId, input.leaseEpoch, input.status, jsonParam(input.output), jsonParam(input.error), timeParam(input.now), ErrorCode.StepFailed],
@@ -43,7 +43,8 @@ async function endRun(client: pg.PoolClient, input: FinishInput): Promise<Finish
   const row = ended.rows[0];
   if (!row) return null;
   const result: FinishResult = { ok: true, followUpRuns: [] };
-  if (row.woken_parent_id !== null) result.parentRunId = row.woken_parent_id;
+  if (row.woken_parent_id !== null && row.woken_parent_function_id !== null)
+    result.parent = { runId: row.woken_parent_id, functionId: row.woken_parent_function_id };
   return result;
 }
 

@@ -21,7 +21,8 @@ ORDER BY waits.created_at, waits.run_id, waits.step_key`;
  * Two events racing for one wait: the second finds the step no longer `waiting` (re-checked
  * after the first commits) and resolves nothing. A running run is not woken here; its next
  * suspension sees the step final through its pending keys. LEAST keeps an earlier wake time
- * (and replaces NULL, "never").
+ * (and replaces NULL, "never"). Answers the run's function id (one row) when the wait was
+ * resolved, so that the wake-up is queued with it; no row when another event resolved it first.
  *
  * $1 run id, $2 step key, $3 output (the event as JSON text), $4 now.
  */
@@ -39,7 +40,7 @@ woken AS (
   FROM resolved
   WHERE runs.id = resolved.run_id AND runs.status IN ('waiting', 'sleeping')
 )
-SELECT count(*)::integer AS resolved FROM resolved`;
+SELECT runs.function_id FROM resolved JOIN runs ON runs.id = resolved.run_id`;
 
 interface WaitRow {
   run_id: string;
@@ -78,15 +79,15 @@ export function findWaits(pool: pg.Pool, eventName: string): Promise<WaitRecord[
  * (`{ id, name, data, ts }`; the sender's key is not part of it).
  * @internal
  */
-export function resolveWait(pool: pg.Pool, input: { runId: string; stepKey: string; event: StoredEvent; now: number }): Promise<boolean> {
+export function resolveWait(pool: pg.Pool, input: { runId: string; stepKey: string; event: StoredEvent; now: number }): Promise<string | null> {
   const { event } = input;
   const output = { id: event.id, name: event.name, data: event.data, ts: event.ts };
   return withClient(pool, async (client) => {
-    const result = await client.query<{ resolved: number }>({
+    const result = await client.query<{ function_id: string }>({
       name: "stepwise_resolve_wait",
       text: RESOLVE_WAIT,
       values: [input.runId, input.stepKey, JSON.stringify(output), timeParam(input.now)],
     });
-    return (result.rows[0]?.resolved ?? 0) > 0;
+    return result.rows[0]?.function_id ?? null;
   });
 }

@@ -155,7 +155,7 @@ describe.each(DATABASES)("group commit on %s", (_, createDatabase) => {
         runId === "run_5"
           ? { ok: false, followUpRuns: [] }
           : runId === "run_child"
-            ? { ok: true, followUpRuns: [], parentRunId: "run_0" }
+            ? { ok: true, followUpRuns: [], parent: { runId: "run_0", functionId: "fn" } }
             : { ok: true, followUpRuns: [] },
       ),
     );

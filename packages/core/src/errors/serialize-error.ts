@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { NonRetriableError } from "./non-retriable-error.js";
 import { StepwiseError } from "./stepwise-error.js";
 
 /** An error as stored in Postgres and sent over the wire: no class, no functions. */
@@ -24,6 +25,7 @@ export function serializeError(error: unknown): SerializedError {
       if (Object.keys(error.details).length > 0) out.details = error.details;
       if (error.category === "user") out.nonRetriable = true;
     }
+    if (NonRetriableError.isInstance(error)) out.nonRetriable = true;
     return out;
   }
   let message: string;
@@ -41,10 +43,24 @@ export function parseSerializedError(value: unknown): SerializedError {
   return parsed.success ? parsed.data : { name: "Error", message: String(value) };
 }
 
-/** Rebuilds a throwable `Error` from a {@link SerializedError}. */
-export function deserializeError(error: SerializedError): Error {
-  const out = new Error(error.message);
+/**
+ * An `Error` rebuilt from a {@link SerializedError} (what `onFailure` receives): the recorded
+ * name, message and stack, with the machine-readable `code`, `details` and `nonRetriable` flag
+ * when the original carried them.
+ */
+export interface RecordedError extends Error {
+  code?: string;
+  details?: Record<string, unknown>;
+  nonRetriable?: boolean;
+}
+
+/** Rebuilds a throwable `Error` from a {@link SerializedError}, keeping its `code` and `details`. */
+export function deserializeError(error: SerializedError): RecordedError {
+  const out: RecordedError = new Error(error.message);
   out.name = error.name;
   if (error.stack) out.stack = error.stack;
+  if (error.code !== undefined) out.code = error.code;
+  if (error.details !== undefined) out.details = error.details;
+  if (error.nonRetriable !== undefined) out.nonRetriable = error.nonRetriable;
   return out;
 }

@@ -27,6 +27,13 @@ export interface ExecuteFunctionOptions {
   memo: ReadonlyMap<string, StepRecord>;
   hooks: ExecutorHooks;
   logger: Logger;
+  /**
+   * Aborts the pass: the handler and every step body see it through their `signal`, no new step
+   * starts, and the pass ends at once as `aborted` (a body that ignores its signal runs on, but
+   * its result is dropped, never committed). The engine aborts when the lease is lost, when the
+   * worker stops past its grace period, and when the run is cancelled. (Default: never aborts)
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -38,7 +45,7 @@ export interface ExecuteFunctionOptions {
  */
 export function executeFunction(options: ExecuteFunctionOptions): Promise<ExecutionResult> {
   return new Promise((resolve) => {
-    const state = new PassState(resolve);
+    const state = new PassState(resolve, () => options.hooks.now(), options.signal);
     const step: StepTools = createStepTools({ ...options, state });
     const context = {
       event: options.event,
@@ -47,6 +54,7 @@ export function executeFunction(options: ExecuteFunctionOptions): Promise<Execut
       runId: options.runId,
       attempt: options.attempt,
       logger: options.logger,
+      signal: state.signal,
       ...options.extraContext,
     };
     Promise.resolve()
@@ -59,16 +67,31 @@ export function executeFunction(options: ExecuteFunctionOptions): Promise<Execut
   });
 }
 
-/** Book-keeping of one pass: running steps, collected suspensions, the final result. */
+/**
+ * Book-keeping of one pass: running steps, collected suspensions, the final result, and the
+ * pass's abort signal (the caller's, and this pass's own when a commit finds the lease lost).
+ */
 export class PassState {
   private inFlight = 0;
   private readonly ops: SuspendOp[] = [];
-  private abortReason: string | undefined;
   private handlerResult: (() => ExecutionResult) | undefined;
   private done = false;
   private checkScheduled = false;
+  private readonly controller = new AbortController();
 
-  constructor(private readonly resolve: (result: ExecutionResult) => void) {}
+  constructor(
+    private readonly resolve: (result: ExecutionResult) => void,
+    private readonly now: () => number,
+    external?: AbortSignal,
+  ) {
+    if (external?.aborted) this.controller.abort(external.reason);
+    else external?.addEventListener("abort", () => this.abort(external.reason), { once: true });
+  }
+
+  /** Aborts when the pass can no longer record anything; what handlers and step bodies receive. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
 
   /** A step body starts running. */
   begin(): void {
@@ -88,9 +111,13 @@ export class PassState {
     return new Promise<never>(() => {});
   }
 
-  /** This worker lost the run: stop once running steps settle. */
-  abort(reason: string): void {
-    this.abortReason ??= reason;
+  /**
+   * This pass can no longer record anything (lost lease, stopping worker, cancelled run):
+   * signal every running body and end the pass at once. Bodies still running are not awaited:
+   * one that ignores its signal must not hold the worker's slot; its result is dropped.
+   */
+  abort(reason: unknown): void {
+    if (!this.controller.signal.aborted) this.controller.abort(reason);
     this.scheduleCheck();
   }
 
@@ -99,9 +126,9 @@ export class PassState {
     return new Promise<never>(() => {});
   }
 
-  /** Whether the pass is ending, so new steps should not start. */
+  /** Whether the pass is ending, so new steps should not start and results are not committed. */
   get stopping(): boolean {
-    return this.abortReason !== undefined || this.done;
+    return this.controller.signal.aborted || this.done;
   }
 
   handlerSettled(result: () => ExecutionResult): void {
@@ -121,17 +148,18 @@ export class PassState {
   }
 
   private check(): void {
-    if (this.done || this.inFlight > 0) return;
-    if (this.abortReason !== undefined) {
-      this.finish({ type: "aborted", reason: this.abortReason });
+    if (this.done) return;
+    if (this.controller.signal.aborted) {
+      this.finish({ type: "aborted", reason: abortMessage(this.controller.signal.reason) });
       return;
     }
+    if (this.inFlight > 0) return;
     if (this.handlerResult) {
       let result: ExecutionResult;
       try {
         result = this.handlerResult();
       } catch (error) {
-        result = handlerFailure(error, Date.now());
+        result = handlerFailure(error, this.now());
       }
       this.finish(result);
       return;
@@ -143,6 +171,10 @@ export class PassState {
     this.done = true;
     this.resolve(result);
   }
+}
+
+function abortMessage(reason: unknown): string {
+  return reason instanceof Error ? reason.message : String(reason ?? "aborted");
 }
 
 /** Classifies an error that escaped the handler. */

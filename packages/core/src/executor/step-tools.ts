@@ -4,7 +4,7 @@ import { serializeError } from "../errors/serialize-error.js";
 import { StepError } from "../errors/step-error.js";
 import { StepwiseError } from "../errors/stepwise-error.js";
 import type { EventPayload, SendEventResult, StepwiseEvent } from "../events/event.js";
-import type { InvokeOptions, StepTools, WaitForEventOptions } from "../functions/types.js";
+import type { InvokeOptions, StepRunContext, StepTools, WaitForEventOptions } from "../functions/types.js";
 import { parseDuration } from "../helpers/duration.js";
 import { compileExpression } from "../helpers/expression.js";
 import { type JsonValue, toJsonValue } from "../helpers/json.js";
@@ -48,45 +48,55 @@ export function createStepTools(options: StepToolsOptions): StepTools {
     return new Promise((resolve) => resolve(settle(recorded)));
   }
 
-  /** Commits a step's outcome; `undefined` when the lease was lost (the pass is then aborting). */
+  /**
+   * Commits a step's outcome; `undefined` when nothing may be recorded any more: the pass was
+   * aborted while the body ran (its result is dropped), or the commit found the lease lost
+   * (which aborts the pass).
+   */
   async function commit(commitValue: StepCommit): Promise<StepRecord | undefined> {
+    if (state.stopping) return undefined;
     try {
       return await hooks.commitStep(commitValue);
     } catch (error) {
       if (!LeaseLostError.isInstance(error)) throw error;
-      state.abort(error.message);
+      state.abort(error);
       return undefined;
     }
   }
 
   /** Executes a step body with retries, commits its outcome, and returns what the handler gets. */
-  async function execute(target: { id: string; key: string }, kind: StepKind, body: () => unknown): Promise<unknown> {
+  async function execute(target: { id: string; key: string }, kind: StepKind, body: (context: StepRunContext) => unknown): Promise<unknown> {
     if (state.stopping) return state.park();
     const previous = memo.get(target.key);
     const attempt = previous?.status === "retrying" ? previous.attempt + 1 : 0;
     const fresh = previous === undefined;
-    const started = Date.now();
+    // A duration, not a decision about time: measured on the monotonic clock.
+    const started = performance.now();
+    const elapsed = () => Math.round(performance.now() - started);
     state.begin();
     try {
       hooks.onStepStart?.({ ...target, kind, attempt });
       let output: JsonValue;
       try {
-        output = toJsonValue(await body(), `the output of step "${target.id}"`);
+        output = toJsonValue(await body({ signal: state.signal, attempt }), `the output of step "${target.id}"`);
       } catch (error) {
+        // Aborted while it ran: whatever the body threw (often the signal's AbortError) is not
+        // a result of the step, so it is neither retried nor recorded.
+        if (state.stopping) return state.park();
         const serialized = serializeError(error);
         if (isRetriable(error) && attempt < options.retries) {
           const delay = RetryAfterError.isInstance(error) ? error.delayFrom(hooks.now()) : backoffDelay(attempt);
-          hooks.onStepEnd?.({ ...target, kind, attempt, status: "retrying", error: serialized, durationMs: Date.now() - started });
+          hooks.onStepEnd?.({ ...target, kind, attempt, status: "retrying", error: serialized, durationMs: elapsed() });
           return state.suspend({ kind: "retry", ...target, attempt, error: serialized, retryAt: hooks.now() + delay });
         }
         const recorded = await commit({ ...target, kind, status: "failed", error: serialized, attempt, fresh });
         if (!recorded) return state.park();
-        hooks.onStepEnd?.({ ...target, kind, attempt, status: recorded.status, error: serialized, durationMs: Date.now() - started });
+        hooks.onStepEnd?.({ ...target, kind, attempt, status: recorded.status, error: serialized, durationMs: elapsed() });
         return settle(recorded);
       }
       const recorded = await commit({ ...target, kind, status: "completed", output, attempt, fresh });
       if (!recorded) return state.park();
-      hooks.onStepEnd?.({ ...target, kind, attempt, status: recorded.status, durationMs: Date.now() - started });
+      hooks.onStepEnd?.({ ...target, kind, attempt, status: recorded.status, durationMs: elapsed() });
       return settle(recorded);
     } finally {
       state.end();

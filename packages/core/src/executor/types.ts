@@ -87,8 +87,9 @@ const leaseMarker = Symbol.for("stepwise.lease-lost");
 /** Rejected commit: the run's lease moved to another worker, so this pass must stop. */
 export class LeaseLostError extends Error {
   private readonly [leaseMarker] = true;
-  constructor(runId: string) {
-    super(`lease on run ${runId} was lost; another worker owns it now`);
+  /** @param why What happened to the lease. (Default: another worker owns the run now) */
+  constructor(runId: string, why = "another worker owns it now") {
+    super(`lease on run ${runId} was lost; ${why}`);
     this.name = "LeaseLostError";
   }
 

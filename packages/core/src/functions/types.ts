@@ -1,5 +1,5 @@
 import type { StandardSchemaV1 } from "@standard-schema/spec";
-import type { SerializedError } from "../errors/serialize-error.js";
+import type { RecordedError, SerializedError } from "../errors/serialize-error.js";
 import type { EventPayload, SendEventResult, StepwiseEvent } from "../events/event.js";
 import type { Duration } from "../helpers/duration.js";
 import type { Jsonify, StepOutput } from "../helpers/json.js";
@@ -60,15 +60,34 @@ export interface InvokeOptions<TFunction> {
 export type OutputOf<TFunction> = TFunction extends { readonly __output?: infer O } ? Jsonify<Awaited<O>> : unknown;
 
 /**
+ * What a `step.run` body receives. The zero-argument form `step.run(id, () => ...)` works as well.
+ *
+ * @example
+ * await step.run("fetch-user", ({ signal }) => fetch(`https://api.example.com/users/${id}`, { signal }).then((r) => r.json()));
+ */
+export interface StepRunContext {
+  /**
+   * Aborts when this execution's result can no longer be recorded: the worker lost the run's
+   * lease (another worker owns the run now), the worker is stopping past its grace period, or
+   * the run was cancelled. Pass it on to side effects (`fetch(url, { signal })`, database and
+   * model clients) so that they stop instead of running on as a zombie whose result is dropped.
+   * `signal.reason` says why.
+   */
+  signal: AbortSignal;
+  /** Zero-based attempt of this step: 0 on the first execution, 1 on the first retry. */
+  attempt: number;
+}
+
+/**
  * The step tools. Each step has an id unique within the run (repeats get `:n`); its result is
  * checkpointed, so on replay a completed step returns its stored result without running again.
  */
 export interface StepTools {
   /**
    * Runs `fn` as a retried, checkpointed step and returns its result (as JSON). A completed
-   * step never runs again.
+   * step never runs again. `fn` receives a {@link StepRunContext} (`{ signal, attempt }`).
    */
-  run<T>(id: string, fn: () => T | Promise<T>): Promise<StepOutput<Awaited<T>>>;
+  run<T>(id: string, fn: (context: StepRunContext) => T | Promise<T>): Promise<StepOutput<Awaited<T>>>;
   /** Suspends the run for `duration` (`"7d"`, `"15m"`, or milliseconds), holding no worker. */
   sleep(id: string, duration: Duration): Promise<void>;
   /** Suspends the run until `until` (a `Date`, ISO string or epoch milliseconds). */
@@ -92,6 +111,11 @@ export interface HandlerContext<TEvent> {
   /** Zero-based attempt of this run's handler (counts handler-level retries). */
   attempt: number;
   logger: Logger;
+  /**
+   * Aborts when this pass can no longer record anything (lease lost, worker stopping past its
+   * grace period, run cancelled); the same signal step bodies receive. See {@link StepRunContext.signal}.
+   */
+  signal: AbortSignal;
 }
 
 /** A function's handler. */
@@ -100,8 +124,8 @@ export type Handler<TEvent, TOutput> = (context: HandlerContext<TEvent>) => TOut
 /** The event an `onFailure` handler receives. */
 export type FailureEvent = StepwiseEvent<typeof FAILURE_EVENT_NAME, { function_id: string; run_id: string; error: SerializedError; event: StepwiseEvent }>;
 
-/** An `onFailure` handler: runs, durably, after the function's run has failed for good. */
-export type FailureHandler = (context: HandlerContext<FailureEvent> & { error: Error }) => unknown;
+/** An `onFailure` handler: runs, durably, after the function's run has failed for good. `error` is the run's last error, with its `code`. */
+export type FailureHandler = (context: HandlerContext<FailureEvent> & { error: RecordedError }) => unknown;
 
 /** Options of a function, as passed to `createFunction`. */
 export interface FunctionConfig {

@@ -5,18 +5,30 @@ import { StepwiseError } from "../errors/stepwise-error.js";
 /** A compiled CEL expression: evaluate it against named variables. */
 export type CompiledExpression = (variables: Record<string, unknown>) => unknown;
 
+/**
+ * Most compiled expressions kept (1,000). Sources come from function configs (a few per
+ * function) but also from `step.waitForEvent` options, which user code may build per run:
+ * unbounded, such a cache would grow with every run.
+ */
+export const EXPRESSION_CACHE_SIZE = 1000;
+
+// Least recently used first: a Map iterates in insertion order, and a hit is re-inserted.
 const cache = new Map<string, CompiledExpression>();
 
 /**
- * Compiles a CEL expression once (cached by source). Throws a `StepwiseError`
- * (INVALID_EXPRESSION) naming `what` when it does not parse.
+ * Compiles a CEL expression once (an LRU cache by source, {@link EXPRESSION_CACHE_SIZE}
+ * entries). Throws a `StepwiseError` (INVALID_EXPRESSION) naming `what` when it does not parse.
  *
  * @example
  * compileExpression("event.data.amount > 100", "trigger.if")({ event })
  */
 export function compileExpression(source: string, what: string): CompiledExpression {
   const hit = cache.get(source);
-  if (hit) return hit;
+  if (hit) {
+    cache.delete(source);
+    cache.set(source, hit);
+    return hit;
+  }
   let evaluator: (variables: Record<string, unknown>) => unknown;
   try {
     evaluator = parse(source) as unknown as (variables: Record<string, unknown>) => unknown;
@@ -30,7 +42,13 @@ export function compileExpression(source: string, what: string): CompiledExpress
   }
   const compiled: CompiledExpression = (variables) => evaluator(variables);
   cache.set(source, compiled);
+  if (cache.size > EXPRESSION_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
   return compiled;
+}
+
+/** Entries in the compiled-expression cache (for tests of its bound). @internal */
+export function expressionCacheSize(): number {
+  return cache.size;
 }
 
 /**

@@ -113,8 +113,8 @@ export interface SuspendInput {
 /** Where a finished run's parent (from `step.invoke`) stands after the child's result was recorded. */
 export interface FinishResult {
   ok: boolean;
-  /** The parent run made runnable by this result, to enqueue. */
-  parentRunId?: string;
+  /** The parent run made runnable by this result, with its function id: to enqueue. */
+  parent?: { runId: string; functionId: string };
   /** Runs created by `followUp` (e.g. `onFailure`). */
   followUpRuns: IngestResult["runs"];
 }
@@ -182,9 +182,10 @@ export interface RunStore {
 
   /**
    * Completes a wait with `event` if it is still open, removes it, and makes the run runnable.
-   * False when another event resolved it first.
+   * Answers the run's function id (to queue the wake-up with), or `null` when another event
+   * resolved the wait first.
    */
-  resolveWait(input: { runId: string; stepKey: string; event: StoredEvent; now: number }): Promise<boolean>;
+  resolveWait(input: { runId: string; stepKey: string; event: StoredEvent; now: number }): Promise<string | null>;
 
   /** Records that these events were matched against the open waits (see `IngestResult`). */
   markWaitsMatched(input: { eventIds: string[]; now: number }): Promise<void>;

@@ -13,6 +13,8 @@ export interface CronSchedulerOptions {
   functions: AnyStepwiseFunction[];
   /** Called with each run a tick created. */
   onRun(run: { id: string; functionId: string }): Promise<void>;
+  /** Counts each tick's work as in flight (see `engine.idle()`). (Default: not counted) */
+  track?<T>(work: Promise<T>): Promise<T>;
 }
 
 /**
@@ -34,11 +36,7 @@ export function startCronScheduler(options: CronSchedulerOptions): () => void {
         const next = cron.nextRun(new Date(after));
         if (!next || stopped) return;
         const scheduledFor = next.getTime();
-        const cancel = clock.setTimer(async () => {
-          cancels.delete(cancel);
-          if (stopped) return;
-          // Arm the next tick first, so a slow store never delays the schedule.
-          arm(scheduledFor);
+        const tick = async () => {
           try {
             const eventId = newEventId();
             const run = await store.recordCronTick({
@@ -55,6 +53,13 @@ export function startCronScheduler(options: CronSchedulerOptions): () => void {
           } catch (error) {
             lifecycle.emit({ type: "engine-error", error, context: `cron tick of ${fn.id} at ${new Date(scheduledFor).toISOString()}` });
           }
+        };
+        const cancel = clock.setTimer(() => {
+          cancels.delete(cancel);
+          if (stopped) return;
+          // Arm the next tick first, so a slow store never delays the schedule.
+          arm(scheduledFor);
+          void (options.track ? options.track(tick()) : tick());
         }, scheduledFor - clock.now());
         cancels.add(cancel);
       };

@@ -1,6 +1,7 @@
 import type { AnyStepwiseFunction } from "@stepwise/core";
 import type { QueueItem } from "../ports/queue.js";
 import type { ClaimedRun } from "../ports/run-store.js";
+import { FunctionSlots } from "./function-slots.js";
 import type { ProcessContext } from "./process-run.js";
 import { processRun } from "./process-run.js";
 
@@ -14,8 +15,9 @@ const FOREIGN_RUN_DELAY_MS = 1000;
 export interface Dispatcher {
   start(): void;
   /**
-   * Stops taking work and waits up to `graceMs` for running passes; runs still executing then
-   * are released (runnable again at once, for another worker) and left behind.
+   * Stops taking work, gives the runs it held without running them back to the queue, and waits
+   * up to `graceMs` for running passes; passes still running then are aborted (their step
+   * bodies' `signal` fires) and their runs released (runnable again at once, for another worker).
    */
   stop(graceMs: number): Promise<{ released: number }>;
   /**
@@ -37,6 +39,24 @@ export interface Dispatcher {
   unreserve(runId: string): void;
   /** Passes executing now. */
   readonly activeCount: number;
+  /**
+   * Work this process holds: passes, reserved slots, and runs taken from the queue that wait
+   * here for a slot. Zero means nothing here will start or end a run without new input.
+   */
+  readonly pendingCount: number;
+  /** Runs taken from the queue that wait here for a slot (at most {@link Dispatcher.maxHeld}). */
+  readonly heldCount: number;
+  /** Most runs held here that cannot run yet: the worker's `concurrency`. */
+  readonly maxHeld: number;
+}
+
+/** A pass in progress, with what stopping or losing the run needs. */
+interface ActivePass {
+  pass: Promise<void>;
+  /** Set once the pass holds the lease (at once for a run created claimed). */
+  leaseEpoch?: number;
+  /** Aborts the pass: its handler's and step bodies' `signal`. */
+  abort: AbortController;
 }
 
 /**
@@ -47,99 +67,93 @@ export interface Dispatcher {
 export function createDispatcher(context: ProcessContext, functions: ReadonlyMap<string, AnyStepwiseFunction>): Dispatcher {
   const { options, lifecycle } = context;
   const { queue, store, clock, logger } = options;
-  const active = new Map<string, { pass: Promise<void>; leaseEpoch?: number }>();
-  const slots = new Map<string, number>();
-  const parked = new Map<string, QueueItem[]>();
+  const passes = new Map<string, ActivePass>();
+  // Runs being created already claimed by this worker (eager start), by id: they hold a slot.
+  const reserved = new Map<string, string>();
+  // A worker holds at most as many runs it cannot run yet as it can run at once.
+  const slots = new FunctionSlots((functionId) => functions.get(functionId)?.config.concurrency?.limit, options.concurrency);
+  // Items taken from the queue while eager starts filled the slots meanwhile: first in line.
+  // Never more than one burst, itself at most `concurrency` items.
+  const overflow: QueueItem[] = [];
   let abort = new AbortController();
   let loop: Promise<void> | undefined;
   let freeSlot: (() => void) | undefined;
-  // Items taken from the queue whose function is being read from the store: they hold a slot.
-  let learning = 0;
   // Between start() and stop(): only then are runs started here.
   let running = false;
-  // Runs being created already claimed by this worker (eager start), by id: they hold a slot.
-  const reserved = new Map<string, string>();
-  // Items taken from the queue while eager starts filled the slots meanwhile: first in line.
-  const overflow: QueueItem[] = [];
 
   const passContext: ProcessContext = {
     ...context,
     onClaimed(runId, leaseEpoch) {
-      const entry = active.get(runId);
+      const entry = passes.get(runId);
       if (entry) entry.leaseEpoch = leaseEpoch;
     },
   };
 
-  function tryTakeSlot(item: QueueItem): boolean {
-    const limit = functions.get(item.functionId)?.config.concurrency?.limit;
-    if (limit === undefined) return true;
-    const used = slots.get(item.functionId) ?? 0;
-    if (used >= limit) {
-      const list = parked.get(item.functionId) ?? [];
-      if (!list.some((parkedItem) => parkedItem.runId === item.runId)) list.push(item);
-      parked.set(item.functionId, list);
-      return false;
-    }
-    slots.set(item.functionId, used + 1);
-    return true;
-  }
-
-  function releaseSlot(functionId: string): void {
-    const limit = functions.get(functionId)?.config.concurrency?.limit;
-    if (limit === undefined) return;
-    slots.set(functionId, (slots.get(functionId) ?? 1) - 1);
-    const next = parked.get(functionId)?.shift();
-    if (next && !abort.signal.aborted && tryTakeSlot(next)) launch(next);
-  }
+  /** Slots in use: passes and reservations. */
+  const busy = () => passes.size + reserved.size;
 
   /**
    * Whether a run can start here now without waiting (eager start): a free slot, no pass or
    * reservation of it yet, its function known here and below its concurrency limit.
    */
   function startsHere(runId: string, functionId: string): boolean {
-    const limit = functions.get(functionId)?.config.concurrency?.limit;
     return (
       busy() < options.concurrency &&
-      !active.has(runId) &&
+      !passes.has(runId) &&
       !reserved.has(runId) &&
       context.resolveFunction(functionId) !== undefined &&
-      (limit === undefined || (slots.get(functionId) ?? 0) < limit)
+      slots.hasRoom(functionId)
     );
   }
 
-  /** Slots in use: passes, items whose function is being looked up, and reservations. */
-  function busy(): number {
-    return active.size + learning + reserved.size;
-  }
-
+  /** Starts a pass in a slot already taken for it. */
   function launch(item: QueueItem, claimed?: ClaimedRun): void {
     // Two items for one run (a re-enqueue while its pass runs) need one pass: the claim of the
     // second would fail anyway.
-    if (active.has(item.runId)) {
-      releaseSlot(item.functionId);
+    if (passes.has(item.runId)) {
+      passEnded(item.functionId);
       return;
     }
     // In the map before the pass starts: a run created claimed reports its epoch at once.
-    const entry: { pass: Promise<void>; leaseEpoch?: number } = { pass: Promise.resolve(), leaseEpoch: claimed?.run.leaseEpoch };
-    active.set(item.runId, entry);
-    entry.pass = processRun(passContext, item.runId, claimed)
+    const entry: ActivePass = { pass: Promise.resolve(), leaseEpoch: claimed?.run.leaseEpoch, abort: new AbortController() };
+    passes.set(item.runId, entry);
+    const started = performance.now();
+    entry.pass = processRun(passContext, { runId: item.runId, claimed, abort: entry.abort })
       .catch((error: unknown) => {
         lifecycle.emit({ type: "engine-error", error, context: `processing run ${item.runId}` });
         logger.error({ runId: item.runId, error }, "run pass failed; the reconciler will retry it");
       })
       .finally(() => {
-        active.delete(item.runId);
-        releaseSlot(item.functionId);
-        freeSlot?.();
+        passes.delete(item.runId);
+        slots.recordPass(item.functionId, performance.now() - started);
+        passEnded(item.functionId);
       });
+  }
+
+  /** A slot of the function freed: the next run parked for it starts, and the loop may dequeue. */
+  function passEnded(functionId: string): void {
+    const next = slots.release(functionId);
+    if (next) launch(next);
+    freeSlot?.();
+  }
+
+  /** Starts `item` if its function has room, else holds it here or defers it; false when deferred. */
+  function startOrHold(item: QueueItem): boolean {
+    if (slots.take(item.functionId)) {
+      launch(item);
+      return true;
+    }
+    return slots.park(item);
   }
 
   async function dispatch(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
+      const deferred: QueueItem[] = [];
       while (overflow.length > 0 && busy() < options.concurrency) {
         const item = overflow.shift() as QueueItem;
-        if (tryTakeSlot(item)) launch(item);
+        if (!startOrHold(item)) deferred.push(item);
       }
+      if (deferred.length > 0) await giveBack(deferred);
       if (busy() >= options.concurrency) {
         await new Promise<void>((resolve) => {
           freeSlot = resolve;
@@ -164,57 +178,52 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       }
       const foreign: QueueItem[] = [];
       for (const item of items) {
-        if (item.functionId === "") {
-          // Wake-ups of parents and waiters carry no function id: learn it from the store, and
-          // launch them after the rest, so that one slow read does not hold the burst back.
-          void learnFunction(item).catch((error: unknown) => {
-            lifecycle.emit({ type: "engine-error", error, context: `reading run ${item.runId} to wake it` });
-            return context.enqueue([{ ...item, availableAt: clock.now() + DISPATCH_RETRY_MS }]);
-          });
-        } else if (!context.resolveFunction(item.functionId)) {
-          foreign.push(item);
-        } else if (busy() >= options.concurrency) {
-          overflow.push(item);
-        } else if (tryTakeSlot(item)) {
-          launch(item);
-        }
+        // A wake-up queued by an older version, which left the function id out: the run is due
+        // in the store, where the reconciler finds it and queues it with its function id.
+        if (item.functionId === "") continue;
+        if (!context.resolveFunction(item.functionId)) foreign.push(item);
+        else if (busy() >= options.concurrency) overflow.push(item);
+        else if (!startOrHold(item)) deferred.push(item);
       }
-      if (foreign.length > 0) {
-        // Runs of functions this process does not have (another app shares the queue): leave
-        // them, briefly out of this worker's way, for a worker that has them.
-        await context.enqueue(foreign.map((item) => ({ ...item, availableAt: clock.now() + FOREIGN_RUN_DELAY_MS })));
-      }
+      // Runs of functions this process does not have (another app shares the queue): leave
+      // them, briefly out of this worker's way, for a worker that has them.
+      const now = clock.now();
+      const back = [...foreign.map((item) => ({ ...item, availableAt: now + FOREIGN_RUN_DELAY_MS })), ...deferred];
+      if (back.length > 0) await giveBack(back, deferred.length > 0);
     }
   }
 
-  async function learnFunction(item: QueueItem): Promise<void> {
-    learning++;
-    let run: Awaited<ReturnType<typeof store.getRun>>;
-    try {
-      run = await store.getRun(item.runId);
-    } finally {
-      learning--;
-      freeSlot?.();
-    }
-    if (!run || abort.signal.aborted) return;
-    const known = { ...item, functionId: run.functionId };
-    if (!context.resolveFunction(known.functionId)) {
-      await context.enqueue([{ ...known, availableAt: clock.now() + FOREIGN_RUN_DELAY_MS }]);
-    } else if (tryTakeSlot(known)) {
-      launch(known);
-    }
+  /**
+   * Back to the queue: foreign runs as they are, and runs beyond the parking bound at a time
+   * their function can plausibly take them (`spaced`). A failure is reported; the reconciler
+   * re-enqueues the runs from the store.
+   */
+  async function giveBack(items: QueueItem[], spaced = true): Promise<void> {
+    const now = clock.now();
+    const timed = items.map((item) => (spaced && item.availableAt <= now ? { ...item, availableAt: slots.deferUntil(item.functionId, now) } : item));
+    await context.enqueue(timed).catch((error: unknown) => lifecycle.emit({ type: "engine-error", error, context: "giving runs back to the queue" }));
   }
 
   return {
     get activeCount() {
-      return active.size;
+      return passes.size;
     },
+
+    get pendingCount() {
+      return passes.size + reserved.size + slots.parkedCount + overflow.length;
+    },
+
+    get heldCount() {
+      return slots.parkedCount + overflow.length;
+    },
+
+    maxHeld: options.concurrency,
 
     reserve(runs) {
       const taken = new Set<string>();
       if (!running) return taken;
       for (const run of runs) {
-        if (!startsHere(run.runId, run.functionId) || !tryTakeSlot({ ...run, availableAt: 0 })) continue;
+        if (!startsHere(run.runId, run.functionId) || !slots.take(run.functionId)) continue;
         reserved.set(run.runId, run.functionId);
         taken.add(run.runId);
       }
@@ -231,7 +240,7 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
         return;
       }
       // Stopped while the run was being created: hand it on to the other workers.
-      releaseSlot(functionId);
+      passEnded(functionId);
       void store
         .releaseRun({ runId, leaseEpoch, wakeAt: clock.now() })
         .then((released) => (released ? context.enqueue([{ runId, functionId, availableAt: clock.now() }]) : undefined))
@@ -242,15 +251,14 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       const functionId = reserved.get(runId);
       if (functionId === undefined) return;
       reserved.delete(runId);
-      releaseSlot(functionId);
-      freeSlot?.();
+      passEnded(functionId);
     },
 
     offer(items) {
       if (!running) return items;
       const left: QueueItem[] = [];
       for (const item of items) {
-        if (startsHere(item.runId, item.functionId) && tryTakeSlot(item)) launch(item);
+        if (startsHere(item.runId, item.functionId) && slots.take(item.functionId)) launch(item);
         else left.push(item);
       }
       return left;
@@ -267,17 +275,21 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       abort.abort();
       freeSlot?.();
       await loop;
-      parked.clear();
       // Taken from the queue but never started: back to the queue, for the other workers.
-      if (overflow.length > 0) await context.enqueue(overflow.splice(0)).catch(() => undefined);
-      const passes = [...active.values()].map((entry) => entry.pass);
+      const held = [...slots.drain(), ...overflow.splice(0)];
+      if (held.length > 0) {
+        await context.enqueue(held).catch((error: unknown) => lifecycle.emit({ type: "engine-error", error, context: "giving held runs back to the queue" }));
+      }
+      const inFlight = [...passes.values()].map((entry) => entry.pass);
       let timer: NodeJS.Timeout | undefined;
       // setTimeout treats delays past 2^31-1 ms (and Infinity) as 1 ms: no limit means no timer.
       const grace = Number.isFinite(graceMs) && graceMs < 2 ** 31 ? new Promise((resolve) => (timer = setTimeout(resolve, graceMs))) : new Promise(() => {});
-      await Promise.race([Promise.allSettled(passes), grace]);
+      await Promise.race([Promise.allSettled(inFlight), grace]);
       clearTimeout(timer);
       let released = 0;
-      for (const [runId, entry] of active) {
+      for (const [runId, entry] of passes) {
+        // Their step bodies stop (if they heed their signal) and nothing of them is committed.
+        entry.abort.abort(new Error(`the worker is stopping: passes still running after the ${graceMs} ms grace period are released`));
         if (entry.leaseEpoch === undefined) continue;
         if (await store.releaseRun({ runId, leaseEpoch: entry.leaseEpoch, wakeAt: clock.now() }).catch(() => false)) released++;
       }

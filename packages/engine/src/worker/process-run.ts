@@ -45,14 +45,27 @@ export interface RunnableFunction {
   isFailureHandler: boolean;
 }
 
+/** What one pass is about. */
+export interface PassInput {
+  runId: string;
+  /** The run as created already claimed (eager start); otherwise the pass claims it. */
+  claimed?: ClaimedRun;
+  /**
+   * Aborts the pass (the dispatcher's, on stop past the grace period); the pass aborts it
+   * itself when its lease is lost. Step bodies and the handler see it as their `signal`.
+   */
+  abort: AbortController;
+}
+
 /**
  * One worker pass over a run: claim it (unless it was created claimed: eager start), run the
  * handler through the checkpoint loop, and commit how the pass ended (completed, failed,
  * retrying or suspended).
  */
-export async function processRun(context: ProcessContext, runId: string, claimedAtCreation?: ClaimedRun): Promise<void> {
+export async function processRun(context: ProcessContext, input: PassInput): Promise<void> {
   const { store, clock, workerId, leaseMs } = context.options;
-  const claimed = claimedAtCreation ?? (await store.claimRun({ runId, workerId, now: clock.now(), leaseMs }));
+  const { runId, abort } = input;
+  const claimed = input.claimed ?? (await store.claimRun({ runId, workerId, now: clock.now(), leaseMs }));
   if (!claimed) return;
   const { run } = claimed;
   context.onClaimed?.(runId, run.leaseEpoch);
@@ -65,17 +78,17 @@ export async function processRun(context: ProcessContext, runId: string, claimed
   }
   context.lifecycle.emit({ type: "run-started", runId, functionId: run.functionId, attempt: run.attempt, memoizedSteps: claimed.steps.length });
 
-  const stopHeartbeat = startHeartbeat(context, run);
+  const stopHeartbeat = startHeartbeat(context, run, abort);
   let result: ExecutionResult;
   try {
-    result = await execute(context, claimed, target);
+    result = await execute(context, claimed, target, abort.signal);
   } finally {
     stopHeartbeat();
   }
   await settle(context, claimed, target, result);
 }
 
-function execute(context: ProcessContext, claimed: ClaimedRun, target: RunnableFunction): Promise<ExecutionResult> {
+function execute(context: ProcessContext, claimed: ClaimedRun, target: RunnableFunction, signal: AbortSignal): Promise<ExecutionResult> {
   const { store, clock, logger } = context.options;
   const { run, event } = claimed;
   const memo = new Map<string, StepRecord>(claimed.steps.map((step) => [step.key, step]));
@@ -91,6 +104,7 @@ function execute(context: ProcessContext, claimed: ClaimedRun, target: RunnableF
     retries: target.retries,
     memo,
     logger,
+    signal,
     hooks: {
       async commitStep(step) {
         const outcome = await store.commitStep({ runId: run.id, leaseEpoch: run.leaseEpoch, step, now: clock.now() });
@@ -161,7 +175,7 @@ async function finish(
   if (outcome.status === "completed") context.lifecycle.emit({ type: "run-completed", runId: run.id, functionId: run.functionId, output: outcome.output });
   else context.lifecycle.emit({ type: "run-failed", runId: run.id, functionId: run.functionId, error: outcome.error });
   const wake = result.followUpRuns.map((child) => ({ runId: child.id, functionId: child.functionId, availableAt: now }));
-  if (result.parentRunId) wake.push({ runId: result.parentRunId, functionId: "", availableAt: now });
+  if (result.parent) wake.push({ ...result.parent, availableAt: now });
   if (wake.length > 0) await context.enqueue(wake);
   context.runEnded(
     toRunInfo({
@@ -250,20 +264,38 @@ function describe(op: SuspendOp): string {
   }
 }
 
-/** Renews the lease every third of its length until stopped or lost. */
-function startHeartbeat(context: ProcessContext, run: RunRecord): () => void {
+/**
+ * Renews the lease every third of its length until stopped. When the lease is lost (another
+ * worker claimed the run), or could not be renewed before it expired (the store unreachable:
+ * another worker may claim it from then on), the pass is aborted: its step bodies' `signal`
+ * fires, so a long call stops instead of running on as a zombie whose result is rejected.
+ */
+function startHeartbeat(context: ProcessContext, run: RunRecord, abort: AbortController): () => void {
   const { store, clock, leaseMs } = context.options;
   let cancel: (() => void) | undefined;
   let stopped = false;
+  let expiresAt = run.leaseExpiresAt ?? clock.now() + leaseMs;
   const beat = () => {
     cancel = clock.setTimer(async () => {
       if (stopped) return;
       try {
-        const kept = await store.extendLease({ runId: run.id, leaseEpoch: run.leaseEpoch, until: clock.now() + leaseMs });
-        if (kept && !stopped) beat();
+        const until = clock.now() + leaseMs;
+        const kept = await store.extendLease({ runId: run.id, leaseEpoch: run.leaseEpoch, until });
+        if (stopped) return;
+        if (!kept) {
+          abort.abort(new LeaseLostError(run.id));
+          return;
+        }
+        expiresAt = until;
+        beat();
       } catch (error) {
         context.lifecycle.emit({ type: "engine-error", error, context: `extending the lease of ${run.id}` });
-        if (!stopped) beat();
+        if (stopped) return;
+        if (clock.now() >= expiresAt) {
+          abort.abort(new LeaseLostError(run.id, "its lease expired before it could be renewed"));
+          return;
+        }
+        beat();
       }
     }, leaseMs / 3);
   };

@@ -10,7 +10,8 @@
  *
  * $1 run id, $2 lease epoch, $3 status (completed/failed), $4 output (JSON text), $5 error
  * (JSON text), $6 now, $7 the StepError code. Answers one row when the run ended (none when the
- * lease was lost), with the parent's id when the parent was made runnable.
+ * lease was lost), with the parent's id and function id when the parent was made runnable (the
+ * wake-up is queued with both, so no read of the parent is needed to route it).
  */
 export const FINISH_RUN = `
 WITH ended AS (
@@ -45,9 +46,9 @@ WITH ended AS (
   UPDATE runs SET wake_at = LEAST(runs.wake_at, $6)
   FROM resolved
   WHERE runs.id = resolved.run_id AND runs.status IN ('waiting', 'sleeping')
-  RETURNING runs.id
+  RETURNING runs.id, runs.function_id
 )
-SELECT (SELECT id FROM woken) AS woken_parent_id FROM ended`;
+SELECT woken.id AS woken_parent_id, woken.function_id AS woken_parent_function_id FROM ended LEFT JOIN woken ON true`;
 
 /**
  * {@link FINISH_RUN} for several runs at once (group commit), for runs without a parent: a

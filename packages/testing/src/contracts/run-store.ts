@@ -314,8 +314,9 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
       ]);
       expect(await store.findWaits("test/other")).toEqual([]);
       const reply = event({ name: "test/reply", data: { n: 1 }, ts: T0 + 9 });
-      expect(await store.resolveWait({ runId, stepKey: "reply", event: reply, now: T0 + 10 })).toBe(true);
-      expect(await store.resolveWait({ runId, stepKey: "reply", event: event({ name: "test/reply" }), now: T0 + 11 })).toBe(false);
+      // The function id comes back with the wake-up: the engine queues it without reading the run.
+      expect(await store.resolveWait({ runId, stepKey: "reply", event: reply, now: T0 + 10 })).toBe("fn");
+      expect(await store.resolveWait({ runId, stepKey: "reply", event: event({ name: "test/reply" }), now: T0 + 11 })).toBeNull();
       expect(await store.getRun(runId)).toMatchObject({ status: "waiting", wakeAt: T0 + 10 });
       expect(await store.findWaits("test/reply")).toEqual([]);
       const output = { id: reply.id, name: reply.name, data: reply.data, ts: reply.ts };
@@ -347,7 +348,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
       await store.suspendRun(suspension(runId, first, T0 + 1, { steps, waitFor: [{ key: "reply", timeoutAt: T0 + 60_000 }] }));
       const second = (await claim(runId, T0 + 100)).run.leaseEpoch;
       // The event arrives while the handler runs: the running run is not touched...
-      expect(await store.resolveWait({ runId, stepKey: "reply", event: event({ name: "test/reply" }), now: T0 + 101 })).toBe(true);
+      expect(await store.resolveWait({ runId, stepKey: "reply", event: event({ name: "test/reply" }), now: T0 + 101 })).toBe("fn");
       expect(await store.getRun(runId)).toMatchObject({ status: "running", leaseEpoch: second });
       // ...and the suspension of the pass that still saw it open wakes it at once, not at "later";
       // the wait it sends again (a retried suspension, say) neither reopens nor overwrites it.
@@ -366,7 +367,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
         const childEpoch = (await claim(childRunId, T0 + 2)).run.leaseEpoch;
         const result = outcome === "completed" ? { status: outcome, output: { sum: 3 } } : { status: outcome, error: { name: "Error", message: "boom" } };
         const finished = await store.finishRun({ runId: childRunId, leaseEpoch: childEpoch, ...result, now: T0 + 3 });
-        expect(finished).toEqual({ ok: true, parentRunId: runId, followUpRuns: [] });
+        expect(finished).toEqual({ ok: true, parent: { runId, functionId: "parent" }, followUpRuns: [] });
         expect(await store.getRun(runId)).toMatchObject({ status: "waiting", wakeAt: T0 + 3 });
         const error = { name: "StepError", code: "STEP_FAILED", message: "invoked function child-fn failed: boom", nonRetriable: true };
         const expected = outcome === "completed" ? { status: "completed", output: { sum: 3 } } : { status: "failed", error };

@@ -1,0 +1,100 @@
+import type { Lifecycle } from "../lifecycle.js";
+import type { ResolvedEngineOptions } from "../options.js";
+import type { QueueItem } from "../ports/queue.js";
+import type { NewRun, RunRecord, StoredEvent } from "../ports/run-store.js";
+import type { Router } from "../router.js";
+import type { Dispatcher } from "../worker/dispatcher.js";
+
+/** What {@link createIngest} needs from the engine. */
+export interface IngestOptions {
+  options: ResolvedEngineOptions;
+  lifecycle: Lifecycle;
+  router: Router;
+  dispatcher: Dispatcher;
+  /** Matches events the store flagged against the open waits (see `createWaitMatcher`). */
+  matchWaits(events: StoredEvent[]): Promise<void>;
+  enqueue(items: QueueItem[]): Promise<void>;
+}
+
+/** What an ingest answers: the events' ids (in order) and the runs created. */
+export interface IngestOutcome {
+  ids: string[];
+  runs: Array<{ id: string; functionId: string; eventId: string }>;
+}
+
+/**
+ * Creates the engine's ingest: route events to the functions they start, store events and runs
+ * in one transaction (runs this process has free slots for created already claimed: eager
+ * start), then start or queue the runs and match the events against open waits.
+ *
+ * Once the store has committed, the ingest answers the ids whatever happens next: a caller
+ * that saw an error would send again, and without an event `id` that creates duplicate runs.
+ * A failure to queue the runs or to match waits is logged and left to the reconciler, which
+ * re-enqueues due runs and matches events left unmatched.
+ */
+export function createIngest(dependencies: IngestOptions): (events: StoredEvent[], extraRuns?: NewRun[]) => Promise<IngestOutcome> {
+  const { options, lifecycle, router, dispatcher } = dependencies;
+  const { store, clock, logger } = options;
+
+  return async (events, extraRuns = []) => {
+    const now = clock.now();
+    const runs = [...events.flatMap((event) => router.route(event)), ...extraRuns];
+    // Eager start: runs this process has free slots for are created already claimed by it.
+    const reserved = options.eagerStart ? dispatcher.reserve(runs.map((run) => ({ runId: run.id, functionId: run.functionId }))) : new Set<string>();
+    const lease = { workerId: options.workerId, expiresAt: now + options.leaseMs };
+    let result: Awaited<ReturnType<typeof store.ingest>>;
+    try {
+      result = await store.ingest({ events, runs: runs.map((run) => (reserved.has(run.id) ? { ...run, lease } : run)), now });
+    } catch (error) {
+      for (const runId of reserved) dispatcher.unreserve(runId);
+      throw error;
+    }
+    // Committed. Nothing below may reject the call.
+    for (const [index, event] of events.entries()) lifecycle.emit({ type: "event-received", event, duplicate: result.events[index]?.duplicate ?? false });
+    for (const run of result.runs) lifecycle.emit({ type: "run-created", runId: run.id, functionId: run.functionId, eventId: run.eventId });
+    const queued: QueueItem[] = [];
+    const eventsById = new Map(events.map((event) => [event.id, event]));
+    const routed = new Map(runs.map((run) => [run.id, run]));
+    for (const run of result.runs) {
+      const event = eventsById.get(run.eventId);
+      const newRun = routed.get(run.id);
+      if (!reserved.has(run.id) || !event || !newRun) {
+        queued.push({ runId: run.id, functionId: run.functionId, availableAt: now });
+        continue;
+      }
+      reserved.delete(run.id);
+      dispatcher.startClaimed({ run: createdClaimed(newRun, lease, now), event, steps: [] });
+    }
+    // Reserved but not created (the event was a duplicate): the slot goes back.
+    for (const runId of reserved) dispatcher.unreserve(runId);
+    const ids = result.events.map((event) => event.id);
+    try {
+      // The rest found no free slot at the reservation: for the queue.
+      if (queued.length > 0) await dependencies.enqueue(queued);
+      await dependencies.matchWaits(events.filter((_, index) => result.events[index]?.matchWaits));
+    } catch (error) {
+      lifecycle.emit({ type: "engine-error", error, context: `queueing the runs of stored events ${ids.join(", ")}` });
+      logger.error({ error, eventIds: ids }, "events are stored, but queueing their runs or matching them against waits failed; the reconciler will finish it");
+    }
+    return { ids, runs: result.runs };
+  };
+}
+
+/** The record of a run the ingest created already claimed (see `NewRun.lease`), as the store holds it. */
+function createdClaimed(run: NewRun, lease: { workerId: string; expiresAt: number }, now: number): RunRecord {
+  const { id, functionId, eventId, parentRunId, parentStepKey } = run;
+  return {
+    id,
+    functionId,
+    eventId,
+    status: "running",
+    attempt: 0,
+    leaseEpoch: 1,
+    leaseOwner: lease.workerId,
+    leaseExpiresAt: lease.expiresAt,
+    wakeAt: now,
+    ...(parentRunId !== undefined && { parentRunId, parentStepKey }),
+    createdAt: now,
+    startedAt: now,
+  };
+}

@@ -1,0 +1,76 @@
+import type { Lifecycle } from "../lifecycle.js";
+import type { ResolvedEngineOptions } from "../options.js";
+import type { QueueItem } from "../ports/queue.js";
+import type { StoredEvent } from "../ports/run-store.js";
+
+/** Age after which an event not yet matched against open waits is matched by the reconciler (5 s). */
+export const UNMATCHED_EVENT_GRACE_MS = 5000;
+
+/** Options of {@link createReconciler}. */
+export interface ReconcilerOptions {
+  options: ResolvedEngineOptions;
+  lifecycle: Lifecycle;
+  /** Whether this process can execute runs of the function. */
+  runs(functionId: string): boolean;
+  matchWaits(events: StoredEvent[]): Promise<void>;
+  enqueue(items: QueueItem[]): Promise<void>;
+  /** Counts the pass as work in flight (see `engine.idle()`). */
+  track<T>(work: Promise<T>): Promise<T>;
+}
+
+/** The reconciler: the queue and the wait matching are derived state, repaired from the store. */
+export interface Reconciler {
+  /** One pass now: match events left unmatched, recover expired leases, re-enqueue due runs. */
+  reconcile(): Promise<void>;
+  /** Runs a pass every `reconcileIntervalMs` on the engine's clock; answers the stop function. */
+  start(): () => void;
+}
+
+/**
+ * Creates the reconciler. Whatever a crash or an outage left between the store and the queue
+ * (runs stored but never queued, leases of dead workers, events never matched against waits)
+ * is found here from the store, so that nothing accepted is lost while Redis is derived.
+ */
+export function createReconciler(dependencies: ReconcilerOptions): Reconciler {
+  const { options, lifecycle } = dependencies;
+  const { store, clock } = options;
+
+  async function reconcile(): Promise<void> {
+    const now = clock.now();
+    // Events a crash left between ingest and wait matching: match them now. The grace keeps us
+    // off events whose ingest is still matching them in this or another process.
+    await dependencies.matchWaits(await store.listUnmatchedEvents({ before: now - UNMATCHED_EVENT_GRACE_MS, limit: 1000 }));
+    // Only runs of functions this process can execute: another deployment's workers pick up the rest.
+    const known = (run: { functionId: string }) => dependencies.runs(run.functionId);
+    const recovered = (await store.recoverLeases({ now })).filter(known);
+    const due = (await store.listDueRuns({ until: now + options.reconcileIntervalMs, limit: 1000 })).filter(known);
+    const items = [
+      ...recovered.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: now })),
+      ...due.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: run.wakeAt })),
+    ];
+    if (items.length > 0) await dependencies.enqueue(items);
+  }
+
+  return {
+    reconcile: () => dependencies.track(reconcile()),
+    start() {
+      let cancel: (() => void) | undefined;
+      let stopped = false;
+      const loop = () => {
+        cancel = clock.setTimer(async () => {
+          try {
+            await dependencies.track(reconcile());
+          } catch (error) {
+            lifecycle.emit({ type: "engine-error", error, context: "reconciling the queue with the store" });
+          }
+          if (!stopped) loop();
+        }, options.reconcileIntervalMs);
+      };
+      loop();
+      return () => {
+        stopped = true;
+        cancel?.();
+      };
+    },
+  };
+}

@@ -1,4 +1,5 @@
-import { afterEach, beforeEach, expect, it } from "vitest";
+import type pg from "pg";
+import { afterEach, beforeEach, expect, it, vi } from "vitest";
 import { createTestPostgres, type TestDatabase } from "../src/testing.js";
 
 // On a server, a step commit and a concurrent claim serialize on the run row (the commit's
@@ -10,6 +11,26 @@ beforeEach(async () => {
   database = await createTestPostgres();
 });
 afterEach(() => database.close());
+
+/**
+ * Waits until a statement of another backend waits for a lock `holder` holds (the blocked
+ * statement is then parked on the run row, not merely slow), and answers that statement.
+ */
+async function blockedBy(holder: pg.PoolClient): Promise<string> {
+  const { rows } = await holder.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+  const holderPid = rows[0]?.pid;
+  return vi.waitFor(
+    async () => {
+      const waiting = await database.pool.query<{ query: string }>(
+        "SELECT query FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND $1 = ANY(pg_blocking_pids(pid))",
+        [holderPid],
+      );
+      expect(waiting.rows, `a statement waiting for a lock held by backend ${holderPid}`).toHaveLength(1);
+      return waiting.rows[0]?.query as string;
+    },
+    { timeout: 5000, interval: 20 },
+  );
+}
 
 it("holds a stale commit back until a concurrent claim ends, then rejects it", async () => {
   const store = database.createStore();
@@ -33,7 +54,7 @@ it("holds a stale commit back until a concurrent claim ends, then rejects it", a
     void commit.finally(() => {
       settled = true;
     });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await blockedBy(other)).toMatch(/steps/);
     expect(settled).toBe(false);
     await other.query("COMMIT");
     expect(await commit).toEqual({ ok: false });
@@ -63,7 +84,7 @@ it("lets a commit that took the run row first finish before the claim, which the
     void claim.finally(() => {
       settled = true;
     });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await blockedBy(committer)).toMatch(/UPDATE runs/i);
     expect(settled).toBe(false);
     await committer.query("COMMIT");
     const claimed = await claim;

@@ -45,14 +45,29 @@ export interface Engine {
   listSteps(runId: string): Promise<StepRecord[]>;
   /** Subscribes to lifecycle events; returns the unsubscribe function. */
   on(listener: LifecycleListener): () => void;
-  /** Resolves once no pass runs and nothing in the queue is due. */
+  /**
+   * Resolves once nothing is in flight here (no pass, reserved slot, held run, ingest,
+   * reconciler pass or cron tick) and nothing in the queue is due.
+   */
   idle(): Promise<void>;
+  /** What this process's workers hold now (for metrics, tests and the dashboard). */
+  workload(): EngineWorkload;
   /** Re-enqueues due runs and recovers expired leases now (the reconciler does this periodically). */
   reconcile(): Promise<void>;
   /** The functions this engine runs, by id. */
   readonly functions: ReadonlyMap<string, AnyStepwiseFunction>;
   /** A transport for `Stepwise` clients in this process. */
   readonly transport: StepwiseTransport;
+}
+
+/** What one engine's workers hold at a moment. */
+export interface EngineWorkload {
+  /** Passes executing now (at most `concurrency`). */
+  running: number;
+  /** Runs taken from the queue that wait here for a slot of their function. */
+  held: number;
+  /** Most runs a worker holds that it cannot run yet (its `concurrency`); the rest stay in the queue. */
+  maxHeld: number;
 }
 
 /**
@@ -196,6 +211,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     listSteps: (runId) => store.listSteps(runId),
     on: (listener) => lifecycle.on(listener),
     reconcile,
+    workload: () => ({ running: dispatcher.activeCount, held: dispatcher.heldCount, maxHeld: dispatcher.maxHeld }),
 
     async start() {
       await waiters.start();
@@ -231,8 +247,8 @@ export function createEngine(engineOptions: EngineOptions): Engine {
       const inspectable = queue as Partial<InspectableQueue>;
       // Every kind of work in flight counts: passes, reserved slots, runs held for a slot, and
       // ingests, reconciler passes and cron ticks that may start runs.
+      // The counters are read after the queue answers: work may have started while it did.
       const quiet = async () => {
-        if (inFlight > 0 || dispatcher.pendingCount > 0) return false;
         const next = (await inspectable.nextAvailableAt?.()) ?? null;
         return inFlight === 0 && dispatcher.pendingCount === 0 && (next === null || next > clock.now());
       };

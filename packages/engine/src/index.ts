@@ -13,7 +13,7 @@
  * Every export of this file is public API.
  */
 
-export type { Engine } from "./create-engine.js";
+export type { Engine, EngineWorkload } from "./create-engine.js";
 export { createEngine } from "./create-engine.js";
 export { UNMATCHED_EVENT_GRACE_MS } from "./ingest/reconciler.js";
 export type { LifecycleEvent, LifecycleListener } from "./lifecycle.js";

@@ -1,5 +1,7 @@
 import { z } from "zod";
+import { ErrorCode } from "./error-code.js";
 import { NonRetriableError } from "./non-retriable-error.js";
+import { StepError } from "./step-error.js";
 import { StepwiseError } from "./stepwise-error.js";
 
 /** An error as stored in Postgres and sent over the wire: no class, no functions. */
@@ -26,6 +28,11 @@ export function serializeError(error: unknown): SerializedError {
       if (error.category === "user") out.nonRetriable = true;
     }
     if (NonRetriableError.isInstance(error)) out.nonRetriable = true;
+    // A step's last error, thrown into the handler: its code says so, wherever it is read.
+    if (StepError.isInstance(error)) {
+      out.code = ErrorCode.StepFailed;
+      out.details = { stepId: error.stepId };
+    }
     return out;
   }
   let message: string;

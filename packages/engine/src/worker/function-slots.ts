@@ -4,8 +4,12 @@ import type { QueueItem } from "../ports/queue.js";
 export const MIN_DEFER_MS = 250;
 /** Latest a run deferred for its function's limit comes back from the queue (ms). */
 export const MAX_DEFER_MS = 30_000;
-/** A pass's expected length before any of the function's passes was measured (ms). */
-const INITIAL_PASS_MS = 50;
+/**
+ * A pass's expected length before any of the function's passes was measured (ms). Low on
+ * purpose: a run deferred too briefly comes back early and is deferred again (one more queue
+ * round trip), while one deferred too long leaves the worker idle with a backlog waiting.
+ */
+const INITIAL_PASS_MS = 1;
 
 /**
  * The per-function concurrency slots of one worker, and the runs it holds because their

@@ -99,7 +99,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     }
   }
   const router = new Router(functions.values());
-  const waiters = createRunWaiters({ store, bus: options.bus, lifecycle });
+  const waiters = createRunWaiters({ store, bus: options.bus, lifecycle, pollMs: options.waitPollMs });
   const waitForRun = waiters.waitForRun;
   let stopCron: (() => void) | undefined;
   let stopReconciler: (() => void) | undefined;

@@ -36,6 +36,12 @@ export interface EngineOptions {
    * process owns the data alone, as the embedded mode does). (Default: `"expired"`)
    */
   recoverOnStart?: "expired" | "all";
+  /**
+   * How often `waitForRun` re-reads the store for a run that has not ended, in ms: the answer
+   * for a run another process ends comes from its notice on the bus at once, and from this read
+   * when the notice was lost (or there is no bus). (Default: 1000)
+   */
+  waitPollMs?: number;
   /** Run workers (claim and execute runs). (Default: true) */
   workers?: boolean;
   /**
@@ -74,6 +80,7 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
     leaseMs: options.leaseMs ?? 30_000,
     reconcileIntervalMs: options.reconcileIntervalMs ?? 1000,
     recoverOnStart: options.recoverOnStart ?? "expired",
+    waitPollMs: options.waitPollMs ?? 1000,
     workers: options.workers ?? true,
     eagerStart: (options.workers ?? true) && (options.eagerStart ?? true),
     scheduler: options.scheduler ?? true,

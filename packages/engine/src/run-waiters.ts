@@ -9,8 +9,11 @@ import type { RunRecord, RunStore } from "./ports/run-store.js";
  */
 export const RUN_ENDED_CHANNEL = "run-ended";
 
-/** How often a waiter re-reads the store when no notice arrives (ms). */
-const POLL_MS = 1000;
+/** How often a waiter re-reads the store when no notice arrives, by default (ms). */
+export const RUN_WAIT_POLL_MS = 1000;
+
+/** Longest delay `setTimeout` keeps; a longer one fires at once (Node clamps it to 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Waiters for runs to end, in this process and, through the bus, in others. */
 export interface RunWaiters {
@@ -30,8 +33,9 @@ export interface RunWaiters {
  * process, which never waits, does not receive (and parse) the notice of every run that ends
  * anywhere, so adding workers adds no work to each of them.
  */
-export function createRunWaiters(options: { store: RunStore; bus?: Bus; lifecycle: Lifecycle }): RunWaiters {
+export function createRunWaiters(options: { store: RunStore; bus?: Bus; lifecycle: Lifecycle; pollMs?: number }): RunWaiters {
   const { store, bus, lifecycle } = options;
+  const pollMs = options.pollMs ?? RUN_WAIT_POLL_MS;
   const waiters = new Map<string, Set<(run: RunInfo) => void>>();
   let running = false;
   let subscription: Promise<Unsubscribe | undefined> | undefined;
@@ -97,23 +101,33 @@ export function createRunWaiters(options: { store: RunStore; bus?: Bus; lifecycl
 
     waitForRun(runId, waitOptions = {}) {
       return new Promise<RunInfo>((resolve, reject) => {
-        let timer: NodeJS.Timeout | undefined;
+        const { signal } = waitOptions;
+        let cancelTimeout: (() => void) | undefined;
         let poll: NodeJS.Timeout | undefined;
         const set = waiters.get(runId) ?? new Set();
         waiters.set(runId, set);
         const done = (error: Error | undefined, run?: RunInfo) => {
           set.delete(onEnd);
           if (set.size === 0 && waiters.get(runId) === set) waiters.delete(runId);
-          clearTimeout(timer);
+          cancelTimeout?.();
           clearTimeout(poll);
+          signal?.removeEventListener("abort", onAbort);
           if (error) reject(error);
           else resolve(run as RunInfo);
         };
         const onEnd = (run: RunInfo) => done(undefined, run);
+        // The caller went away (an HTTP client disconnected): stop reading the store for it.
+        const onAbort = () =>
+          done(new StepwiseError({ code: ErrorCode.WaitAborted, category: "user", message: `the wait for run ${runId} was aborted`, details: { runId } }));
+        if (signal?.aborted) {
+          onAbort();
+          return;
+        }
+        signal?.addEventListener("abort", onAbort, { once: true });
         set.add(onEnd);
         if (waitOptions.timeoutMs !== undefined) {
           const message = `run ${runId} did not end within ${waitOptions.timeoutMs} ms`;
-          timer = setTimeout(() => done(new StepwiseError({ code: ErrorCode.WaitTimeout, message, details: { runId } })), waitOptions.timeoutMs);
+          cancelTimeout = setLongTimeout(() => done(new StepwiseError({ code: ErrorCode.WaitTimeout, message, details: { runId } })), waitOptions.timeoutMs);
         }
         // The run may have ended before we subscribed, or while a notice was lost: read the store.
         const check = async () => {
@@ -130,13 +144,29 @@ export function createRunWaiters(options: { store: RunStore; bus?: Bus; lifecycl
           } catch (error) {
             lifecycle.emit({ type: "engine-error", error, context: `waiting for run ${runId}` });
           }
-          if (set.has(onEnd)) poll = setTimeout(check, POLL_MS);
+          if (set.has(onEnd)) poll = setTimeout(check, pollMs);
         };
         // Subscribed first, then read: a run that ends in between is caught by one or the other.
         void listen().then(check);
       });
     },
   };
+}
+
+/**
+ * `setTimeout` for any delay: past 2^31-1 ms Node fires a timer at once, so a long delay is
+ * waited for in chunks. Answers the cancel function.
+ */
+function setLongTimeout(callback: () => void, ms: number): () => void {
+  const due = Date.now() + ms;
+  let handle: NodeJS.Timeout;
+  const arm = () => {
+    const left = due - Date.now();
+    if (left <= 0) return callback();
+    handle = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
+  };
+  handle = setTimeout(arm, Math.min(Math.max(0, ms), MAX_TIMER_MS));
+  return () => clearTimeout(handle);
 }
 
 /** The API view of a stored run. */

@@ -1,6 +1,14 @@
 import { ErrorCode, NonRetriableError, RetryAfterError, Stepwise, StepwiseError, serializeError } from "@stepwise/core";
 import { compileExpression, EXPRESSION_CACHE_SIZE, expressionCacheSize } from "@stepwise/core/internal";
-import { createEngine, createMemoryQueue, createSystemClock, type InspectableQueue, type LifecycleEvent, type RunStore } from "@stepwise/engine";
+import {
+  createEngine,
+  createMemoryQueue,
+  createSystemClock,
+  type InspectableQueue,
+  type LifecycleEvent,
+  measureClockOffset,
+  type RunStore,
+} from "@stepwise/engine";
 import { createTestPglite, type TestPglite } from "@stepwise/postgres/testing";
 import { createTestEngine, FakeClock } from "@stepwise/testing";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
@@ -313,6 +321,22 @@ describe("issue 13: core repairs", () => {
     expect(await engine.getRun(runIds[0] as string)).toMatchObject({ status: "queued", attempt: 1 });
     await engine.advance("1h");
     expect(await engine.result(runIds[0] as string)).toMatchObject({ status: "completed", output: "stored" });
+  });
+
+  it("never puts the engine clock ahead of the database's when the read waited for a pool connection", async () => {
+    // The "database" shares this machine's clock (true offset 0), but each read first waits for a
+    // connection, as a cold or busy pool makes it: the wait comes before the clock is read.
+    let reads = 0;
+    const databaseNow = async () => {
+      reads++;
+      const connected = Date.now() + 4;
+      while (Date.now() < connected) {
+        // waiting for a pool connection
+      }
+      return Date.now();
+    };
+    expect(await measureClockOffset(databaseNow)).toBeLessThanOrEqual(0);
+    expect(reads).toBeGreaterThan(1);
   });
 
   it("keeps the compiled-expression cache bounded, least recently used out first", () => {

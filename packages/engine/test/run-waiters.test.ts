@@ -36,6 +36,23 @@ function sharedBus() {
   return { as, subscriptions };
 }
 
+/** A store whose `getRun` calls are counted, in all and per run. */
+function countingStore() {
+  const store = database.createStore();
+  const counted = { store, reads: 0, byRun: new Map<string, number>() };
+  counted.store = new Proxy(store, {
+    get: (target, property) =>
+      property === "getRun"
+        ? (runId: string) => {
+            counted.reads++;
+            counted.byRun.set(runId, (counted.byRun.get(runId) ?? 0) + 1);
+            return target.getRun(runId);
+          }
+        : Reflect.get(target, property),
+  });
+  return counted;
+}
+
 it("answers a wait for a run that a worker in another engine ends, through its notice; the worker never subscribes", async () => {
   const clock = createSystemClock();
   const queue = createMemoryQueue({ clock });
@@ -47,7 +64,18 @@ it("answers a wait for a run that a worker in another engine ends, through its n
     return step.run("done", () => "finished");
   });
   const worker = createEngine({ store: database.createStore(), queue, bus: as("worker"), clock, clients: [stepwise], scheduler: false });
-  const client = createEngine({ store: database.createStore(), queue, bus: as("client"), clock, clients: [stepwise], workers: false, scheduler: false });
+  // The client would read the store again only after an hour: an answer before that came from the notice.
+  const reading = countingStore();
+  const client = createEngine({
+    store: reading.store,
+    queue,
+    bus: as("client"),
+    clock,
+    clients: [stepwise],
+    workers: false,
+    scheduler: false,
+    waitPollMs: 3_600_000,
+  });
   await worker.start();
   await client.start();
   try {
@@ -57,18 +85,51 @@ it("answers a wait for a run that a worker in another engine ends, through its n
     expect(subscriptions).toEqual([]);
 
     const waiting = client.waitForRun(run?.id as string);
-    // The client subscribed and read the store (still running) before the run may end.
-    await expect.poll(() => subscriptions).toEqual([`client ${RUN_ENDED_CHANNEL}`]);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const released = performance.now();
+    // The client subscribed, then read the store once (still running), before the run may end.
+    await expect.poll(() => reading.reads).toBe(1);
+    expect(subscriptions).toEqual([`client ${RUN_ENDED_CHANNEL}`]);
     release[0]?.();
     expect(await waiting).toMatchObject({ status: "completed", output: "finished" });
-    // The store is read again only after a second: an answer sooner came from the notice.
-    expect(performance.now() - released).toBeLessThan(900);
+    expect(reading.reads).toBe(1);
     expect(subscriptions).toEqual([`client ${RUN_ENDED_CHANNEL}`]);
   } finally {
     await client.stop();
     await worker.stop();
+  }
+});
+
+it("stops reading the store for a wait whose caller went away, and fires a timeout past 2^31-1 ms only when due", async () => {
+  const clock = createSystemClock();
+  const reading = countingStore();
+  const stepwise = new Stepwise({ id: "app" });
+  stepwise.createFunction({ id: "naps" }, { event: "test/naps" }, async ({ step }) => step.sleep("nap", "1d"));
+  const engine = createEngine({ store: reading.store, queue: createMemoryQueue({ clock }), clock, clients: [stepwise], waitPollMs: 5 });
+  await engine.start();
+  try {
+    const { ids } = await engine.send(Array.from({ length: 21 }, () => ({ name: "test/naps" })));
+    const runIds: string[] = [];
+    for (const id of ids) runIds.push(((await engine.runsForEvent(id))[0]?.id ?? "") as string);
+    const [longRun, ...abandonedRuns] = runIds as [string, ...string[]];
+    // Twenty callers wait (one run each) and go away; one more waits with a timeout Node would
+    // clamp to 1 ms, which must not fire.
+    const callers = abandonedRuns.map(() => new AbortController());
+    const waits = abandonedRuns.map((runId, index) => engine.waitForRun(runId, { signal: callers[index]?.signal }).catch((error: unknown) => error));
+    let settled = false;
+    void engine
+      .waitForRun(longRun, { timeoutMs: 1e12 })
+      .finally(() => (settled = true))
+      .catch(() => undefined);
+    await expect.poll(() => Math.min(...abandonedRuns.map((runId) => reading.byRun.get(runId) ?? 0))).toBeGreaterThanOrEqual(3);
+    for (const caller of callers) caller.abort();
+    for (const error of await Promise.all(waits)) expect(error).toMatchObject({ code: "WAIT_ABORTED" });
+    const atAbort = new Map(abandonedRuns.map((runId) => [runId, reading.byRun.get(runId) ?? 0]));
+    // The long wait polls on, twenty times more: the abandoned ones read no more.
+    const longReads = reading.byRun.get(longRun) ?? 0;
+    await expect.poll(() => (reading.byRun.get(longRun) ?? 0) - longReads).toBeGreaterThanOrEqual(20);
+    for (const runId of abandonedRuns) expect(reading.byRun.get(runId)).toBe(atAbort.get(runId));
+    expect(settled).toBe(false);
+  } finally {
+    await engine.stop();
   }
 });
 

@@ -56,13 +56,13 @@ export function createHttpTransport(options: HttpTransportOptions = {}): Stepwis
     },
     async invoke(functionId, data, options): Promise<RunInfo> {
       const body = JSON.stringify({ data, timeoutMs: options.timeoutMs });
-      return (await request(`/v1/functions/${encodeURIComponent(functionId)}/invoke`, { method: "POST", body }, runBody)).run;
+      return (await request(`/v1/functions/${encodeURIComponent(functionId)}/invoke`, { method: "POST", body, signal: options.signal }, runBody)).run;
     },
     async runsForEvent(eventId) {
       return (await request(`/v1/events/${encodeURIComponent(eventId)}/runs`, { method: "GET" }, z.object({ runs: z.array(runInfoSchema) }))).runs;
     },
     async waitForRun(runId, options) {
-      return (await request(`/v1/runs/${encodeURIComponent(runId)}/wait${waitQuery(options)}`, { method: "GET" }, runBody)).run;
+      return (await request(`/v1/runs/${encodeURIComponent(runId)}/wait${waitQuery(options)}`, { method: "GET", signal: options.signal }, runBody)).run;
     },
   };
 }

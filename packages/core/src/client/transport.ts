@@ -29,8 +29,13 @@ export function isTerminalStatus(status: RunStatus): boolean {
 
 /** Options of waiting for a run. */
 export interface WaitOptions {
-  /** Give up after this many milliseconds with WAIT_TIMEOUT. (Default: wait indefinitely) */
+  /** Give up after this many milliseconds with WAIT_TIMEOUT; any length works. (Default: wait indefinitely) */
   timeoutMs?: number;
+  /**
+   * Stop waiting when it aborts, rejecting with WAIT_ABORTED (pass an HTTP request's signal, so
+   * that a client that went away leaves nothing reading the store for it). (Default: none)
+   */
+  signal?: AbortSignal;
 }
 
 /**

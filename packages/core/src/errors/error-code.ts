@@ -25,6 +25,8 @@ export const ErrorCode = {
   InvokeTimeout: "INVOKE_TIMEOUT",
   /** Waiting for a run's result took longer than the caller allowed. */
   WaitTimeout: "WAIT_TIMEOUT",
+  /** The caller stopped waiting for a run's result (its signal aborted, e.g. an HTTP client left). */
+  WaitAborted: "WAIT_ABORTED",
   /** An expression (CEL) does not parse or does not evaluate. */
   InvalidExpression: "INVALID_EXPRESSION",
   /** A duration string such as `"7d"` cannot be parsed. */

@@ -16,10 +16,14 @@ export function createPrinter(options: PrinterOptions = {}): (event: LifecycleEv
   const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const color = options.color ?? (Boolean(process.stdout.isTTY) && !process.env["NO_COLOR"]);
   // ANSI codes from Node's own table (util.styleText ignores colour off a TTY on some Node 20 lines).
+  // Every piece of text is escaped as it is painted: names, ids, messages and data come from
+  // events and user code, and raw control characters would drive the terminal.
   const paint = (style: Style, text: string) => {
     const codes = inspect.colors[style];
-    return color && codes ? `\u001b[${codes[0]}m${text}\u001b[${codes[1]}m` : text;
+    const safe = escapeControl(text);
+    return color && codes ? `\u001b[${codes[0]}m${safe}\u001b[${codes[1]}m` : safe;
   };
+  const raw = (text: string) => escapeControl(text);
   const line = (kind: string, style: Style, text: string) =>
     write(`${paint("gray", new Date().toISOString().slice(11, 23))} ${paint(style, kind.padEnd(5))} ${text}`);
   const short = (value: unknown) => {
@@ -33,7 +37,7 @@ export function createPrinter(options: PrinterOptions = {}): (event: LifecycleEv
         return line(
           "event",
           "cyan",
-          `${paint("bold", event.event.name)} ${paint("gray", event.event.id)}${event.duplicate ? paint("yellow", " (duplicate id, ignored)") : ""} ${short(event.event.data)}`,
+          `${paint("bold", event.event.name)} ${paint("gray", event.event.id)}${event.duplicate ? paint("yellow", " (duplicate id, ignored)") : ""} ${raw(short(event.event.data))}`,
         );
       case "run-created":
         return line("run", "blue", `${paint("bold", event.functionId)} ${paint("gray", event.runId)} queued`);
@@ -51,27 +55,31 @@ export function createPrinter(options: PrinterOptions = {}): (event: LifecycleEv
         return line(
           "step",
           "magenta",
-          `${paint("bold", event.functionId)} ${mark} ${event.stepId} ${paint("gray", `${event.kind} ${event.durationMs} ms`)}${event.attempt > 0 ? ` attempt ${event.attempt + 1}` : ""}${error}`,
+          `${paint("bold", event.functionId)} ${mark} ${raw(event.stepId)} ${paint("gray", `${event.kind} ${event.durationMs} ms`)}${event.attempt > 0 ? ` attempt ${event.attempt + 1}` : ""}${error}`,
         );
       }
       case "run-suspended":
         return line(
           "run",
           "blue",
-          `${paint("bold", event.functionId)} ${paint("gray", event.runId)} ${paint("yellow", "suspended")}: ${event.reasons.join("; ")}`,
+          `${paint("bold", event.functionId)} ${paint("gray", event.runId)} ${paint("yellow", "suspended")}: ${raw(event.reasons.join("; "))}`,
         );
       case "run-retrying":
         return line(
           "run",
           "yellow",
-          `${paint("bold", event.functionId)} ${paint("gray", event.runId)} will retry at ${new Date(event.wakeAt).toISOString()}: ${event.error.message}`,
+          `${paint("bold", event.functionId)} ${paint("gray", event.runId)} will retry at ${new Date(event.wakeAt).toISOString()}: ${raw(event.error.message)}`,
         );
       case "run-completed":
-        return line("run", "green", `${paint("bold", event.functionId)} ${paint("gray", event.runId)} ${paint("green", "completed")} ${short(event.output)}`);
+        return line(
+          "run",
+          "green",
+          `${paint("bold", event.functionId)} ${paint("gray", event.runId)} ${paint("green", "completed")} ${raw(short(event.output))}`,
+        );
       case "run-failed":
-        return line("run", "red", `${paint("bold", event.functionId)} ${paint("gray", event.runId)} ${paint("red", "failed")}: ${event.error.message}`);
+        return line("run", "red", `${paint("bold", event.functionId)} ${paint("gray", event.runId)} ${paint("red", "failed")}: ${raw(event.error.message)}`);
       case "run-aborted":
-        return line("run", "yellow", `${paint("bold", event.functionId)} ${paint("gray", event.runId)} pass stopped: ${event.reason}`);
+        return line("run", "yellow", `${paint("bold", event.functionId)} ${paint("gray", event.runId)} pass stopped: ${raw(event.reason)}`);
       case "cron-tick":
         return line(
           "cron",
@@ -79,7 +87,20 @@ export function createPrinter(options: PrinterOptions = {}): (event: LifecycleEv
           `${paint("bold", event.functionId)} tick ${new Date(event.scheduledFor).toISOString()}${event.runId ? "" : " (already started elsewhere)"}`,
         );
       case "engine-error":
-        return line("error", "red", `${event.context}: ${event.error instanceof Error ? event.error.message : String(event.error)}`);
+        return line("error", "red", raw(`${event.context}: ${event.error instanceof Error ? event.error.message : String(event.error)}`));
     }
   };
+}
+
+/**
+ * Control characters (C0, DEL, C1), line and paragraph separators and bidirectional overrides,
+ * written as `\uXXXX`: printed raw, an event name could clear the screen, move the cursor or
+ * forge a log line.
+ */
+export function escapeControl(text: string): string {
+  return text.replace(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this escapes
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }

@@ -39,4 +39,31 @@ describe("createPrinter", () => {
     });
     expect(lines[0]).toContain("\u001b[31m");
   });
+
+  it("writes control characters in names, ids, messages and data as escapes, so no event drives the terminal", () => {
+    const lines: string[] = [];
+    const print = createPrinter({ write: (line) => lines.push(line), color: true });
+    const hostile = "x\u001b[2J\u001b[H\r\n12:00:00.000 run   forged completed\u009b31m\u202e";
+    print({ type: "event-received", event: { id: "evt_1", name: hostile, data: { note: hostile }, ts: 0 }, duplicate: false });
+    print({
+      type: "step-ended",
+      runId: "r",
+      functionId: "f",
+      stepId: hostile,
+      kind: "run",
+      attempt: 0,
+      status: "failed",
+      durationMs: 1,
+      error: { name: "Error", message: hostile },
+    });
+    print({ type: "run-failed", runId: "r", functionId: hostile, error: { name: "Error", message: hostile } });
+    print({ type: "engine-error", context: hostile, error: new Error(hostile) });
+    expect(lines).toHaveLength(4);
+    for (const line of lines) {
+      // Only the printer's own colour codes remain: ESC followed by "[<digits>m".
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what must not be there
+      expect(line.replace(/\u001b\[\d+m/g, "")).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202e]/);
+      expect(line).toContain("\\u001b[2J");
+    }
+  });
 });

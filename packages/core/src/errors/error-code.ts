@@ -35,6 +35,8 @@ export const ErrorCode = {
   InvalidStepOptions: "INVALID_STEP_OPTIONS",
   /** The request body is not JSON. */
   InvalidJson: "INVALID_JSON",
+  /** A request's path, query or body is malformed (the message names the part). */
+  InvalidRequest: "INVALID_REQUEST",
   /** An error thrown by user code, carried as is. */
   UserError: "USER_ERROR",
   /** The client cannot reach a Stepwise server. */

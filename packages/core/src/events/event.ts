@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ErrorCode } from "../errors/error-code.js";
 import { StepwiseError } from "../errors/stepwise-error.js";
+import { checkJson, unstorableText } from "../helpers/json.js";
 
 /** Largest accepted event, as its JSON encoding in bytes (512 KiB). */
 export const MAX_EVENT_BYTES = 512 * 1024;
@@ -9,16 +10,32 @@ export const MAX_EVENTS_PER_SEND = 5000;
 /** How long an event `id` deduplicates later events with the same `id` (24 h). */
 export const EVENT_DEDUPE_WINDOW_MS = 24 * 60 * 60 * 1000;
 
-/** An event as an application sends it. */
-export const eventPayloadSchema = z.object({
+/** Latest accepted event time, `ts`: the last millisecond of the year 9999 (Postgres and `Date` hold it). */
+export const MAX_EVENT_TS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/** Text Postgres can store: no NUL, no lone surrogate (see `unstorableText`). */
+const storableText = z.string().refine((text) => unstorableText(text) === undefined, {
+  error: (issue) => `must not contain ${unstorableText(issue.input as string)}`,
+});
+
+/**
+ * An event as an application sends it. Strict: an unknown field is an error that names it
+ * (Inngest's `user` and `v` are not fields here; put them in `data`).
+ */
+export const eventPayloadSchema = z.strictObject({
   /** The event's name, e.g. `"billing/invoice.paid"`. Required. */
-  name: z.string().min(1, "name must be a non-empty string").max(256),
+  name: storableText.min(1, "name must be a non-empty string").max(256, "name must be at most 256 characters"),
   /** The event's payload: a JSON object. (Default: `{}`) */
   data: z.record(z.string(), z.unknown()).optional(),
   /** An id of the sender's choosing; a second event with the same id within 24 h is ignored. */
-  id: z.string().min(1).max(256).optional(),
-  /** When the event happened, in epoch milliseconds. (Default: the time it is received) */
-  ts: z.number().int().nonnegative().optional(),
+  id: storableText.min(1, "id must be a non-empty string").max(256, "id must be at most 256 characters").optional(),
+  /** When the event happened, in epoch milliseconds, 0 to {@link MAX_EVENT_TS}. (Default: the time it is received) */
+  ts: z
+    .number()
+    .int("ts must be whole epoch milliseconds")
+    .nonnegative("ts must be epoch milliseconds, 0 or more")
+    .max(MAX_EVENT_TS, `ts must be epoch milliseconds up to ${MAX_EVENT_TS} (the end of the year 9999)`)
+    .optional(),
 });
 /** An event as an application sends it. */
 export type EventPayload = z.infer<typeof eventPayloadSchema>;
@@ -59,8 +76,19 @@ export function parseEvents(input: unknown): EventPayload[] {
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       const path = issue?.path.length ? `.${issue.path.join(".")}` : "";
-      const hint = issue?.path[0] === "name" && issue.code === "invalid_type" ? 'an event needs a name, e.g. { name: "user.created" }' : issue?.message;
+      const hint =
+        issue?.path[0] === "name" && issue.code === "invalid_type"
+          ? 'an event needs a name, e.g. { name: "user.created" }'
+          : issue?.code === "unrecognized_keys"
+            ? `${issue.keys.map((key) => JSON.stringify(key)).join(", ")} ${issue.keys.length === 1 ? "is not an event field" : "are not event fields"}; an event has name, data, id and ts (put anything else in data)`
+            : issue?.message;
       throw invalid(`${where}${path}: ${hint}`, { index });
+    }
+    // The data as sent, not zod's copy: a copy made by assignment would drop a `__proto__` key
+    // silently, where it must be refused. Checked without recursion, so depth cannot overflow.
+    const data = (item as { data?: Record<string, unknown> }).data;
+    if (data !== undefined) {
+      checkJson(data, { what: `${where} ("${parsed.data.name}")`, code: ErrorCode.InvalidEventPayload, root: `${where}.data`, refuseProtoKeys: true });
     }
     const bytes = Buffer.byteLength(JSON.stringify(parsed.data));
     if (bytes > MAX_EVENT_BYTES) {

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Runs the built CLI; inside this repository, `pnpm build` produces dist/.
-import { main } from "../dist/index.js";
+import { formatCliError, main } from "../dist/index.js";
 
 main(process.argv).catch((error) => {
-  console.error(error instanceof Error ? error.message : error);
+  console.error(formatCliError(error));
   process.exit(1);
 });

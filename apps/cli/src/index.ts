@@ -25,6 +25,23 @@ export { createPrinter } from "./printer.js";
 export type { RunningStepwise, StartOptions } from "./start.js";
 export { startProduction } from "./start.js";
 
+/**
+ * What `stepwise` prints when a command fails: the message, then the stack of each error in its
+ * `cause` chain, so that an error thrown while importing the functions module shows the file and
+ * line it came from. Errors without a cause (a wrong flag, a taken port) print their message alone.
+ */
+export function formatCliError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const lines = [error.message];
+  // Bounded: a cause chain may loop.
+  let cause: unknown = error.cause;
+  for (let depth = 0; cause !== undefined && depth < 5; depth++) {
+    lines.push(`caused by ${cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)}`);
+    cause = cause instanceof Error ? cause.cause : undefined;
+  }
+  return lines.join("\n");
+}
+
 /** Runs the CLI with `argv` (as `process.argv`). */
 export async function main(argv: string[]): Promise<void> {
   const program = new Command("stepwise").description("Durable functions and AI agents on Postgres").showHelpAfterError();

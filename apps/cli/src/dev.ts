@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { consoleLogger } from "@stepwise/core";
 import { createEngine, createMemoryQueue, createSystemClock, measureClockOffset } from "@stepwise/engine";
 import { createPostgresStore, migrate, openPglite } from "@stepwise/postgres";
+import { assertPortFree } from "./assert-port-free.js";
 import { createDevApp } from "./dev-server.js";
 import { listen } from "./listen.js";
 import { loadFunctions } from "./load-functions.js";
@@ -32,15 +33,22 @@ export interface DevServer {
 
 /**
  * Starts `stepwise dev`: embedded Postgres (PGlite) stored in `dataDir`, the engine with an
- * in-memory queue, and the HTTP API on 127.0.0.1.
+ * in-memory queue, and the HTTP API on 127.0.0.1. The functions module is loaded and the port
+ * checked before `dataDir` is created, so either failing leaves nothing on disk.
  */
 export async function startDev(options: DevOptions = {}): Promise<DevServer> {
   const started = performance.now();
   const dataDir = resolve(options.dataDir ?? ".stepwise");
+  const host = "127.0.0.1";
+  const port = options.port ?? 8288;
+  // What a typo can break comes before anything is written: a wrong --functions, a module that
+  // throws or a taken port must not leave a data dir behind (nor a database initialized in it).
+  const loaded = await loadFunctions(options.functions);
+  await assertPortFree({ host, port });
   mkdirSync(dataDir, { recursive: true });
   const releaseLock = lockDataDir(dataDir);
   try {
-    const [loaded, database] = await Promise.all([loadFunctions(options.functions), openPglite({ dataDir: resolve(dataDir, "pgdata") })]);
+    const database = await openPglite({ dataDir: resolve(dataDir, "pgdata") });
     await migrate(database.pool);
     const store = createPostgresStore({ pool: database.pool });
     const clock = createSystemClock({ offsetMs: await measureClockOffset(() => store.now()) });
@@ -56,7 +64,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevServer> {
     });
     if (options.print !== false) engine.on(createPrinter());
     await engine.start();
-    const server = await listen(createDevApp(engine), { host: "127.0.0.1", port: options.port ?? 8288 });
+    const server = await listen(createDevApp(engine), { host, port });
     const readyMs = Math.round(performance.now() - started);
     return {
       url: server.url,

@@ -2,6 +2,7 @@ import { consoleLogger } from "@stepwise/core";
 import { createEngine, createSystemClock, syncClockOffset } from "@stepwise/engine";
 import { assertSchemaCurrent, createPostgresStore, migrate } from "@stepwise/postgres";
 import { connectRedis, createRedisBus, createRedisQueue } from "@stepwise/redis";
+import { assertPortFree } from "./assert-port-free.js";
 import { connectPostgres } from "./connect-postgres.js";
 import { createDevApp } from "./dev-server.js";
 import { listen } from "./listen.js";
@@ -49,7 +50,12 @@ export interface RunningStepwise {
  */
 export async function startProduction(options: StartOptions): Promise<RunningStepwise> {
   const logger = consoleLogger;
+  const host = options.host ?? "127.0.0.1";
+  const port = options.port ?? 8288;
+  // The module and the port first: a typo in either fails here, before any connection is made
+  // and before `start` migrates the database.
   const loaded = await loadFunctions(options.functions);
+  if (options.mode === "start") await assertPortFree({ host, port });
   const pool = await connectPostgres({
     databaseUrl: options.databaseUrl,
     onError: (error) => logger.warn({ error: error.message }, "a Postgres connection failed; the pool will open a new one"),
@@ -91,7 +97,7 @@ export async function startProduction(options: StartOptions): Promise<RunningSte
     if (options.mode === "worker") {
       return { close: async () => ({ released: await stopEngine().finally(cleanup) }) };
     }
-    const server = await listen(createDevApp(engine), { host: options.host ?? "127.0.0.1", port: options.port ?? 8288 });
+    const server = await listen(createDevApp(engine), { host, port });
     return {
       url: server.url,
       async close() {

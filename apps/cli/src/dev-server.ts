@@ -57,7 +57,15 @@ export function createDevApp(engine: Engine, options: DevAppOptions = {}): Hono 
   );
 
   app.get("/v1/functions", (context) =>
-    context.json({ functions: [...engine.functions.values()].map((fn) => ({ id: fn.id, name: fn.config.name, triggers: fn.config.triggers })) }),
+    context.json({
+      functions: [...engine.functions.values()].map((fn) => ({
+        id: fn.id,
+        appId: fn.appId,
+        qualifiedId: fn.qualifiedId,
+        name: fn.config.name,
+        triggers: fn.config.triggers,
+      })),
+    }),
   );
 
   app.post("/v1/functions/:id/invoke", async (context) => {

@@ -62,10 +62,10 @@ describe("quickstart", () => {
 
   it("daily-report runs at 9:00 UTC every day", async () => {
     await engine.advance("8h59m");
-    expect(await engine.store.listRuns({ functionId: "daily-report" })).toHaveLength(0);
+    expect(await engine.store.listRuns({ functionId: "quickstart/daily-report" })).toHaveLength(0);
     await engine.advance("1m");
     await engine.advance("1d");
-    const runs = await engine.store.listRuns({ functionId: "daily-report" });
+    const runs = await engine.store.listRuns({ functionId: "quickstart/daily-report" });
     expect(runs).toHaveLength(2);
     for (const run of runs) expect((await engine.result(run.id)).output).toEqual({ orders: 42, revenue: 1234.5 });
   });

@@ -36,7 +36,7 @@ export { StepwiseError } from "./errors/stepwise-error.js";
 export type { EventPayload, SendEventResult, StepwiseEvent } from "./events/event.js";
 export { EVENT_DEDUPE_WINDOW_MS, eventPayloadSchema, MAX_EVENT_BYTES, MAX_EVENTS_PER_SEND, parseEvents } from "./events/event.js";
 export type { AnyStepwiseFunction } from "./functions/stepwise-function.js";
-export { StepwiseFunction } from "./functions/stepwise-function.js";
+export { qualifyFunctionId, StepwiseFunction, splitFunctionId } from "./functions/stepwise-function.js";
 export type { CronTrigger, EventTrigger, Trigger } from "./functions/triggers.js";
 export { CRON_EVENT_NAME, FAILURE_EVENT_NAME, INVOKE_EVENT_NAME, isCronTrigger, isEventTrigger } from "./functions/triggers.js";
 export type {

@@ -11,6 +11,7 @@ import {
   type WaitOptions,
 } from "@stepwise/core";
 import type { StepRecord } from "@stepwise/core/internal";
+import { FunctionRegistry } from "./function-registry.js";
 import { createIngest } from "./ingest/ingest.js";
 import { createReconciler } from "./ingest/reconciler.js";
 import { createWaitMatcher } from "./ingest/wait-matching.js";
@@ -22,7 +23,7 @@ import { newEventId, newRunId, Router } from "./router.js";
 import { createRunWaiters, toRunInfo } from "./run-waiters.js";
 import { startCronScheduler } from "./scheduler/cron-scheduler.js";
 import { createDispatcher } from "./worker/dispatcher.js";
-import { FAILURE_FUNCTION_SUFFIX, type ProcessContext, type RunnableFunction } from "./worker/process-run.js";
+import type { ProcessContext } from "./worker/process-run.js";
 
 /** A running engine: workers, scheduler and the API the client and server call. */
 export interface Engine {
@@ -54,7 +55,7 @@ export interface Engine {
   workload(): EngineWorkload;
   /** Re-enqueues due runs and recovers expired leases now (the reconciler does this periodically). */
   reconcile(): Promise<void>;
-  /** The functions this engine runs, by id. */
+  /** The functions this engine runs, by qualified id (`<app id>/<function id>`). */
   readonly functions: ReadonlyMap<string, AnyStepwiseFunction>;
   /** A transport for `Stepwise` clients in this process. */
   readonly transport: StepwiseTransport;
@@ -81,23 +82,8 @@ export function createEngine(engineOptions: EngineOptions): Engine {
   const options = resolveEngineOptions(engineOptions);
   const { store, queue, clock, logger } = options;
   const lifecycle = new Lifecycle();
-  const functions = new Map<string, AnyStepwiseFunction>();
-  const runnable = new Map<string, RunnableFunction>();
-  for (const fn of [...options.clients.flatMap((client) => client.functions), ...options.functions]) {
-    if (functions.has(fn.id) && functions.get(fn.id) !== fn) {
-      throw new StepwiseError({
-        code: ErrorCode.InvalidFunctionConfig,
-        category: "user",
-        message: `two functions share the id "${fn.id}"; function ids must be unique`,
-      });
-    }
-    functions.set(fn.id, fn);
-    runnable.set(fn.id, { id: fn.id, retries: fn.config.retries, handler: fn.handler as never, fn, isFailureHandler: false });
-    if (fn.onFailure) {
-      const id = fn.id + FAILURE_FUNCTION_SUFFIX;
-      runnable.set(id, { id, retries: fn.config.retries, handler: fn.onFailure as never, fn, isFailureHandler: true });
-    }
-  }
+  const registry = new FunctionRegistry(options.clients, options.functions);
+  const functions = registry.functions;
   const router = new Router(functions.values());
   const waiters = createRunWaiters({ store, bus: options.bus, lifecycle, pollMs: options.waitPollMs });
   const waitForRun = waiters.waitForRun;
@@ -138,7 +124,8 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     options,
     lifecycle,
     router,
-    resolveFunction: (functionId) => runnable.get(functionId),
+    resolveFunction: (functionId) => registry.runnableFunction(functionId),
+    resolveInvoked: (functionId, appId) => registry.resolve(functionId, appId),
     sendEvents: (events) => send(events),
     enqueue: (items) => startOrEnqueue(items),
     runEnded: (run) => waiters.runEnded(run),
@@ -147,7 +134,14 @@ export function createEngine(engineOptions: EngineOptions): Engine {
   const matchWaits = createWaitMatcher({ store, now: () => clock.now(), enqueue });
   const ingestEvents = createIngest({ options, lifecycle, router, dispatcher, matchWaits, enqueue });
   const ingest: typeof ingestEvents = (events, extraRuns) => track(ingestEvents(events, extraRuns));
-  const reconciler = createReconciler({ options, lifecycle, runs: (functionId) => runnable.has(functionId), matchWaits, enqueue, track });
+  const reconciler = createReconciler({
+    options,
+    lifecycle,
+    runs: (functionId) => registry.runnableFunction(functionId) !== undefined,
+    matchWaits,
+    enqueue,
+    track,
+  });
   const reconcile = reconciler.reconcile;
 
   function toStored(payloads: EventPayload[]): StoredEvent[] {
@@ -160,15 +154,8 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     return { ids };
   }
 
-  async function startRun(functionId: string, data: Record<string, unknown>): Promise<string> {
-    if (!functions.has(functionId)) {
-      throw new StepwiseError({
-        code: ErrorCode.FunctionNotFound,
-        category: "user",
-        message: `no function with id "${functionId}" is registered; known: ${[...functions.keys()].join(", ") || "none"}`,
-        details: { functionId },
-      });
-    }
+  async function startRun(id: string, data: Record<string, unknown>): Promise<string> {
+    const functionId = registry.require(id);
     const [event] = toStored(parseEvents({ name: INVOKE_EVENT_NAME, data }));
     const runId = newRunId();
     await ingest([event as StoredEvent], [{ id: runId, functionId, eventId: (event as StoredEvent).id }]);
@@ -215,6 +202,9 @@ export function createEngine(engineOptions: EngineOptions): Engine {
 
     async start() {
       await waiters.start();
+      // Runs recorded before function ids carried their app: this engine's functions adopt them.
+      const adopted = await store.qualifyFunctionIds(registry.qualifiedIds());
+      if (adopted > 0) logger.info({ runs: adopted }, "recorded runs of this app's functions under their qualified ids (<app>/<function>)");
       const recovered = await store.recoverLeases({ now: clock.now(), all: options.recoverOnStart === "all" });
       if (recovered.length > 0) logger.info({ runs: recovered.length }, "recovered runs left running by a previous process");
       await reconcile();

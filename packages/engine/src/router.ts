@@ -28,10 +28,10 @@ export class Router {
     const runs: NewRun[] = [];
     const started = new Set<string>();
     for (const { fn, condition } of this.byEvent.get(event.name) ?? []) {
-      if (started.has(fn.id)) continue;
+      if (started.has(fn.qualifiedId)) continue;
       if (condition !== undefined && !matchesExpression(condition, { event })) continue;
-      started.add(fn.id);
-      runs.push({ id: newRunId(), functionId: fn.id, eventId: event.id });
+      started.add(fn.qualifiedId);
+      runs.push({ id: newRunId(), functionId: fn.qualifiedId, eventId: event.id });
     }
     return runs;
   }

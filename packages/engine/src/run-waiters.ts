@@ -1,4 +1,4 @@
-import { ErrorCode, isTerminalStatus, type RunInfo, runInfoSchema, StepwiseError, type WaitOptions } from "@stepwise/core";
+import { ErrorCode, isTerminalStatus, type RunInfo, runInfoSchema, StepwiseError, splitFunctionId, type WaitOptions } from "@stepwise/core";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Bus, Unsubscribe } from "./ports/bus.js";
 import type { RunRecord, RunStore } from "./ports/run-store.js";
@@ -171,9 +171,12 @@ function setLongTimeout(callback: () => void, ms: number): () => void {
 
 /** The API view of a stored run. */
 export function toRunInfo(run: RunRecord): RunInfo {
+  // Recorded under the qualified id; the API shows the function's own id and its app apart.
+  const { appId, functionId } = splitFunctionId(run.functionId);
   return {
     id: run.id,
-    functionId: run.functionId,
+    functionId,
+    ...(appId !== undefined && { appId }),
     eventId: run.eventId,
     status: run.status,
     attempt: run.attempt,

@@ -132,12 +132,12 @@ describe("bad input gets a clear error and loses nothing already accepted", () =
 
     const unknown = await rejection(stepwise.invoke("nope", {}));
     expect(unknown.code).toBe(ErrorCode.FunctionNotFound);
-    expect(unknown.message).toMatch(/no function with id "nope".*known: sink/);
+    expect(unknown.message).toMatch(/no function with id "nope".*known: app\/sink/);
 
     // The batch with a bad event was refused whole; the event accepted earlier still ran.
     const [run] = await stepwise.runs(accepted.ids[0] as string);
     expect((await stepwise.waitForRun(run?.id as string)).output).toBe("fine");
-    expect((await engine.store.listRuns({})).map((item) => item.functionId)).toEqual(["sink"]);
+    expect((await engine.store.listRuns({})).map((item) => item.functionId)).toEqual(["app/sink"]);
   });
 
   it("rejects invalid function configuration at createFunction, naming the option", () => {

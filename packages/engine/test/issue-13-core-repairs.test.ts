@@ -339,6 +339,64 @@ describe("issue 13: core repairs", () => {
     expect(reads).toBeGreaterThan(1);
   });
 
+  it("takes a cron written the Inngest way, TZ=<zone> first, and refuses a zone that does not exist", async () => {
+    const stepwise = new Stepwise({ id: "app" });
+    const ticks: string[] = [];
+    stepwise.createFunction({ id: "paris-9am" }, { cron: "TZ=Europe/Paris 0 9 * * *" }, async ({ event }) => {
+      ticks.push(new Date(event.ts).toISOString());
+    });
+    const noop = async () => {};
+    expect(() => stepwise.createFunction({ id: "mars" }, { cron: "TZ=Mars/Base 0 9 * * *" }, noop)).toThrow(/triggers\[0\]\.cron: .*Mars\/Base/);
+    expect(() => stepwise.createFunction({ id: "both" }, { cron: "TZ=Europe/Paris 0 9 * * *", timezone: "UTC" }, noop)).toThrow(/give one of them/);
+    // 2030-01-01T00:00Z; 9:00 in Paris in winter (UTC+1) is 08:00Z.
+    await using engine = await createTestEngine({ clients: [stepwise] });
+    await engine.advance("7h59m");
+    expect(ticks).toEqual([]);
+    await engine.advance("1m");
+    expect(ticks).toEqual(["2030-01-01T08:00:00.000Z"]);
+  });
+
+  it("keeps two apps with functions of the same id on one database apart, and adopts runs recorded before app ids", async () => {
+    // Real time: a worker hands a run of another app back to the queue for a second.
+    const clock = createSystemClock();
+    const store = database.createStore();
+    const queue = createMemoryQueue({ clock });
+    const calls: string[] = [];
+    const app = (id: string) => {
+      const stepwise = new Stepwise({ id });
+      stepwise.createFunction({ id: "notify" }, { event: `${id}/order.paid` }, async ({ step }) => step.run("send", () => calls.push(id) && id));
+      return stepwise;
+    };
+    // A run recorded by a version without app ids: plain function id, no worker yet.
+    const legacyEvent = { id: "evt_legacy", name: "billing/order.paid", data: {}, ts: clock.now() };
+    await store.ingest({ events: [legacyEvent], runs: [{ id: "run_legacy", functionId: "notify", eventId: legacyEvent.id }], now: clock.now() });
+    const options = { store, queue, clock, eagerStart: false, reconcileIntervalMs: 86_400_000 } as const;
+    const billing = createEngine({ ...options, clients: [app("billing")] });
+    const shipping = createEngine({ ...options, clients: [app("shipping")] });
+    await shipping.start();
+    await billing.start();
+    try {
+      await billing.reconcile();
+      expect(await billing.waitForRun("run_legacy", { timeoutMs: 10_000 })).toMatchObject({ status: "completed", functionId: "notify", appId: "billing" });
+      // Both workers take from one queue; each run runs only in its own app's worker.
+      const sent = await billing.send(Array.from({ length: 10 }, () => ({ name: "billing/order.paid" })));
+      await shipping.send(Array.from({ length: 10 }, () => ({ name: "shipping/order.paid" })));
+      for (const id of sent.ids) {
+        const [run] = await billing.runsForEvent(id);
+        expect(await billing.waitForRun(run?.id as string, { timeoutMs: 10_000 })).toMatchObject({ output: "billing", appId: "billing" });
+      }
+      await vi.waitFor(() => expect(calls.filter((id) => id === "shipping")).toHaveLength(10));
+      expect(calls.filter((id) => id === "billing")).toHaveLength(11);
+      expect((await store.listRuns({ limit: 100 })).map((run) => run.functionId).sort()).toEqual([
+        ...Array.from({ length: 11 }, () => "billing/notify"),
+        ...Array.from({ length: 10 }, () => "shipping/notify"),
+      ]);
+    } finally {
+      await billing.stop();
+      await shipping.stop();
+    }
+  });
+
   it("keeps the compiled-expression cache bounded, least recently used out first", () => {
     const kept = compileExpression("event.data.keep == 1", "test");
     const oldest = compileExpression("event.data.n == 0", "test");

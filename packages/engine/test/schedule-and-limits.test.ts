@@ -38,7 +38,7 @@ describe("cron", () => {
         for (const engine of engines) await engine.idle();
       });
       await clock.advance("10m");
-      const runs = await store.listRuns({ functionId: "every-minute", limit: 100 });
+      const runs = await store.listRuns({ functionId: "app/every-minute", limit: 100 });
       expect(runs).toHaveLength(10);
       expect(created).toHaveLength(10);
       expect(new Set(runs.map((run) => run.eventId)).size).toBe(10);
@@ -68,7 +68,7 @@ describe("concurrency", () => {
     const { runIds } = await engine.sendAndGetRuns(Array.from({ length: 20 }, () => ({ name: "demo/limited" })));
     await engine.idle();
     // All 20 passed the sleep's first pass at once: sleeping needs no slot.
-    const sleeping = await engine.store.listRuns({ functionId: "limited", status: "sleeping", limit: 100 });
+    const sleeping = await engine.store.listRuns({ functionId: "app/limited", status: "sleeping", limit: 100 });
     expect(sleeping).toHaveLength(20);
     await engine.advance("1s");
     for (const runId of runIds) expect((await engine.result(runId)).status).toBe("completed");

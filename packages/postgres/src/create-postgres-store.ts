@@ -6,6 +6,7 @@ import { createFinishRun } from "./finish-run.js";
 import type { GroupLimits } from "./group-commit.js";
 import { ingestEvents, ingestsInOneStatement } from "./ingest-events.js";
 import { EVENT_COLUMNS, type EventRow, jsonParam, RUN_COLUMNS, type RunRow, timeParam, toRunRecord, toStepRecord, toStoredEvent } from "./map-rows.js";
+import { qualifyFunctionIds } from "./qualify-function-ids.js";
 import { recordCronTick } from "./record-cron-tick.js";
 import { findWaits, resolveWait } from "./resolve-wait.js";
 import { suspendRun } from "./suspend-run.js";
@@ -149,6 +150,8 @@ export function createPostgresStore(options: PostgresStoreOptions): RunStore {
     },
 
     recordCronTick: (input) => recordCronTick(pool, input),
+
+    qualifyFunctionIds: (ids) => qualifyFunctionIds(pool, ids),
 
     async getRun(runId) {
       const [run] = await selectRuns(`SELECT ${RUN_COLUMNS} FROM runs WHERE id = $1`, [runId]);

@@ -66,6 +66,14 @@ export class Stepwise<TSchemas extends EventSchemas = EventSchemas> {
         message: 'new Stepwise({ id }): id is required, e.g. new Stepwise({ id: "my-app" })',
       });
     }
+    // The app id prefixes every function's recorded id (`my-app/send-email`): same alphabet as function ids.
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(options.id) || options.id.length > 128) {
+      throw new StepwiseError({
+        code: ErrorCode.InvalidFunctionConfig,
+        category: "user",
+        message: `new Stepwise({ id }): ${JSON.stringify(options.id)} is not a valid app id; use letters, digits, '.', '_' or '-' (at most 128), e.g. "my-app"`,
+      });
+    }
     this.id = options.id;
     this.schemas = options.schemas;
     this.httpOptions = { baseUrl: options.baseUrl, eventKey: options.eventKey };
@@ -137,7 +145,7 @@ export class Stepwise<TSchemas extends EventSchemas = EventSchemas> {
       : Record<string, unknown> = {} as never,
     options: ClientInvokeOptions = {},
   ): Promise<OutputOf<TFunction>> {
-    const functionId = typeof fn === "string" ? fn : fn.id;
+    const functionId = typeof fn === "string" ? fn : fn.qualifiedId;
     const timeoutMs = options.timeout === undefined ? undefined : parseDuration(options.timeout, "invoke timeout");
     const run = await this.getTransport().invoke(functionId, data, { timeoutMs });
     return resultOf(run) as never;

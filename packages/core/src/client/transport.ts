@@ -10,7 +10,10 @@ export type RunStatus = z.infer<typeof runStatusSchema>;
 /** A run as the API shows it. */
 export const runInfoSchema = z.object({
   id: z.string(),
+  /** The function's id, as given to `createFunction`. */
   functionId: z.string(),
+  /** The id of the function's app (`new Stepwise({ id })`). Absent for runs recorded before app ids. */
+  appId: z.string().optional(),
   eventId: z.string(),
   status: runStatusSchema,
   attempt: z.number().int(),

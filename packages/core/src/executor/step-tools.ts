@@ -156,15 +156,16 @@ export function createStepTools(options: StepToolsOptions): StepTools {
         const replayed = replay(target);
         if (replayed) return replayed;
         const fn = invokeOptions?.function as unknown;
-        const functionId = typeof fn === "string" ? fn : (fn as { id?: unknown } | undefined)?.id;
-        if (typeof functionId !== "string") throw stepOptionError("invoke", "options.function must be a function returned by createFunction, or its id");
-        if (!hooks.hasFunction(functionId)) {
+        const named = typeof fn === "string" ? fn : (fn as { qualifiedId?: unknown } | undefined)?.qualifiedId;
+        if (typeof named !== "string") throw stepOptionError("invoke", "options.function must be a function returned by createFunction, or its id");
+        const functionId = hooks.resolveFunction(named);
+        if (functionId === undefined) {
           return execute(target, "invoke", () => {
             throw new StepwiseError({
               code: ErrorCode.FunctionNotFound,
               category: "user",
-              message: `step.invoke("${target.id}"): no function with id "${functionId}" is registered`,
-              details: { functionId },
+              message: `step.invoke("${target.id}"): no function with id "${named}" is registered`,
+              details: { functionId: named },
             });
           });
         }

@@ -72,8 +72,12 @@ export interface ExecutorHooks {
   commitStep(commit: StepCommit): Promise<StepRecord>;
   /** Sends events on behalf of `step.sendEvent` (ids are already deterministic). */
   sendEvents(events: EventPayload[]): Promise<SendEventResult>;
-  /** Whether a function with this id can be invoked. */
-  hasFunction(functionId: string): boolean;
+  /**
+   * The qualified id (`<app>/<function>`) of the function `step.invoke` names, given as a
+   * function's qualified id or a plain function id (this run's app first); `undefined` when no
+   * such function is registered.
+   */
+  resolveFunction(functionId: string): string | undefined;
   /** Current time in epoch milliseconds (the engine's clock). */
   now(): number;
   /** Called as a step body starts. */

@@ -19,10 +19,16 @@ export class StepwiseFunction<TEvent = unknown, TOutput = unknown> {
   readonly onFailure: FailureHandler | undefined;
   /** Id of the app (`new Stepwise({ id })`) that defined the function. */
   readonly appId: string;
+  /**
+   * The id runs are recorded under: `<app id>/<function id>`, so that two apps sharing one
+   * Postgres never take each other's runs, even with functions of the same id.
+   */
+  readonly qualifiedId: string;
 
   constructor(options: { appId: string; config: ResolvedFunctionConfig; handler: Handler<TEvent, TOutput>; onFailure?: FailureHandler }) {
     this.appId = options.appId;
     this.id = options.config.id;
+    this.qualifiedId = qualifyFunctionId(options.appId, options.config.id);
     this.config = options.config;
     this.handler = options.handler;
     this.onFailure = options.onFailure;
@@ -37,3 +43,21 @@ export class StepwiseFunction<TEvent = unknown, TOutput = unknown> {
 /** A function of any event and output type. */
 // biome-ignore lint/suspicious/noExplicitAny: erased generics
 export type AnyStepwiseFunction = StepwiseFunction<any, any>;
+
+/** Separates the app id from the function id in a qualified id (neither may contain it). */
+const SEPARATOR = "/";
+
+/** The qualified id of function `functionId` of app `appId`: `<app id>/<function id>`. */
+export function qualifyFunctionId(appId: string, functionId: string): string {
+  return `${appId}${SEPARATOR}${functionId}`;
+}
+
+/**
+ * Splits a qualified function id into its app id and function id (an engine's synthetic
+ * suffix, such as `/on-failure`, stays with the function id). A legacy id without an app
+ * answers `appId: undefined`.
+ */
+export function splitFunctionId(qualifiedId: string): { appId?: string; functionId: string } {
+  const at = qualifiedId.indexOf(SEPARATOR);
+  return at < 0 ? { functionId: qualifiedId } : { appId: qualifiedId.slice(0, at), functionId: qualifiedId.slice(at + 1) };
+}

@@ -74,17 +74,7 @@ export function validateFunctionConfig(config: unknown, triggers: unknown): Reso
     }
     const value = result.data;
     if ("event" in value && value.if !== undefined) rethrowAs(label, () => compileExpression(value.if as string, `triggers[${index}].if`));
-    if ("cron" in value) {
-      try {
-        new Cron(value.cron, { timezone: value.timezone ?? "UTC", paused: true });
-      } catch (error) {
-        throw configError(
-          label,
-          `triggers[${index}].cron: ${JSON.stringify(value.cron)} (timezone ${value.timezone ?? "UTC"}) is not valid: ${(error as Error).message}`,
-          `triggers[${index}].cron`,
-        );
-      }
-    }
+    if ("cron" in value) return cronTrigger(label, index, value);
     return value;
   });
   const { concurrency } = parsed.data;
@@ -96,6 +86,38 @@ export function validateFunctionConfig(config: unknown, triggers: unknown): Reso
     concurrency: typeof concurrency === "number" ? { limit: concurrency } : concurrency,
     triggers: resolved,
   };
+}
+
+/** Inngest's way of giving a cron its time zone: `"TZ=Europe/Paris 0 9 * * *"` (also `CRON_TZ=`). */
+const TZ_PREFIX = /^(?:CRON_)?TZ=(\S+)\s+(.+)$/;
+
+/**
+ * A cron trigger with its time zone resolved: from `timezone`, or from a `TZ=` prefix written
+ * the Inngest way (both given and different is an error). The schedule and the zone are checked
+ * by computing the next tick, which is where croner finds an unknown zone.
+ */
+function cronTrigger(label: string, index: number, trigger: { cron: string; timezone?: string }): { cron: string; timezone?: string } {
+  const option = `triggers[${index}].cron`;
+  let { cron, timezone } = trigger;
+  const prefixed = TZ_PREFIX.exec(cron.trim());
+  if (prefixed) {
+    const [, zone, schedule] = prefixed as unknown as [string, string, string];
+    if (timezone !== undefined && timezone !== zone) {
+      throw configError(
+        label,
+        `${option}: ${JSON.stringify(cron)} names time zone ${zone}, but timezone is ${JSON.stringify(timezone)}; give one of them`,
+        option,
+      );
+    }
+    cron = schedule.trim();
+    timezone = zone;
+  }
+  try {
+    new Cron(cron, { timezone: timezone ?? "UTC", paused: true }).nextRun();
+  } catch (error) {
+    throw configError(label, `${option}: ${JSON.stringify(trigger.cron)} (timezone ${timezone ?? "UTC"}) is not valid: ${(error as Error).message}`, option);
+  }
+  return timezone === undefined ? { cron } : { cron, timezone };
 }
 
 function invalid(label: string, error: z.ZodError): StepwiseError {

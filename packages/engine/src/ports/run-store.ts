@@ -208,6 +208,15 @@ export interface RunStore {
    */
   recordCronTick(input: { functionId: string; scheduledFor: number; ingest: IngestInput }): Promise<IngestResult["runs"][number] | null>;
 
+  /**
+   * Records runs and cron ticks written before function ids carried their app (a plain
+   * `send-email`) under the qualified id (`my-app/send-email`) of the function that now owns
+   * them: a run moves when its event's name is one of `events`, the names that start the
+   * function. Ids already qualified are not touched. Answers how many runs moved. Idempotent,
+   * and safe to run from many engines at once.
+   */
+  qualifyFunctionIds(ids: Array<{ plain: string; qualified: string; events: string[] }>): Promise<number>;
+
   getRun(runId: string): Promise<RunRecord | null>;
   getEvent(eventId: string): Promise<StoredEvent | null>;
   listSteps(runId: string): Promise<StepRecord[]>;

@@ -40,18 +40,18 @@ export function startCronScheduler(options: CronSchedulerOptions): () => void {
           try {
             const eventId = newEventId();
             const run = await store.recordCronTick({
-              functionId: fn.id,
+              functionId: fn.qualifiedId,
               scheduledFor,
               ingest: {
-                events: [{ id: eventId, key: `cron-${fn.id}-${scheduledFor}`, name: CRON_EVENT_NAME, data: { cron: trigger.cron }, ts: scheduledFor }],
-                runs: [{ id: newRunId(), functionId: fn.id, eventId }],
+                events: [{ id: eventId, key: `cron-${fn.qualifiedId}-${scheduledFor}`, name: CRON_EVENT_NAME, data: { cron: trigger.cron }, ts: scheduledFor }],
+                runs: [{ id: newRunId(), functionId: fn.qualifiedId, eventId }],
                 now: clock.now(),
               },
             });
-            lifecycle.emit({ type: "cron-tick", functionId: fn.id, scheduledFor, runId: run?.id ?? null });
+            lifecycle.emit({ type: "cron-tick", functionId: fn.qualifiedId, scheduledFor, runId: run?.id ?? null });
             if (run) await options.onRun(run);
           } catch (error) {
-            lifecycle.emit({ type: "engine-error", error, context: `cron tick of ${fn.id} at ${new Date(scheduledFor).toISOString()}` });
+            lifecycle.emit({ type: "engine-error", error, context: `cron tick of ${fn.qualifiedId} at ${new Date(scheduledFor).toISOString()}` });
           }
         };
         const cancel = clock.setTimer(() => {

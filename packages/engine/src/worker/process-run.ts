@@ -23,8 +23,10 @@ export interface ProcessContext {
   options: ResolvedEngineOptions;
   lifecycle: Lifecycle;
   router: Router;
-  /** Every runnable function by id, including `<id>/on-failure`. */
+  /** Every runnable function by qualified id, including `<qualified id>/on-failure`. */
   resolveFunction(functionId: string): RunnableFunction | undefined;
+  /** The qualified id of the function a `step.invoke` in app `appId` names (see `FunctionRegistry.resolve`). */
+  resolveInvoked(functionId: string, appId: string): string | undefined;
   /** Stores events from `step.sendEvent` and routes them. */
   sendEvents(events: Array<{ name: string; data?: Record<string, unknown>; id?: string; ts?: number }>): Promise<{ ids: string[] }>;
   /** Enqueues runs made runnable now or later. */
@@ -112,7 +114,7 @@ function execute(context: ProcessContext, claimed: ClaimedRun, target: RunnableF
         return outcome.record;
       },
       sendEvents: (events) => context.sendEvents(events),
-      hasFunction: (functionId) => context.resolveFunction(functionId) !== undefined,
+      resolveFunction: (functionId) => context.resolveInvoked(functionId, target.fn.appId),
       now: () => clock.now(),
       onStepStart: (step) => context.lifecycle.emit({ type: "step-started", ...base, stepId: step.id, kind: step.kind, attempt: step.attempt }),
       onStepEnd: (step) =>

@@ -421,6 +421,45 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
       expect(await store.listRuns({ functionId: "cron-fn" })).toHaveLength(2);
     });
 
+    it("moves runs and cron ticks recorded under plain function ids to their qualified ids, once", async () => {
+      const legacy = await startRun({ functionId: "send-email" });
+      const failure = await startRun({ functionId: "send-email/on-failure" });
+      const other = await startRun({ functionId: "other-app/send-email" });
+      // Another app's legacy run of a function with the same id, started by an event of its own.
+      const elsewhere = event({ name: "other/started" });
+      const elsewhereRun = runsFor([elsewhere], "send-email")[0] as NewRun;
+      await store.ingest({ events: [elsewhere], runs: [elsewhereRun], now: T0 });
+      const trigger = event({ name: "stepwise/scheduled.timer" });
+      expect(
+        await store.recordCronTick({
+          functionId: "send-email",
+          scheduledFor: T0 + 60_000,
+          ingest: { events: [trigger], runs: runsFor([trigger], "send-email"), now: T0 },
+        }),
+      ).not.toBeNull();
+      const ids = [
+        { plain: "send-email", qualified: "my-app/send-email", events: ["test/thing.happened", "stepwise/scheduled.timer"] },
+        { plain: "send-email/on-failure", qualified: "my-app/send-email/on-failure", events: ["test/thing.happened"] },
+      ];
+      expect(await store.qualifyFunctionIds(ids)).toBe(3);
+      expect(await store.getRun(legacy.runId)).toMatchObject({ functionId: "my-app/send-email" });
+      expect(await store.getRun(failure.runId)).toMatchObject({ functionId: "my-app/send-email/on-failure" });
+      expect(await store.getRun(other.runId)).toMatchObject({ functionId: "other-app/send-email" });
+      expect(await store.getRun(elsewhereRun.id)).toMatchObject({ functionId: "send-email" });
+      // The tick moved with its function: the qualified scheduler does not start it again.
+      const again = event({ name: "stepwise/cron" });
+      const tick = (at: number) =>
+        store.recordCronTick({
+          functionId: "my-app/send-email",
+          scheduledFor: at,
+          ingest: { events: [again], runs: runsFor([again], "my-app/send-email"), now: T0 },
+        });
+      expect(await tick(T0 + 60_000)).toBeNull();
+      expect(await tick(T0 + 120_000)).not.toBeNull();
+      expect(await store.qualifyFunctionIds(ids)).toBe(0);
+      expect(await store.qualifyFunctionIds([])).toBe(0);
+    });
+
     it("recovers expired leases (or all) without bumping the epoch", async () => {
       const [short, long, finished] = [await startRun(), await startRun(), await startRun()];
       await claim(short.runId, T0, "worker-a", 1000);

@@ -228,7 +228,7 @@ async function throughput(databaseUrl: string, prefix: string, floorMs: number):
     const cpuBefore = workers.map((child) => cpuTimes(child.pid as number));
     const drainStarted = performance.now();
     for (;;) {
-      const { rows } = await pool.query<{ count: string }>("SELECT count(*) FROM runs WHERE status = 'completed' AND function_id = 'one-step'");
+      const { rows } = await pool.query<{ count: string }>("SELECT count(*) FROM runs WHERE status = 'completed' AND function_id = 'bench/one-step'");
       if (Number(rows[0]?.count) >= THROUGHPUT_RUNS) break;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -244,7 +244,7 @@ async function throughput(databaseUrl: string, prefix: string, floorMs: number):
     const transactionsPerRun = ((await nextTransactionId(pool)) - transactionsBefore) / THROUGHPUT_RUNS;
     const statementsPerRun = ((await endedTransactions(pool)) - endedBefore) / THROUGHPUT_RUNS;
     const span = await pool.query<{ seconds: number }>(
-      "SELECT extract(epoch FROM max(ended_at) - min(started_at))::float8 AS seconds FROM runs WHERE function_id = 'one-step'",
+      "SELECT extract(epoch FROM max(ended_at) - min(started_at))::float8 AS seconds FROM runs WHERE function_id = 'bench/one-step'",
     );
     const drainSeconds = Number(span.rows[0]?.seconds);
     const runsPerSecond = THROUGHPUT_RUNS / drainSeconds;

@@ -1,5 +1,5 @@
 import { type EventPayload, Stepwise, StepwiseError } from "@stepwise/core";
-import { createEngine, createMemoryQueue, createSystemClock, type Engine, type RunStore } from "@stepwise/engine";
+import { createEngine, createMemoryQueue, createSystemClock, type Engine, type EngineOptions, type RunStore } from "@stepwise/engine";
 import { createPostgresStore } from "@stepwise/postgres";
 import { createTestPglite, createTestPostgres } from "@stepwise/postgres/testing";
 import { connectRedis, createRedisBus, createRedisQueue } from "@stepwise/redis";
@@ -177,52 +177,46 @@ function fuzzApp() {
   return stepwise;
 }
 
-async function embedded(): Promise<Backend> {
-  const database = await createTestPglite();
-  const store = createPostgresStore({ pool: database.pool });
-  const clock = createSystemClock();
-  const engine = createEngine({ store, queue: createMemoryQueue({ clock }), clock, clients: [fuzzApp()] });
+/** Starts an engine over `ports` with the fuzz app, and the HTTP API on a free port. */
+async function serve(name: string, ports: Pick<EngineOptions, "store" | "queue" | "bus" | "clock">, cleanup: Array<() => Promise<unknown>>): Promise<Backend> {
+  const engine = createEngine({ ...ports, clients: [fuzzApp()] });
   await engine.start();
   const server = await listen(createDevApp(engine), { host: "127.0.0.1", port: 0 });
   return {
-    name: "embedded (PGlite)",
+    name,
     engine,
-    store,
+    store: ports.store,
     url: server.url,
     async close() {
       await server.close();
       await engine.stop();
-      await database.close();
+      for (const step of cleanup) await step();
     },
   };
+}
+
+async function embedded(): Promise<Backend> {
+  const database = await createTestPglite();
+  const clock = createSystemClock();
+  return serve("embedded (PGlite)", { store: createPostgresStore({ pool: database.pool }), queue: createMemoryQueue({ clock }), clock }, [
+    () => database.close(),
+  ]);
 }
 
 async function postgresAndRedis(): Promise<Backend> {
   const database = await createTestPostgres();
   const testRedis = await createTestRedis();
   const redis = await connectRedis(redisUrl);
-  const store = createPostgresStore({ pool: database.pool });
   const clock = createSystemClock();
   const queue = createRedisQueue({ redis, clock, prefix: testRedis.prefix });
   const bus = createRedisBus({ redis, prefix: testRedis.prefix });
-  const engine = createEngine({ store, queue, bus, clock, clients: [fuzzApp()] });
-  await engine.start();
-  const server = await listen(createDevApp(engine), { host: "127.0.0.1", port: 0 });
-  return {
-    name: "Postgres + Redis",
-    engine,
-    store,
-    url: server.url,
-    async close() {
-      await server.close();
-      await engine.stop();
-      await queue.close();
-      await bus.close();
-      await redis.quit();
-      await testRedis.close();
-      await database.close();
-    },
-  };
+  return serve("Postgres + Redis", { store: createPostgresStore({ pool: database.pool }), queue, bus, clock }, [
+    () => queue.close(),
+    () => bus.close(),
+    () => redis.quit(),
+    () => testRedis.close(),
+    () => database.close(),
+  ]);
 }
 
 describe.each([

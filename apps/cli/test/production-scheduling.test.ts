@@ -38,7 +38,9 @@ describe("timers, memory and cron on Postgres + Redis", { timeout: soak ? 900_00
     await cluster.send(durations.map((ms, n) => ({ name: "timer/start", data: { ms, n } })));
     // Only timer runs count: the scheduler also starts (and completes) a cron run every second.
     const completedTimers = async () => {
-      const { rows } = await database.pool.query<{ count: string }>("SELECT count(*) FROM runs WHERE function_id = 'timer' AND status = 'completed'");
+      const { rows } = await database.pool.query<{ count: string }>(
+        "SELECT count(*) FROM runs WHERE function_id = 'timer-test/timer' AND status = 'completed'",
+      );
       return Number(rows[0]?.count);
     };
     // Kill a worker once the first quarter woke, so the rest wake across the restart.
@@ -51,7 +53,7 @@ describe("timers, memory and cron on Postgres + Redis", { timeout: soak ? 900_00
     // workers' wall clock (one machine, so one clock for every process and the database), not
     // from the engine's bookkeeping: a timer the engine fired early shows as woke < planned.
     const { rows } = await database.pool.query<{ output: { n: number; planned: number; woke: number } }>(
-      "SELECT output FROM runs WHERE function_id = 'timer' AND status = 'completed'",
+      "SELECT output FROM runs WHERE function_id = 'timer-test/timer' AND status = 'completed'",
     );
     expect(rows).toHaveLength(TIMERS);
     const woken = rows.map(({ output }) => ({ n: output.n, lateMs: output.woke - output.planned }));
@@ -96,11 +98,11 @@ describe("timers, memory and cron on Postgres + Redis", { timeout: soak ? 900_00
       for (const each of clusters) await each.stop();
     }
     const { rows } = await database.pool.query<{ scheduled_for: Date; runs: string }>(
-      "SELECT e.ts AS scheduled_for, count(*) AS runs FROM runs r JOIN events e ON e.id = r.event_id WHERE r.function_id = 'every-second' GROUP BY e.ts ORDER BY e.ts",
+      "SELECT e.ts AS scheduled_for, count(*) AS runs FROM runs r JOIN events e ON e.id = r.event_id WHERE r.function_id = 'timer-test/every-second' GROUP BY e.ts ORDER BY e.ts",
     );
     expect(rows.length).toBeGreaterThanOrEqual(4);
     expect(rows.every((row) => row.runs === "1")).toBe(true);
-    const ticks = await database.pool.query<{ count: string }>("SELECT count(*) FROM cron_ticks WHERE function_id = 'every-second'");
+    const ticks = await database.pool.query<{ count: string }>("SELECT count(*) FROM cron_ticks WHERE function_id = 'timer-test/every-second'");
     expect(Number(ticks.rows[0]?.count)).toBe(rows.length);
   });
 });

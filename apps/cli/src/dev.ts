@@ -64,7 +64,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevServer> {
     });
     if (options.print !== false) engine.on(createPrinter());
     await engine.start();
-    const server = await listen(createDevApp(engine), { host, port });
+    const server = await listen(createDevApp(engine, { logger: consoleLogger }), { host, port });
     const readyMs = Math.round(performance.now() - started);
     return {
       url: server.url,

@@ -97,7 +97,7 @@ export async function startProduction(options: StartOptions): Promise<RunningSte
     if (options.mode === "worker") {
       return { close: async () => ({ released: await stopEngine().finally(cleanup) }) };
     }
-    const server = await listen(createDevApp(engine), { host, port });
+    const server = await listen(createDevApp(engine, { logger }), { host, port });
     return {
       url: server.url,
       async close() {

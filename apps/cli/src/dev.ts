@@ -3,8 +3,8 @@ import { resolve } from "node:path";
 import { consoleLogger } from "@stepwise/core";
 import { createEngine, createMemoryQueue, createSystemClock, measureClockOffset } from "@stepwise/engine";
 import { createPostgresStore, migrate, openPglite } from "@stepwise/postgres";
+import { createServer } from "@stepwise/server";
 import { assertPortFree } from "./assert-port-free.js";
-import { createDevApp } from "./dev-server.js";
 import { listen } from "./listen.js";
 import { loadFunctions } from "./load-functions.js";
 import { createPrinter } from "./printer.js";
@@ -64,7 +64,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevServer> {
     });
     if (options.print !== false) engine.on(createPrinter());
     await engine.start();
-    const server = await listen(createDevApp(engine, { logger: consoleLogger }), { host, port });
+    const server = await listen(createServer({ engine, logger: consoleLogger }), { host, port });
     const readyMs = Math.round(performance.now() - started);
     return {
       url: server.url,

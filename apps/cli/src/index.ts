@@ -17,7 +17,6 @@ export type { ConnectPostgresOptions } from "./connect-postgres.js";
 export { connectPostgres } from "./connect-postgres.js";
 export type { DevOptions, DevServer } from "./dev.js";
 export { startDev } from "./dev.js";
-export { createDevApp, toErrorResponse } from "./dev-server.js";
 export type { LoadedFunctions } from "./load-functions.js";
 export { DEFAULT_FUNCTION_MODULES, loadFunctions } from "./load-functions.js";
 export type { PrinterOptions } from "./printer.js";

@@ -1,5 +1,4 @@
 import { serve } from "@hono/node-server";
-import type { Hono } from "hono";
 
 /** An HTTP server listening for a Hono app. */
 export interface Listening {
@@ -12,7 +11,7 @@ export interface Listening {
  * Serves `app` on `host:port` (0 picks a free port) and resolves once it listens; rejects when
  * the port is taken. Shared by `stepwise dev` and `stepwise start`.
  */
-export async function listen(app: Hono, options: { host: string; port: number }): Promise<Listening> {
+export async function listen(app: { fetch: (request: Request) => Response | Promise<Response> }, options: { host: string; port: number }): Promise<Listening> {
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const instance = serve({ fetch: app.fetch, hostname: options.host, port: options.port }, () => resolve(instance));
     instance.once("error", reject);

@@ -2,9 +2,9 @@ import { consoleLogger } from "@stepwise/core";
 import { createEngine, createSystemClock, syncClockOffset } from "@stepwise/engine";
 import { assertSchemaCurrent, createPostgresStore, migrate } from "@stepwise/postgres";
 import { connectRedis, createRedisBus, createRedisQueue } from "@stepwise/redis";
+import { createServer } from "@stepwise/server";
 import { assertPortFree } from "./assert-port-free.js";
 import { connectPostgres } from "./connect-postgres.js";
-import { createDevApp } from "./dev-server.js";
 import { listen } from "./listen.js";
 import { loadFunctions } from "./load-functions.js";
 import { createPrinter } from "./printer.js";
@@ -97,7 +97,7 @@ export async function startProduction(options: StartOptions): Promise<RunningSte
     if (options.mode === "worker") {
       return { close: async () => ({ released: await stopEngine().finally(cleanup) }) };
     }
-    const server = await listen(createDevApp(engine, { logger }), { host, port });
+    const server = await listen(createServer({ engine, logger }), { host, port });
     return {
       url: server.url,
       async close() {

@@ -33,9 +33,15 @@ describe("stepwise dev over HTTP", () => {
       ["/e/dev", JSON.stringify({ data: {} }), 400, "INVALID_EVENT_PAYLOAD", /event\.name: an event needs a name/],
       ["/e/dev", JSON.stringify([{ name: "demo/echo" }, { name: 5 }]), 400, "INVALID_EVENT_PAYLOAD", /events\[1\]\.name/],
       ["/e/dev", JSON.stringify({ name: "demo/echo", data: { blob: "x".repeat(600_000) } }), 413, "EVENT_TOO_LARGE", /the limit is 524288 bytes/],
-      ["/e/dev", JSON.stringify({ name: "demo/echo", data: { blob: "x".repeat(17 * 1024 * 1024) } }), 413, "EVENT_TOO_LARGE", /request body over/],
-      ["/v1/functions/nope/invoke", "{}", 404, "FUNCTION_NOT_FOUND", /no function with id "nope" is registered; known: echo/],
-      ["/v1/functions/echo/invoke", JSON.stringify({ data: 3 }), 400, "INVALID_EVENT_PAYLOAD", /body: .*send \{ data\?: object/],
+      [
+        "/e/dev",
+        JSON.stringify({ name: "demo/echo", data: { blob: "x".repeat(17 * 1024 * 1024) } }),
+        413,
+        "BODY_TOO_LARGE",
+        /over this route's limit of 16777216 bytes/,
+      ],
+      ["/v1/functions/nope/invoke", "{}", 404, "FUNCTION_NOT_FOUND", /no function with id "nope" is registered; known: .*\/echo/],
+      ["/v1/functions/echo/invoke", JSON.stringify({ data: 3 }), 400, "INVALID_REQUEST", /body\.data: .*send \{ data\?: object/],
     ];
     for (const [path, body, status, code, message] of cases) {
       const response = await post(path, body);

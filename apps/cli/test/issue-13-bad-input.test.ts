@@ -4,8 +4,8 @@ import { createPostgresStore } from "@stepwise/postgres";
 import { createTestPglite, createTestPostgres } from "@stepwise/postgres/testing";
 import { connectRedis, createRedisBus, createRedisQueue } from "@stepwise/redis";
 import { createTestRedis } from "@stepwise/redis/testing";
+import { createServer } from "@stepwise/server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDevApp } from "../src/dev-server.js";
 import { listen } from "../src/listen.js";
 
 // Issue 13, item 9: malformed input that reached a 500 (or vanished) must be refused at the
@@ -181,7 +181,7 @@ function fuzzApp() {
 async function serve(name: string, ports: Pick<EngineOptions, "store" | "queue" | "bus" | "clock">, cleanup: Array<() => Promise<unknown>>): Promise<Backend> {
   const engine = createEngine({ ...ports, clients: [fuzzApp()] });
   await engine.start();
-  const server = await listen(createDevApp(engine), { host: "127.0.0.1", port: 0 });
+  const server = await listen(createServer({ engine }), { host: "127.0.0.1", port: 0 });
   return {
     name,
     engine,

@@ -37,6 +37,12 @@ export const ErrorCode = {
   InvalidJson: "INVALID_JSON",
   /** A request's path, query or body is malformed (the message names the part). */
   InvalidRequest: "INVALID_REQUEST",
+  /** A request body is not `application/json` where JSON is read. */
+  UnsupportedMediaType: "UNSUPPORTED_MEDIA_TYPE",
+  /** A request body is over the route's limit (the message names it). */
+  BodyTooLarge: "BODY_TOO_LARGE",
+  /** No route answers this method and path. */
+  NotFound: "NOT_FOUND",
   /** An error thrown by user code, carried as is. */
   UserError: "USER_ERROR",
   /** The client cannot reach a Stepwise server. */

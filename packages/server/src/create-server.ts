@@ -1,0 +1,74 @@
+import { randomUUID } from "node:crypto";
+import { ErrorCode } from "@stepwise/core";
+import { Hono } from "hono";
+import { requestError, toErrorResponse } from "./http/http-status.js";
+import { eventRoutes } from "./routes/event-routes.js";
+import { runRoutes } from "./routes/run-routes.js";
+import { resolveServerOptions, type ServerOptions } from "./server-options.js";
+
+/** The response header carrying the request's id (the client's own, when it sent a sane one). */
+export const REQUEST_ID_HEADER = "x-request-id";
+
+/** A request id a client may choose: short, and nothing that could forge a log line. */
+const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+type Env = { Variables: { requestId: string } };
+
+/**
+ * Creates Stepwise's HTTP API as a Hono app: serve it with `@hono/node-server` (as `stepwise dev`
+ * and `stepwise start` do), or call `app.request()` in tests. Every answer carries
+ * `x-request-id`; every error is `{ error: { code, message } }` with no stack; a 5xx is logged
+ * with its request id, which its body carries too.
+ *
+ * @example
+ * const app = createServer({ engine });
+ * serve({ fetch: app.fetch, port: 8288 });
+ */
+export function createServer(serverOptions: ServerOptions): Hono<Env> {
+  const options = resolveServerOptions(serverOptions);
+  const app = new Hono<Env>();
+
+  app.use(async (context, next) => {
+    const given = context.req.header(REQUEST_ID_HEADER);
+    const requestId = given !== undefined && CLIENT_REQUEST_ID.test(given) ? given : randomUUID();
+    context.set("requestId", requestId);
+    context.header(REQUEST_ID_HEADER, requestId);
+    await next();
+  });
+
+  app.onError((error, context) => {
+    const { status, body } = toErrorResponse(error);
+    if (status >= 500) {
+      const requestId = context.get("requestId");
+      body.error.requestId = requestId;
+      options.logger.error({ error, requestId, method: context.req.method, path: context.req.path }, "request failed");
+    }
+    return context.json(body, status);
+  });
+  app.notFound((context) => {
+    const { body } = toErrorResponse(
+      requestError(ErrorCode.NotFound, `no route ${context.req.method} ${context.req.path}; GET / lists what this server answers`),
+    );
+    return context.json(body, 404);
+  });
+
+  app.get("/", (context) =>
+    context.json({
+      name: "stepwise",
+      routes: {
+        "POST /e/:eventKey": "send one event or a batch of up to 5,000",
+        "GET /v1/functions": "the functions this server runs",
+        "GET /v1/functions/:id": "one function with its triggers and configuration",
+        "POST /v1/functions/:id/invoke": "start a run and await its result",
+        "GET /v1/events/:id/runs": "the runs an event started",
+        "GET /v1/runs/:id": "a run with its steps",
+        "GET /v1/runs/:id/wait": "wait for a run to end",
+        "GET /health": "the process is up",
+      },
+    }),
+  );
+  app.get("/health", (context) => context.json({ status: "ok" }));
+  eventRoutes(app as unknown as Hono, options);
+  runRoutes(app as unknown as Hono, options);
+  return app;
+}

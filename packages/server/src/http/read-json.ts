@@ -1,0 +1,52 @@
+import { ErrorCode } from "@stepwise/core";
+import type { Context } from "hono";
+import { requestError } from "./http-status.js";
+
+/** `application/json`, or a `+json` type such as `application/vnd.api+json`, with any parameters. */
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+
+/**
+ * Reads a route's JSON body: only with a JSON `Content-Type` (415 otherwise: a web page can post
+ * `text/plain` to any origin without a CORS preflight, so accepting it would let any page send
+ * events), at most `limitBytes` (413 naming the limit, checked on `Content-Length` and again while
+ * reading, for a chunked body), and parsed (400 INVALID_JSON).
+ */
+export async function readJson(context: Context, limitBytes: number): Promise<unknown> {
+  const type = context.req.header("content-type") ?? "";
+  if (!JSON_TYPE.test(type)) {
+    throw requestError(
+      ErrorCode.UnsupportedMediaType,
+      `send the body as JSON with Content-Type: application/json${type ? ` (got ${JSON.stringify(type.slice(0, 100))})` : " (none given)"}`,
+    );
+  }
+  const tooLarge = () => requestError(ErrorCode.BodyTooLarge, `the request body is over this route's limit of ${limitBytes} bytes`, { limit: limitBytes });
+  const length = Number(context.req.header("content-length"));
+  if (Number.isFinite(length) && length > limitBytes) throw tooLarge();
+  const body = context.req.raw.body;
+  if (!body) throw requestError(ErrorCode.InvalidJson, "the request body is empty; send a JSON value");
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limitBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  let text: string;
+  try {
+    // fatal: invalid UTF-8 is refused, not turned into U+FFFD and stored altered.
+    text = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks));
+  } catch {
+    throw requestError(ErrorCode.InvalidJson, "the request body is not valid UTF-8");
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw requestError(ErrorCode.InvalidJson, "the request body is not valid JSON");
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * @module @stepwise/server
+ *
+ * Stepwise's HTTP surface, on Hono: the Event API (`POST /e/:eventKey`) and the REST API
+ * (`/v1`) over an engine. `stepwise dev` and `stepwise start` serve it.
+ *
+ * @example
+ * import { serve } from "@hono/node-server";
+ * import { createServer } from "@stepwise/server";
+ * const app = createServer({ engine });
+ * serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 8288 });
+ *
+ * Every export of this file is public API.
+ */
+
+export { createServer, REQUEST_ID_HEADER } from "./create-server.js";
+export type { ErrorBody } from "./http/http-status.js";
+export { toErrorResponse } from "./http/http-status.js";
+export type { ResolvedServerOptions, ServerOptions } from "./server-options.js";
+export { DEFAULT_EVENT_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_WAIT_MS } from "./server-options.js";

@@ -1,0 +1,104 @@
+import { ErrorCode } from "@stepwise/core";
+import type { Context, Hono } from "hono";
+import { z } from "zod";
+import { requestError } from "../http/http-status.js";
+import { readJson } from "../http/read-json.js";
+import type { ResolvedServerOptions } from "../server-options.js";
+
+/**
+ * Ids in paths (runs, events, functions): Postgres `text` cannot hold NUL, so an id with a
+ * control character (`/v1/runs/%00`) is answered 400 here instead of failing in the store.
+ */
+const idParam = z
+  .string()
+  .min(1, "must not be empty")
+  .max(256, "must be at most 256 characters")
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
+  .regex(/^[^\u0000-\u001f\u007f]*$/, "must not contain control characters");
+
+const invokeBodySchema = z.strictObject({
+  data: z.record(z.string(), z.unknown()).optional(),
+  timeoutMs: z.number().int().positive().optional(),
+});
+
+/**
+ * Functions, events and runs under `/v1`: list and read functions, invoke one and await its
+ * result, the runs an event started, a run with its steps, and waiting for a run. Every wait is
+ * capped at `maxWaitMs` and ends when the client goes away.
+ */
+export function runRoutes(app: Hono, options: ResolvedServerOptions): void {
+  const { engine } = options;
+
+  app.get("/v1/functions", (context) => context.json({ functions: [...engine.functions.values()].map(describeFunction) }));
+
+  app.get("/v1/functions/:id", (context) => {
+    const id = pathId(context, "function id");
+    const fn = engine.functions.get(id) ?? [...engine.functions.values()].find((candidate) => candidate.id === id);
+    if (!fn) throw requestError(ErrorCode.FunctionNotFound, `no function with id ${JSON.stringify(id)} is registered`, { functionId: id });
+    return context.json({ function: describeFunction(fn) });
+  });
+
+  app.post("/v1/functions/:id/invoke", async (context) => {
+    const functionId = pathId(context, "function id");
+    const body = await readJson(context, options.maxBodyBytes);
+    const parsed = invokeBodySchema.safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw requestError(
+        ErrorCode.InvalidRequest,
+        `body${issue?.path.length ? `.${issue.path.join(".")}` : ""}: ${issue?.message ?? "invalid"}; send { data?: object, timeoutMs?: number }`,
+      );
+    }
+    // The data as sent (zod's copy would drop a __proto__ key silently); the engine checks it as event data.
+    const data = (body as { data?: Record<string, unknown> }).data ?? {};
+    const timeoutMs = cappedWait(parsed.data.timeoutMs, options, "timeoutMs");
+    return context.json({ run: await engine.invoke(functionId, data, { timeoutMs, signal: context.req.raw.signal }) });
+  });
+
+  app.get("/v1/events/:id/runs", async (context) => context.json({ runs: await engine.runsForEvent(pathId(context, "event id")) }));
+
+  app.get("/v1/runs/:id", async (context) => {
+    const runId = pathId(context, "run id");
+    const run = await engine.getRun(runId);
+    if (!run) throw requestError(ErrorCode.RunNotFound, `no run with id ${JSON.stringify(runId)}`, { runId });
+    return context.json({ run, steps: await engine.listSteps(run.id) });
+  });
+
+  app.get("/v1/runs/:id/wait", async (context) => {
+    const runId = pathId(context, "run id");
+    const timeout = context.req.query("timeout");
+    const requested = timeout === undefined ? undefined : Number(timeout);
+    if (requested !== undefined && !(Number.isSafeInteger(requested) && requested > 0)) {
+      throw requestError(ErrorCode.InvalidRequest, "timeout must be a positive whole number of milliseconds");
+    }
+    const timeoutMs = cappedWait(requested, options, "timeout");
+    return context.json({ run: await engine.waitForRun(runId, { timeoutMs, signal: context.req.raw.signal }) });
+  });
+}
+
+function describeFunction(fn: {
+  id: string;
+  appId: string;
+  qualifiedId: string;
+  config: { name: string; triggers: unknown[]; retries: number; concurrency?: unknown };
+}) {
+  const { name, triggers, retries, concurrency } = fn.config;
+  return { id: fn.id, appId: fn.appId, qualifiedId: fn.qualifiedId, name, triggers, retries, ...(concurrency !== undefined && { concurrency }) };
+}
+
+/** A path parameter, validated (see {@link idParam}). */
+function pathId(context: Context, what: string): string {
+  const parsed = idParam.safeParse(context.req.param("id"));
+  if (!parsed.success) throw requestError(ErrorCode.InvalidRequest, `${what}: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+  return parsed.data;
+}
+
+/** A wait's length: what the client asked for, at most `maxWaitMs` (which is also the default). */
+function cappedWait(requested: number | undefined, options: ResolvedServerOptions, what: string): number {
+  if (requested !== undefined && requested > options.maxWaitMs) {
+    throw requestError(ErrorCode.InvalidRequest, `${what}: at most ${options.maxWaitMs} ms; wait again (GET /v1/runs/:id/wait) for longer`, {
+      limit: options.maxWaitMs,
+    });
+  }
+  return requested ?? options.maxWaitMs;
+}

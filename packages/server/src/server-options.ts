@@ -1,0 +1,65 @@
+import { type Logger, silentLogger } from "@stepwise/core";
+import type { Engine } from "@stepwise/engine";
+import { z } from "zod";
+
+/** Largest Event API body (16 MiB): up to 5,000 events, each at most 512 KiB. */
+export const DEFAULT_EVENT_BODY_BYTES = 16 * 1024 * 1024;
+/** Largest body of the other routes (1 MiB). */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/** Longest an HTTP request waits for a run (5 min); a client waits again for longer. */
+export const DEFAULT_MAX_WAIT_MS = 5 * 60 * 1000;
+
+/** Options of `createServer`. */
+export interface ServerOptions {
+  /** The engine whose events, functions and runs the API serves. */
+  engine: Engine;
+  /** Where 5xx answers are logged, with their request id (the client sees none of the error). (Default: silent) */
+  logger?: Logger;
+  /** Largest `POST /e/:eventKey` body, in bytes. (Default: 16 MiB) */
+  eventBodyBytes?: number;
+  /** Largest body of every other route, in bytes. (Default: 1 MiB) */
+  maxBodyBytes?: number;
+  /** Longest a request waits for a run (`/wait`, `/invoke`), in ms; also the wait when none is asked. (Default: 300000) */
+  maxWaitMs?: number;
+}
+
+/** {@link ServerOptions} with defaults applied. */
+export type ResolvedServerOptions = Required<ServerOptions>;
+
+const positiveBytes = z
+  .number()
+  .int()
+  .positive()
+  .max(2 ** 31);
+const optionsSchema = z.strictObject({
+  engine: z.custom<Engine>((value) => typeof (value as Engine | undefined)?.send === "function", "engine must be an engine from createEngine"),
+  logger: z.custom<Logger>((value) => typeof (value as Logger | undefined)?.error === "function", "logger must have info/warn/error methods").optional(),
+  eventBodyBytes: positiveBytes.optional(),
+  maxBodyBytes: positiveBytes.optional(),
+  maxWaitMs: z
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 31 - 1)
+    .optional(),
+});
+
+/** Validates the options (an unknown one is an error naming it) and applies defaults, once. */
+export function resolveServerOptions(options: ServerOptions): ResolvedServerOptions {
+  const parsed = optionsSchema.safeParse(options);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where =
+      issue?.code === "unrecognized_keys"
+        ? `${issue.keys.map((key) => JSON.stringify(key)).join(", ")} is not an option`
+        : `${issue?.path.join(".")}: ${issue?.message}`;
+    throw new TypeError(`createServer: ${where}`);
+  }
+  return {
+    engine: options.engine,
+    logger: options.logger ?? silentLogger,
+    eventBodyBytes: options.eventBodyBytes ?? DEFAULT_EVENT_BODY_BYTES,
+    maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    maxWaitMs: options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS,
+  };
+}

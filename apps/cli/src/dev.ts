@@ -64,7 +64,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevServer> {
     });
     if (options.print !== false) engine.on(createPrinter());
     await engine.start();
-    const server = await listen(createServer({ engine, logger: consoleLogger }), { host, port });
+    const server = await listen(createServer({ engine, logger: consoleLogger, auth: { mode: "local" } }), { host, port });
     const readyMs = Math.round(performance.now() - started);
     return {
       url: server.url,

@@ -11,6 +11,7 @@ import { migrate } from "@stepwise/postgres";
 import { Command, InvalidArgumentError } from "commander";
 import { connectPostgres } from "./connect-postgres.js";
 import { type DevOptions, startDev } from "./dev.js";
+import { keysCommand } from "./keys.js";
 import { type RunningStepwise, type StartOptions, startProduction } from "./start.js";
 
 export type { ConnectPostgresOptions } from "./connect-postgres.js";
@@ -107,6 +108,8 @@ export async function main(argv: string[]): Promise<void> {
       }
     });
 
+  keysCommand(program);
+
   program
     .command("send")
     .description("send an event to a running Stepwise server")
@@ -114,7 +117,8 @@ export async function main(argv: string[]): Promise<void> {
     .option("--data <json>", "event data, a JSON object", "{}")
     .option("--id <id>", "event id, for deduplication within 24 h")
     .option("--url <url>", "server URL (default: STEPWISE_BASE_URL or http://127.0.0.1:8288)")
-    .action(async (name: string, options: { data: string; id?: string; url?: string }) => {
+    .option("--key <key>", "event key for `stepwise start` (default: STEPWISE_EVENT_KEY; `stepwise dev` needs none)")
+    .action(async (name: string, options: { data: string; id?: string; url?: string; key?: string }) => {
       let data: unknown;
       try {
         data = JSON.parse(options.data);
@@ -122,7 +126,7 @@ export async function main(argv: string[]): Promise<void> {
         throw new InvalidArgumentError(`--data is not valid JSON: ${options.data}`);
       }
       const events = parseEvents({ name, data, id: options.id });
-      const result = await createHttpTransport({ baseUrl: options.url }).send(events);
+      const result = await createHttpTransport({ baseUrl: options.url, eventKey: options.key }).send(events);
       console.log(JSON.stringify(result));
     });
 

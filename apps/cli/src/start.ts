@@ -1,6 +1,6 @@
 import { consoleLogger } from "@stepwise/core";
 import { createEngine, createSystemClock, syncClockOffset } from "@stepwise/engine";
-import { assertSchemaCurrent, createPostgresStore, migrate } from "@stepwise/postgres";
+import { assertSchemaCurrent, createPostgresKeyStore, createPostgresStore, migrate } from "@stepwise/postgres";
 import { connectRedis, createRedisBus, createRedisQueue } from "@stepwise/redis";
 import { createServer } from "@stepwise/server";
 import { assertPortFree } from "./assert-port-free.js";
@@ -97,7 +97,14 @@ export async function startProduction(options: StartOptions): Promise<RunningSte
     if (options.mode === "worker") {
       return { close: async () => ({ released: await stopEngine().finally(cleanup) }) };
     }
-    const server = await listen(createServer({ engine, logger }), { host, port });
+    const keys = createPostgresKeyStore({ pool });
+    if ((await keys.countActiveKeys()) === 0) {
+      logger.warn(
+        {},
+        "no API key exists: every request to the API is refused (401) until one does; create one with `stepwise keys create --scope admin` (and `--scope event` for senders)",
+      );
+    }
+    const server = await listen(createServer({ engine, logger, auth: { mode: "keys", keys } }), { host, port });
     return {
       url: server.url,
       async close() {

@@ -181,7 +181,7 @@ function fuzzApp() {
 async function serve(name: string, ports: Pick<EngineOptions, "store" | "queue" | "bus" | "clock">, cleanup: Array<() => Promise<unknown>>): Promise<Backend> {
   const engine = createEngine({ ...ports, clients: [fuzzApp()] });
   await engine.start();
-  const server = await listen(createServer({ engine }), { host: "127.0.0.1", port: 0 });
+  const server = await listen(createServer({ engine, auth: { mode: "local" } }), { host: "127.0.0.1", port: 0 });
   return {
     name,
     engine,

@@ -5,6 +5,7 @@ import { createTestRedis, freePort, type TestRedis } from "@stepwise/redis/testi
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runsByStatus, waitForCompleted } from "./helpers/cluster.js";
+import { createEventKey } from "./helpers/event-key.js";
 import { spawnCli } from "./helpers/spawn-cli.js";
 import { spawnProduction } from "./helpers/spawn-production.js";
 
@@ -75,9 +76,10 @@ describe("stepwise start / worker / migrate", () => {
   it("on SIGTERM lets running steps finish within the grace period, then exits", { timeout: 60_000 }, async () => {
     const env = { DATABASE_URL: database.url, REDIS_URL: redisUrl, STEPWISE_REDIS_PREFIX: redis.prefix };
     const server = await spawnProduction({ mode: "start", args: ["--functions", functions, "--quiet", "--concurrency", "1"], env });
+    const eventKey = await createEventKey(database.url);
     // A second worker that will take over what the first releases.
     try {
-      await fetch(`${server.url}/e/dev`, {
+      await fetch(`${server.url}/e/${eventKey}`, {
         method: "POST",
         body: JSON.stringify([{ name: "slow/start", data: { ms: 1500 } }]),
         headers: { "content-type": "application/json" },
@@ -98,7 +100,7 @@ describe("stepwise start / worker / migrate", () => {
     // With a grace shorter than the step, the run is released and another worker completes it.
     const impatient = await spawnProduction({ mode: "start", args: ["--functions", functions, "--quiet", "--concurrency", "1", "--grace", "200"], env });
     try {
-      await fetch(`${impatient.url}/e/dev`, {
+      await fetch(`${impatient.url}/e/${eventKey}`, {
         method: "POST",
         body: JSON.stringify([{ name: "slow/start", data: { ms: 3000 } }]),
         headers: { "content-type": "application/json" },

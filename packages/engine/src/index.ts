@@ -25,6 +25,8 @@ export { resolveEngineOptions } from "./options.js";
 export type { Bus, Unsubscribe } from "./ports/bus.js";
 export type { CancelTimer, Clock, SystemClockOptions } from "./ports/clock.js";
 export { createSystemClock, measureClockOffset, syncClockOffset } from "./ports/clock.js";
+export type { ApiKeyRecord, KeyScope, KeyStore } from "./ports/key-store.js";
+export { KEY_SCOPES } from "./ports/key-store.js";
 export type { InspectableQueue, Queue, QueueItem } from "./ports/queue.js";
 export type {
   ClaimedRun,

@@ -16,6 +16,7 @@
  * Every export of this file is public API.
  */
 
+export { createPostgresKeyStore } from "./create-postgres-key-store.js";
 export type { PostgresStoreOptions } from "./create-postgres-store.js";
 export { createPostgresStore } from "./create-postgres-store.js";
 export type { Migration } from "./migrate.js";

@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { ErrorCode } from "@stepwise/core";
 import { Hono } from "hono";
+import { cors } from "hono/cors";
+import { createAuthGuard } from "./auth/authenticate.js";
 import { requestError, toErrorResponse } from "./http/http-status.js";
 import { eventRoutes } from "./routes/event-routes.js";
 import { runRoutes } from "./routes/run-routes.js";
@@ -68,7 +70,19 @@ export function createServer(serverOptions: ServerOptions): Hono<Env> {
     }),
   );
   app.get("/health", (context) => context.json({ status: "ok" }));
-  eventRoutes(app as unknown as Hono, options);
-  runRoutes(app as unknown as Hono, options);
+  if (options.corsOrigins.length > 0) {
+    const allowed = new Set(options.corsOrigins.map((origin) => new URL(origin).origin));
+    app.use(
+      "*",
+      cors({
+        origin: (origin) => (allowed.has(origin) ? origin : null),
+        allowHeaders: ["authorization", "content-type", REQUEST_ID_HEADER],
+        exposeHeaders: [REQUEST_ID_HEADER],
+      }),
+    );
+  }
+  const guard = createAuthGuard(options.auth);
+  eventRoutes(app as unknown as Hono, options, guard);
+  runRoutes(app as unknown as Hono, options, guard);
   return app;
 }

@@ -13,6 +13,8 @@
  * Every export of this file is public API.
  */
 
+export { createApiKey, hashSecret, parseApiKey, scopeAllows } from "./auth/api-keys.js";
+export type { AuthOptions } from "./auth/authenticate.js";
 export { createServer, REQUEST_ID_HEADER } from "./create-server.js";
 export type { ErrorBody } from "./http/http-status.js";
 export { toErrorResponse } from "./http/http-status.js";

@@ -1,6 +1,7 @@
 import { type Logger, silentLogger } from "@stepwise/core";
 import type { Engine } from "@stepwise/engine";
 import { z } from "zod";
+import type { AuthOptions } from "./auth/authenticate.js";
 
 /** Largest Event API body (16 MiB): up to 5,000 events, each at most 512 KiB. */
 export const DEFAULT_EVENT_BODY_BYTES = 16 * 1024 * 1024;
@@ -13,6 +14,14 @@ export const DEFAULT_MAX_WAIT_MS = 5 * 60 * 1000;
 export interface ServerOptions {
   /** The engine whose events, functions and runs the API serves. */
   engine: Engine;
+  /**
+   * Who may call: `{ mode: "keys", keys }` (every route but `/`, `/health` and `/ready` needs a
+   * key of a scope that allows it; `stepwise start`), or `{ mode: "local" }` (no keys, only
+   * requests to localhost; `stepwise dev`). Required: there is no open default.
+   */
+  auth: AuthOptions;
+  /** Browser origins allowed to call the API cross-origin, exactly as they send them (`https://app.example.com`). (Default: none) */
+  corsOrigins?: string[];
   /** Where 5xx answers are logged, with their request id (the client sees none of the error). (Default: silent) */
   logger?: Logger;
   /** Largest `POST /e/:eventKey` body, in bytes. (Default: 16 MiB) */
@@ -33,6 +42,18 @@ const positiveBytes = z
   .max(2 ** 31);
 const optionsSchema = z.strictObject({
   engine: z.custom<Engine>((value) => typeof (value as Engine | undefined)?.send === "function", "engine must be an engine from createEngine"),
+  auth: z.union(
+    [
+      z.strictObject({
+        mode: z.literal("keys"),
+        keys: z.custom((value) => typeof (value as { findKey?: unknown } | undefined)?.findKey === "function", "auth.keys must be a KeyStore"),
+        cacheMs: z.number().int().nonnegative().optional(),
+      }),
+      z.strictObject({ mode: z.literal("local") }),
+    ],
+    { error: 'auth is required: { mode: "keys", keys } (stepwise start) or { mode: "local" } (stepwise dev, localhost only)' },
+  ),
+  corsOrigins: z.array(z.url()).optional(),
   logger: z.custom<Logger>((value) => typeof (value as Logger | undefined)?.error === "function", "logger must have info/warn/error methods").optional(),
   eventBodyBytes: positiveBytes.optional(),
   maxBodyBytes: positiveBytes.optional(),
@@ -57,6 +78,8 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
   }
   return {
     engine: options.engine,
+    auth: options.auth,
+    corsOrigins: options.corsOrigins ?? [],
     logger: options.logger ?? silentLogger,
     eventBodyBytes: options.eventBodyBytes ?? DEFAULT_EVENT_BODY_BYTES,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,

@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, REQUEST_ID_HEADER } from "../src/index.js";
 
 // The HTTP surface through `app.request()` (no port opened), over a real engine on PGlite.
+// Auth has its own file; here the server is local (as `stepwise dev`), and requests come to localhost.
+const auth = { mode: "local" } as const;
 
 function app() {
   const stepwise = new Stepwise({ id: "shop" });
@@ -22,9 +24,12 @@ describe("createServer", () => {
   let failingReads = false;
   const logged: Array<{ fields: Record<string, unknown>; message: string }> = [];
   const logger = {
+    debug: () => {},
     info: () => {},
     warn: () => {},
-    error: (fields: object, message: string) => logged.push({ fields: fields as Record<string, unknown>, message }),
+    error: (fields: unknown, message?: string) => {
+      logged.push({ fields: fields as Record<string, unknown>, message: message ?? "" });
+    },
   };
 
   beforeAll(async () => {
@@ -49,7 +54,7 @@ describe("createServer", () => {
   });
 
   it("sends events and answers their ids, with a request id on every answer", async () => {
-    const server = createServer({ engine });
+    const server = createServer({ engine, auth });
     const response = await server.request("/e/key", json({ name: "shop/echo", data: { text: "hi" } }, { [REQUEST_ID_HEADER]: "trace-1" }));
     expect(response.status).toBe(200);
     expect(response.headers.get(REQUEST_ID_HEADER)).toBe("trace-1");
@@ -65,7 +70,7 @@ describe("createServer", () => {
     ["", 415, "UNSUPPORTED_MEDIA_TYPE", /none given/],
     ["application/x-www-form-urlencoded", 415, "UNSUPPORTED_MEDIA_TYPE", /application\/json/],
   ])("refuses a body sent as %j, which any web page could post without a CORS preflight", async (type, status, code, message) => {
-    const server = createServer({ engine });
+    const server = createServer({ engine, auth });
     const response = await server.request("/e/key", {
       method: "POST",
       // Bytes, not a string: fetch gives a string body text/plain by itself.
@@ -79,7 +84,7 @@ describe("createServer", () => {
   });
 
   it("accepts application/json with a charset and +json types", async () => {
-    const server = createServer({ engine });
+    const server = createServer({ engine, auth });
     for (const type of ["application/json; charset=utf-8", "application/vnd.api+json"]) {
       expect((await server.request("/e/key", { method: "POST", body: JSON.stringify({ name: "shop/echo" }), headers: { "content-type": type } })).status).toBe(
         200,
@@ -88,7 +93,7 @@ describe("createServer", () => {
   });
 
   it("refuses a body over the route's limit with a 413 naming it, declared or streamed, and invalid UTF-8 or JSON with a 400", async () => {
-    const server = createServer({ engine, eventBodyBytes: 1000, maxBodyBytes: 100 });
+    const server = createServer({ engine, auth, eventBodyBytes: 1000, maxBodyBytes: 100 });
     const big = JSON.stringify({ name: "shop/echo", data: { blob: "x".repeat(2000) } });
     const declared = await server.request("/e/key", json(big));
     expect(declared.status).toBe(413);
@@ -121,7 +126,7 @@ describe("createServer", () => {
   });
 
   it("lists functions, shows one, invokes one and reads its run with steps", async () => {
-    const server = createServer({ engine });
+    const server = createServer({ engine, auth });
     const list = (await (await server.request("/v1/functions")).json()) as { functions: Array<{ id: string; qualifiedId: string }> };
     expect(list.functions.map((fn) => fn.qualifiedId).sort()).toEqual(["shop/echo", "shop/naps"]);
     for (const id of ["echo", "shop%2Fecho"]) {
@@ -139,7 +144,7 @@ describe("createServer", () => {
   });
 
   it("caps every wait, refuses a longer one naming the cap, and ends a wait when the client goes away", async () => {
-    const server = createServer({ engine, maxWaitMs: 200 });
+    const server = createServer({ engine, auth, maxWaitMs: 200 });
     const { ids } = (await (await server.request("/e/key", json({ name: "shop/nap" }))).json()) as { ids: string[] };
     await engine.idle();
     const [run] = await engine.runsForEvent(ids[0] as string);
@@ -150,7 +155,7 @@ describe("createServer", () => {
     const capped = await server.request(`/v1/runs/${run?.id}/wait`);
     expect(capped.status).toBe(408);
     const client = new AbortController();
-    const waiting = server.request(new Request(`http://localhost/v1/runs/${run?.id}/wait?timeout=150`, { signal: client.signal }));
+    const waiting = Promise.resolve(server.request(new Request(`http://localhost/v1/runs/${run?.id}/wait?timeout=150`, { signal: client.signal })));
     client.abort();
     const answer = await waiting.catch((error: unknown) => error);
     // The wait ended at the abort (WAIT_ABORTED), not at its timeout (408).
@@ -158,7 +163,7 @@ describe("createServer", () => {
   });
 
   it("answers a failure of its own with 500 INTERNAL and the request id, logs it, and leaks nothing", async () => {
-    const server = createServer({ engine, logger });
+    const server = createServer({ engine, auth, logger });
     failingReads = true;
     try {
       const response = await server.request("/v1/runs/run_1", { headers: { [REQUEST_ID_HEADER]: "req-500" } });
@@ -173,7 +178,7 @@ describe("createServer", () => {
   });
 
   it("answers unknown routes and bad ids with 4xx in the error shape, and says what it serves at /", async () => {
-    const server = createServer({ engine });
+    const server = createServer({ engine, auth });
     expect(await (await server.request("/nope")).json()).toEqual({
       error: { code: "NOT_FOUND", message: "no route GET /nope; GET / lists what this server answers" },
     });
@@ -184,7 +189,7 @@ describe("createServer", () => {
   });
 
   it("refuses an unknown option, naming it", () => {
-    expect(() => createServer({ engine, maxWait: 5 } as never)).toThrow('createServer: "maxWait" is not an option');
-    expect(() => createServer({ engine: {} as never })).toThrow(/engine must be an engine/);
+    expect(() => createServer({ engine, auth, maxWait: 5 } as never)).toThrow('createServer: "maxWait" is not an option');
+    expect(() => createServer({ engine: {} as never, auth })).toThrow(/engine must be an engine/);
   });
 });

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import type pg from "pg";
+import { createEventKey } from "./event-key.js";
 import { killHard } from "./spawn-dev.js";
 import { type ProductionProcess, spawnProduction } from "./spawn-production.js";
 
@@ -35,6 +36,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const env = { DATABASE_URL: options.databaseUrl, REDIS_URL: options.redisUrl, STEPWISE_REDIS_PREFIX: options.redisPrefix, ...options.env };
   const args = ["--functions", options.functions, "--concurrency", String(options.concurrency), "--lease", String(options.leaseMs ?? 4000), "--quiet"];
   const spawnWorker = () => spawnProduction({ mode: "worker", args, env });
+  // `stepwise start` refuses requests without a key: the cluster sends with an event key.
+  const eventKey = await createEventKey(options.databaseUrl);
   const server = await spawnProduction({ mode: "start", args, env });
   const workers = await Promise.all(Array.from({ length: options.workers }, spawnWorker));
   return {
@@ -48,12 +51,12 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     async send(events) {
       const ids: string[] = [];
       for (let offset = 0; offset < events.length; offset += 500) {
-        const response = await fetch(`${server.url}/e/dev`, {
+        const response = await fetch(`${server.url}/e/${eventKey}`, {
           method: "POST",
           body: JSON.stringify(events.slice(offset, offset + 500)),
           headers: { "content-type": "application/json" },
         });
-        if (response.status !== 200) throw new Error(`POST /e/dev answered ${response.status}: ${await response.text()}`);
+        if (response.status !== 200) throw new Error(`POST /e/<key> answered ${response.status}: ${await response.text()}`);
         ids.push(...((await response.json()) as { ids: string[] }).ids);
       }
       return ids;

@@ -15,6 +15,11 @@ export interface HttpTransportOptions {
   baseUrl?: string;
   /** Event key for `POST /e/:eventKey`. (Default: `process.env["STEPWISE_EVENT_KEY"]`, else `"dev"`) */
   eventKey?: string;
+  /**
+   * API key for the `/v1` routes (invoke, runs), sent as `Authorization: Bearer`; `stepwise start`
+   * requires one of scope `control` to invoke and `read` to read. (Default: `process.env["STEPWISE_API_KEY"]`; none for `stepwise dev`)
+   */
+  apiKey?: string;
   fetch?: typeof fetch;
 }
 
@@ -22,12 +27,16 @@ export interface HttpTransportOptions {
 export function createHttpTransport(options: HttpTransportOptions = {}): StepwiseTransport {
   const baseUrl = (options.baseUrl ?? process.env["STEPWISE_BASE_URL"] ?? DEFAULT_BASE_URL).replace(/\/$/, "");
   const eventKey = options.eventKey ?? process.env["STEPWISE_EVENT_KEY"] ?? "dev";
+  const apiKey = options.apiKey ?? process.env["STEPWISE_API_KEY"];
   const doFetch = options.fetch ?? fetch;
 
   async function request<T>(path: string, init: RequestInit, schema: z.ZodType<T>): Promise<T> {
     let response: Response;
+    // The event key travels in the Event API's path; the API key goes to every other route.
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (apiKey && !path.startsWith("/e/")) headers["authorization"] = `Bearer ${apiKey}`;
     try {
-      response = await doFetch(`${baseUrl}${path}`, { ...init, headers: { "content-type": "application/json" } });
+      response = await doFetch(`${baseUrl}${path}`, { ...init, headers });
     } catch (error) {
       throw new StepwiseError({
         code: ErrorCode.TransportError,

@@ -43,6 +43,10 @@ export const ErrorCode = {
   BodyTooLarge: "BODY_TOO_LARGE",
   /** No route answers this method and path. */
   NotFound: "NOT_FOUND",
+  /** The request carries no valid key (missing, malformed, unknown or revoked). */
+  Unauthorized: "UNAUTHORIZED",
+  /** The request's key (or, in dev, its origin) may not do this. */
+  Forbidden: "FORBIDDEN",
   /** An error thrown by user code, carried as is. */
   UserError: "USER_ERROR",
   /** The client cannot reach a Stepwise server. */

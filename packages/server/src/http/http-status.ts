@@ -11,6 +11,8 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, ContentfulStatusCode>> = {
   [ErrorCode.FunctionNotFound]: 404,
   [ErrorCode.RunNotFound]: 404,
   [ErrorCode.NotFound]: 404,
+  [ErrorCode.Unauthorized]: 401,
+  [ErrorCode.Forbidden]: 403,
   [ErrorCode.WaitTimeout]: 408,
   [ErrorCode.InvokeTimeout]: 408,
   [ErrorCode.EventTooLarge]: 413,

@@ -1,5 +1,6 @@
 import { ErrorCode } from "@stepwise/core";
-import type { Context, Hono } from "hono";
+import type { KeyScope } from "@stepwise/engine";
+import type { Context, Hono, MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { requestError } from "../http/http-status.js";
 import { readJson } from "../http/read-json.js";
@@ -26,8 +27,9 @@ const invokeBodySchema = z.strictObject({
  * result, the runs an event started, a run with its steps, and waiting for a run. Every wait is
  * capped at `maxWaitMs` and ends when the client goes away.
  */
-export function runRoutes(app: Hono, options: ResolvedServerOptions): void {
+export function runRoutes(app: Hono, options: ResolvedServerOptions, guard: (scope: KeyScope) => MiddlewareHandler): void {
   const { engine } = options;
+  app.use("/v1/*", guard("read"));
 
   app.get("/v1/functions", (context) => context.json({ functions: [...engine.functions.values()].map(describeFunction) }));
 
@@ -38,7 +40,7 @@ export function runRoutes(app: Hono, options: ResolvedServerOptions): void {
     return context.json({ function: describeFunction(fn) });
   });
 
-  app.post("/v1/functions/:id/invoke", async (context) => {
+  app.post("/v1/functions/:id/invoke", guard("control"), async (context) => {
     const functionId = pathId(context, "function id");
     const body = await readJson(context, options.maxBodyBytes);
     const parsed = invokeBodySchema.safeParse(body);

@@ -53,6 +53,11 @@ export interface Engine {
   idle(): Promise<void>;
   /** What this process's workers hold now (for metrics, tests and the dashboard). */
   workload(): EngineWorkload;
+  /**
+   * Whether the store and the queue answer now (a read of each, at most `timeoutMs` each,
+   * Default: 2000): `"ok"`, or what went wrong. For readiness probes (`GET /ready`).
+   */
+  checkReady(timeoutMs?: number): Promise<{ store: string; queue: string }>;
   /** Re-enqueues due runs and recovers expired leases now (the reconciler does this periodically). */
   reconcile(): Promise<void>;
   /** The functions this engine runs, by qualified id (`<app id>/<function id>`). */
@@ -199,6 +204,23 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     on: (listener) => lifecycle.on(listener),
     reconcile,
     workload: () => ({ running: dispatcher.activeCount, held: dispatcher.heldCount, maxHeld: dispatcher.maxHeld }),
+    async checkReady(timeoutMs = 2000) {
+      const probe = async (what: string, read: () => Promise<unknown>): Promise<string> => {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<string>((resolve) => {
+          timer = setTimeout(() => resolve(`no answer from the ${what} within ${timeoutMs} ms`), timeoutMs);
+        });
+        try {
+          return await Promise.race([read().then(() => "ok"), late]);
+        } catch (error) {
+          return error instanceof Error ? error.message : String(error);
+        } finally {
+          clearTimeout(timer);
+        }
+      };
+      const [storeState, queueState] = await Promise.all([probe("store", () => store.now()), probe("queue", () => queue.size())]);
+      return { store: storeState, queue: queueState };
+    },
 
     async start() {
       await waiters.start();

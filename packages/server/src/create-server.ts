@@ -66,10 +66,21 @@ export function createServer(serverOptions: ServerOptions): Hono<Env> {
         "GET /v1/runs/:id": "a run with its steps",
         "GET /v1/runs/:id/wait": "wait for a run to end",
         "GET /health": "the process is up",
+        "GET /ready": "the store and the queue answer (503 when not)",
       },
     }),
   );
   app.get("/health", (context) => context.json({ status: "ok" }));
+  // Readiness: the store (Postgres) and the queue (Redis, or memory) answer. Open, like /health,
+  // for load balancers; it tells whether they answer, not what they hold.
+  app.get("/ready", async (context) => {
+    const checks = await options.engine.checkReady();
+    const ready = checks.store === "ok" && checks.queue === "ok";
+    // What failed is logged, never answered: an error message may carry a connection string.
+    if (!ready) options.logger.warn({ checks, requestId: context.get("requestId") }, "not ready");
+    const state = (check: string) => (check === "ok" ? "ok" : "failing");
+    return context.json({ status: ready ? "ready" : "not ready", checks: { store: state(checks.store), queue: state(checks.queue) } }, ready ? 200 : 503);
+  });
   if (options.corsOrigins.length > 0) {
     const allowed = new Set(options.corsOrigins.map((origin) => new URL(origin).origin));
     app.use(

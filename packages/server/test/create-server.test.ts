@@ -38,7 +38,9 @@ describe("createServer", () => {
     // A store whose reads can be made to fail with a plain error, the kind that must never leak.
     const flaky = new Proxy(store, {
       get: (target, property) =>
-        property === "getRun" && failingReads ? () => Promise.reject(new Error("connection reset; password=hunter2")) : Reflect.get(target, property),
+        (property === "getRun" || property === "now") && failingReads
+          ? () => Promise.reject(new Error("connection reset; password=hunter2"))
+          : Reflect.get(target, property),
     }) as RunStore;
     engine = await createTestEngine({ clients: [app()], store: flaky });
   });
@@ -172,6 +174,12 @@ describe("createServer", () => {
       expect(JSON.parse(text)).toEqual({ error: { code: "INTERNAL", message: "internal error", requestId: "req-500" } });
       expect(text).not.toMatch(/hunter2|connection reset|at /);
       expect(logged).toEqual([{ fields: expect.objectContaining({ requestId: "req-500", path: "/v1/runs/run_1" }), message: "request failed" }]);
+      // Not ready while the store fails, and the open probe says which part, not why.
+      const probe = await server.request("/ready");
+      expect(probe.status).toBe(503);
+      const answer = await probe.text();
+      expect(JSON.parse(answer)).toEqual({ status: "not ready", checks: { store: "failing", queue: "ok" } });
+      expect(answer).not.toMatch(/hunter2/);
     } finally {
       failingReads = false;
     }
@@ -184,6 +192,7 @@ describe("createServer", () => {
     });
     expect((await server.request("/v1/runs/%00")).status).toBe(400);
     expect((await server.request("/v1/runs/x/wait?timeout=abc")).status).toBe(400);
+    expect(await (await server.request("/ready")).json()).toEqual({ status: "ready", checks: { store: "ok", queue: "ok" } });
     const index = (await (await server.request("/")).json()) as { routes: Record<string, string> };
     expect(Object.keys(index.routes)).toContain("POST /e/:eventKey");
   });

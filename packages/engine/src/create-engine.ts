@@ -5,6 +5,7 @@ import {
   INVOKE_EVENT_NAME,
   parseEvents,
   type RunInfo,
+  type RunStatus,
   type SendEventResult,
   StepwiseError,
   type StepwiseTransport,
@@ -41,6 +42,8 @@ export interface Engine {
   /** Resolves with a run once it has ended. Rejects with WAIT_TIMEOUT or RUN_NOT_FOUND. */
   waitForRun(runId: string, options?: WaitOptions): Promise<RunInfo>;
   runsForEvent(eventId: string): Promise<RunInfo[]>;
+  /** Runs, newest first, filtered by function (its qualified or plain id) and status; page on with `before`. */
+  listRuns(filter: { functionId?: string; status?: RunStatus; limit?: number; before?: { createdAt: number; id: string } }): Promise<RunInfo[]>;
   getRun(runId: string): Promise<RunInfo | null>;
   /** The recorded steps of a run. */
   listSteps(runId: string): Promise<StepRecord[]>;
@@ -201,6 +204,11 @@ export function createEngine(engineOptions: EngineOptions): Engine {
       return run ? toRunInfo(run) : null;
     },
     listSteps: (runId) => store.listSteps(runId),
+    async listRuns(filter) {
+      // A plain id names the function of whichever app has it (an unknown one lists nothing).
+      const functionId = filter.functionId === undefined ? undefined : (registry.resolve(filter.functionId) ?? filter.functionId);
+      return (await store.listRuns({ ...filter, functionId })).map(toRunInfo);
+    },
     on: (listener) => lifecycle.on(listener),
     reconcile,
     workload: () => ({ running: dispatcher.activeCount, held: dispatcher.heldCount, maxHeld: dispatcher.maxHeld }),

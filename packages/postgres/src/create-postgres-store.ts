@@ -182,6 +182,11 @@ export function createPostgresStore(options: PostgresStoreOptions): RunStore {
         values.push(filter.status);
         conditions.push(`status = $${values.length}`);
       }
+      if (filter.before !== undefined) {
+        // Row comparison on (created_at, id): the same order as the index, so it seeks, no OFFSET.
+        values.push(timeParam(filter.before.createdAt), filter.before.id);
+        conditions.push(`(created_at, id) < ($${values.length - 1}, $${values.length})`);
+      }
       values.push(filter.limit ?? DEFAULT_LIST_LIMIT);
       const where = conditions.length > 0 ? `WHERE ${conditions.join(" AND ")}` : "";
       return selectRuns(`SELECT ${RUN_COLUMNS} FROM runs ${where} ORDER BY created_at DESC, id DESC LIMIT $${values.length}`, values);

@@ -62,6 +62,7 @@ export function createServer(serverOptions: ServerOptions): Hono<Env> {
         "GET /v1/functions": "the functions this server runs",
         "GET /v1/functions/:id": "one function with its triggers and configuration",
         "POST /v1/functions/:id/invoke": "start a run and await its result",
+        "GET /v1/runs?function&status&limit&cursor": "runs, newest first, a page at a time (nextCursor)",
         "GET /v1/events/:id/runs": "the runs an event started",
         "GET /v1/runs/:id": "a run with its steps",
         "GET /v1/runs/:id/wait": "wait for a run to end",

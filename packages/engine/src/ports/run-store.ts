@@ -123,7 +123,13 @@ export interface FinishResult {
 export interface ListRunsFilter {
   functionId?: string;
   status?: RunStatus;
+  /** Most runs answered. (Default: 100) */
   limit?: number;
+  /**
+   * Keyset cursor: only runs older than this one in the listing's order (`createdAt`, then `id`,
+   * both descending). Runs created meanwhile never shift a page, so paging sees each run once.
+   */
+  before?: { createdAt: number; id: string };
 }
 
 /**

@@ -1,7 +1,8 @@
-import { ErrorCode } from "@stepwise/core";
+import { ErrorCode, runStatusSchema } from "@stepwise/core";
 import type { KeyScope } from "@stepwise/engine";
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import { z } from "zod";
+import { decodeCursor, encodeCursor } from "../http/cursor.js";
 import { requestError } from "../http/http-status.js";
 import { readJson } from "../http/read-json.js";
 import type { ResolvedServerOptions } from "../server-options.js";
@@ -16,6 +17,19 @@ const idParam = z
   .max(256, "must be at most 256 characters")
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
   .regex(/^[^\u0000-\u001f\u007f]*$/, "must not contain control characters");
+
+/** Runs per page when `limit` is not given. */
+const DEFAULT_PAGE = 50;
+/** Most runs per page. */
+const MAX_PAGE = 500;
+
+/** `GET /v1/runs` query: strict, so a misspelled filter is an error, not an unfiltered list. */
+const listRunsQuery = z.strictObject({
+  function: z.string().min(1).max(300).optional(),
+  status: runStatusSchema.optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE).optional(),
+  cursor: z.string().max(600).optional(),
+});
 
 const invokeBodySchema = z.strictObject({
   data: z.record(z.string(), z.unknown()).optional(),
@@ -57,6 +71,17 @@ export function runRoutes(app: Hono, options: ResolvedServerOptions, guard: (sco
     return context.json({ run: await engine.invoke(functionId, data, { timeoutMs, signal: context.req.raw.signal }) });
   });
 
+  app.get("/v1/runs", async (context) => {
+    const parsed = listRunsQuery.safeParse(context.req.query());
+    if (!parsed.success) throw queryError(parsed.error, "function, status, limit and cursor");
+    const { function: functionId, status, limit = DEFAULT_PAGE, cursor } = parsed.data;
+    // One more than the page: whether there is a next page, without a count.
+    const runs = await engine.listRuns({ functionId, status, limit: limit + 1, before: cursor === undefined ? undefined : decodeCursor(cursor) });
+    const page = runs.slice(0, limit);
+    const last = page.at(-1);
+    return context.json({ runs: page, nextCursor: runs.length > limit && last ? encodeCursor({ createdAt: last.createdAt, id: last.id }) : null });
+  });
+
   app.get("/v1/events/:id/runs", async (context) => context.json({ runs: await engine.runsForEvent(pathId(context, "event id")) }));
 
   app.get("/v1/runs/:id", async (context) => {
@@ -86,6 +111,13 @@ function describeFunction(fn: {
 }) {
   const { name, triggers, retries, concurrency } = fn.config;
   return { id: fn.id, appId: fn.appId, qualifiedId: fn.qualifiedId, name, triggers, retries, ...(concurrency !== undefined && { concurrency }) };
+}
+
+function queryError(error: z.ZodError, known: string) {
+  const issue = error.issues[0];
+  if (issue?.code === "unrecognized_keys")
+    return requestError(ErrorCode.InvalidRequest, `${issue.keys.map((key) => JSON.stringify(key)).join(", ")}: not a query parameter here; use ${known}`);
+  return requestError(ErrorCode.InvalidRequest, `${issue?.path.join(".") || "query"}: ${issue?.message ?? "invalid"}`);
 }
 
 /** A path parameter, validated (see {@link idParam}). */

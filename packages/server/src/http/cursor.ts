@@ -1,0 +1,30 @@
+import { ErrorCode } from "@stepwise/core";
+import { z } from "zod";
+import { requestError } from "./http-status.js";
+
+/** What a page cursor holds: the last item's sort key (creation time, then id). */
+export interface Cursor {
+  createdAt: number;
+  id: string;
+}
+
+const cursorSchema = z.tuple([z.number().int().nonnegative(), z.string().min(1).max(256)]);
+
+/** An opaque cursor for the item after which the next page starts (base64url JSON). */
+export function encodeCursor(cursor: Cursor): string {
+  return Buffer.from(JSON.stringify([cursor.createdAt, cursor.id])).toString("base64url");
+}
+
+/** Reads a cursor from a client; a 400 naming `cursor` when it is not one this server made. */
+export function decodeCursor(text: string): Cursor {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(text, "base64url").toString("utf8"));
+  } catch {
+    throw requestError(ErrorCode.InvalidRequest, "cursor: not a cursor this API answered (pass nextCursor as it came)");
+  }
+  const parsed = cursorSchema.safeParse(value);
+  if (!parsed.success) throw requestError(ErrorCode.InvalidRequest, "cursor: not a cursor this API answered (pass nextCursor as it came)");
+  const [createdAt, id] = parsed.data;
+  return { createdAt, id };
+}

@@ -36,9 +36,10 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const env = { DATABASE_URL: options.databaseUrl, REDIS_URL: options.redisUrl, STEPWISE_REDIS_PREFIX: options.redisPrefix, ...options.env };
   const args = ["--functions", options.functions, "--concurrency", String(options.concurrency), "--lease", String(options.leaseMs ?? 4000), "--quiet"];
   const spawnWorker = () => spawnProduction({ mode: "worker", args, env });
-  // `stepwise start` refuses requests without a key: the cluster sends with an event key.
-  const eventKey = await createEventKey(options.databaseUrl);
   const server = await spawnProduction({ mode: "start", args, env });
+  // `stepwise start` refuses requests without a key: the cluster sends with an event key, made
+  // once start has migrated the database.
+  const eventKey = await createEventKey(options.databaseUrl);
   const workers = await Promise.all(Array.from({ length: options.workers }, spawnWorker));
   return {
     server,

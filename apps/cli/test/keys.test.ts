@@ -1,10 +1,8 @@
-import { once } from "node:events";
 import { fileURLToPath } from "node:url";
-import { createTestPostgres, type TestPostgres } from "@stepwise/postgres/testing";
-import { createTestRedis, type TestRedis } from "@stepwise/redis/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawnCli } from "./helpers/spawn-cli.js";
+import { describe, expect, it } from "vitest";
+import { runCli } from "./helpers/spawn-cli.js";
 import { spawnProduction } from "./helpers/spawn-production.js";
+import { usePostgresAndRedis } from "./helpers/use-postgres-and-redis.js";
 
 // `stepwise start` refuses every request until a key exists; `stepwise keys` creates, lists and
 // revokes them, as an operator does, against the same Postgres.
@@ -12,32 +10,13 @@ import { spawnProduction } from "./helpers/spawn-production.js";
 const functions = fileURLToPath(new URL("./fixtures/echo-functions.ts", import.meta.url));
 const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379";
 
-/** Runs `stepwise <args>` to its end; answers its exit code and what it printed. */
-async function run(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = spawnCli(args, env);
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = (await once(child, "exit")) as [number];
-  return { code, stdout, stderr };
-}
-
 describe("stepwise keys and an authenticated stepwise start", () => {
-  let database: TestPostgres;
-  let redis: TestRedis;
-  beforeAll(async () => {
-    database = await createTestPostgres();
-    redis = await createTestRedis();
-  });
-  afterAll(async () => {
-    await redis?.close();
-    await database?.close();
-  });
+  const fixture = usePostgresAndRedis();
 
   it("starts refusing every request and saying how to create a key, then serves the keys `keys create` made until they are revoked", {
     timeout: 90_000,
   }, async () => {
+    const { database, redis } = fixture;
     const env = { DATABASE_URL: database.url, REDIS_URL: redisUrl, STEPWISE_REDIS_PREFIX: redis.prefix };
     const server = await spawnProduction({ mode: "start", args: ["--functions", functions], env });
     try {
@@ -52,9 +31,9 @@ describe("stepwise keys and an authenticated stepwise start", () => {
       expect(refused.status).toBe(401);
 
       const [event, read, weak] = await Promise.all([
-        run(["keys", "create", "--scope", "event", "--name", "checkout"], env),
-        run(["keys", "create", "--scope", "read"], env),
-        run(["keys", "create", "--scope", "root"], env),
+        runCli(["keys", "create", "--scope", "event", "--name", "checkout"], env),
+        runCli(["keys", "create", "--scope", "read"], env),
+        runCli(["keys", "create", "--scope", "root"], env),
       ]);
       expect(event.code).toBe(0);
       expect(event.stderr).toMatch(/not shown again/);
@@ -71,13 +50,13 @@ describe("stepwise keys and an authenticated stepwise start", () => {
       expect((await runsOf(eventKey)).status).toBe(403);
       expect((await runsOf(read.stdout.trim())).status).toBe(200);
 
-      const list = await run(["keys", "list"], env);
+      const list = await runCli(["keys", "list"], env);
       const eventId = eventKey.split("_")[2] as string;
       expect(list.stdout).toMatch(new RegExp(`${eventId}\\s+event\\s+active.*checkout`));
       expect(list.stdout).not.toContain(eventKey.slice(-43));
-      expect((await run(["keys", "revoke", eventId], env)).code).toBe(0);
-      expect((await run(["keys", "list"], env)).stdout).toMatch(new RegExp(`${eventId}\\s+event\\s+revoked`));
-      expect((await run(["keys", "revoke", eventId], env)).stderr).toMatch(/no active key/);
+      expect((await runCli(["keys", "revoke", eventId], env)).code).toBe(0);
+      expect((await runCli(["keys", "list"], env)).stdout).toMatch(new RegExp(`${eventId}\\s+event\\s+revoked`));
+      expect((await runCli(["keys", "revoke", eventId], env)).stderr).toMatch(/no active key/);
     } finally {
       server.child.kill("SIGKILL");
     }

@@ -1,40 +1,22 @@
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
-import { createTestPostgres, type TestPostgres } from "@stepwise/postgres/testing";
-import { createTestRedis, freePort, type TestRedis } from "@stepwise/redis/testing";
+import { freePort } from "@stepwise/redis/testing";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runsByStatus, waitForCompleted } from "./helpers/cluster.js";
 import { createEventKey } from "./helpers/event-key.js";
-import { spawnCli } from "./helpers/spawn-cli.js";
+import { runCli } from "./helpers/spawn-cli.js";
 import { spawnProduction } from "./helpers/spawn-production.js";
+import { usePostgresAndRedis } from "./helpers/use-postgres-and-redis.js";
 
 const functions = fileURLToPath(new URL("./fixtures/slow-functions.ts", import.meta.url));
 const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379";
 
-/** Runs the CLI to completion and answers its exit code and output. */
-async function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  const child = spawnCli(args, env);
-  let output = "";
-  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  const [code] = (await once(child, "exit")) as [number | null];
-  return { code, output };
-}
-
 describe("stepwise start / worker / migrate", () => {
-  let database: TestPostgres;
-  let redis: TestRedis;
-  beforeAll(async () => {
-    database = await createTestPostgres();
-    redis = await createTestRedis();
-  });
-  afterAll(async () => {
-    await redis?.close();
-    await database?.close();
-  });
+  const fixture = usePostgresAndRedis();
 
   it("fails at start with a message that says what is wrong", { timeout: 60_000 }, async () => {
+    const { database } = fixture;
     const closedPort = await freePort();
     const badPostgres = await runCli(["worker", "--functions", functions], {
       DATABASE_URL: `postgres://postgres@127.0.0.1:${closedPort}/nope`,
@@ -74,6 +56,7 @@ describe("stepwise start / worker / migrate", () => {
   });
 
   it("on SIGTERM lets running steps finish within the grace period, then exits", { timeout: 60_000 }, async () => {
+    const { database, redis } = fixture;
     const env = { DATABASE_URL: database.url, REDIS_URL: redisUrl, STEPWISE_REDIS_PREFIX: redis.prefix };
     const server = await spawnProduction({ mode: "start", args: ["--functions", functions, "--quiet", "--concurrency", "1"], env });
     const eventKey = await createEventKey(database.url);

@@ -9,6 +9,7 @@ import {
   type SendEventResult,
   StepwiseError,
   type StepwiseTransport,
+  type StepwiseWebhook,
   type WaitOptions,
 } from "@stepwise/core";
 import type { StepRecord } from "@stepwise/core/internal";
@@ -65,6 +66,8 @@ export interface Engine {
   reconcile(): Promise<void>;
   /** The functions this engine runs, by qualified id (`<app id>/<function id>`). */
   readonly functions: ReadonlyMap<string, AnyStepwiseFunction>;
+  /** The webhooks of this engine's clients, by id (served at `POST /webhooks/<id>`). */
+  readonly webhooks: ReadonlyMap<string, StepwiseWebhook>;
   /** A transport for `Stepwise` clients in this process. */
   readonly transport: StepwiseTransport;
 }
@@ -91,6 +94,17 @@ export function createEngine(engineOptions: EngineOptions): Engine {
   const { store, queue, clock, logger } = options;
   const lifecycle = new Lifecycle();
   const registry = new FunctionRegistry(options.clients, options.functions);
+  const webhooks = new Map<string, StepwiseWebhook>();
+  for (const webhook of options.clients.flatMap((client) => client.webhooks)) {
+    if (webhooks.has(webhook.id) && webhooks.get(webhook.id) !== webhook) {
+      throw new StepwiseError({
+        code: ErrorCode.InvalidFunctionConfig,
+        category: "user",
+        message: `two apps define a webhook "${webhook.id}" (${webhooks.get(webhook.id)?.appId}, ${webhook.appId}); webhook ids are paths and must be unique`,
+      });
+    }
+    webhooks.set(webhook.id, webhook);
+  }
   const functions = registry.functions;
   const router = new Router(functions.values());
   const waiters = createRunWaiters({ store, bus: options.bus, lifecycle, pollMs: options.waitPollMs });
@@ -194,6 +208,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
 
   return {
     functions,
+    webhooks,
     transport,
     send,
     invoke: (functionId, data, waitOptions = {}) => transport.invoke(functionId, data, waitOptions),

@@ -6,6 +6,7 @@ import { createAuthGuard } from "./auth/authenticate.js";
 import { requestError, toErrorResponse } from "./http/http-status.js";
 import { eventRoutes } from "./routes/event-routes.js";
 import { runRoutes } from "./routes/run-routes.js";
+import { webhookRoutes } from "./routes/webhook-routes.js";
 import { resolveServerOptions, type ServerOptions } from "./server-options.js";
 
 /** The response header carrying the request's id (the client's own, when it sent a sane one). */
@@ -66,6 +67,7 @@ export function createServer(serverOptions: ServerOptions): Hono<Env> {
         "GET /v1/events/:id/runs": "the runs an event started",
         "GET /v1/runs/:id": "a run with its steps",
         "GET /v1/runs/:id/wait": "wait for a run to end",
+        "POST /webhooks/:id": "a provider's webhook, verified by its signature, sent as events",
         "GET /health": "the process is up",
         "GET /ready": "the store and the queue answer (503 when not)",
       },
@@ -96,5 +98,6 @@ export function createServer(serverOptions: ServerOptions): Hono<Env> {
   const guard = createAuthGuard(options.auth);
   eventRoutes(app as unknown as Hono, options, guard);
   runRoutes(app as unknown as Hono, options, guard);
+  webhookRoutes(app as unknown as Hono, options);
   return app;
 }

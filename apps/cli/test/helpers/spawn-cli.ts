@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 
 const repoRoot = fileURLToPath(new URL("../../../../", import.meta.url));
@@ -48,4 +49,22 @@ export function startCli(args: string[], env: Record<string, string>, ready: Reg
       reject(new Error(`${name} exited (${code ?? signal}):\n${output}`));
     });
   });
+}
+
+/** Runs `stepwise <args>` to its end; answers its exit code and what it printed (apart, and together). */
+export async function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string; output: string }> {
+  const child = spawnCli(args, env);
+  let stdout = "";
+  let stderr = "";
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+    output += chunk.toString();
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+    output += chunk.toString();
+  });
+  const [code] = (await once(child, "exit")) as [number | null];
+  return { code, stdout, stderr, output };
 }

@@ -7,6 +7,7 @@ import type { Trigger } from "../functions/triggers.js";
 import type { EventOf, EventSchemas, FunctionConfig, Handler, OutputOf } from "../functions/types.js";
 import { validateFunctionConfig } from "../functions/validate-config.js";
 import { type Duration, parseDuration } from "../helpers/duration.js";
+import { StepwiseWebhook, type WebhookOptions } from "../webhooks/webhook.js";
 import { createHttpTransport, type HttpTransportOptions } from "./http-transport.js";
 import type { RunInfo, StepwiseTransport } from "./transport.js";
 
@@ -55,6 +56,7 @@ export class Stepwise<TSchemas extends EventSchemas = EventSchemas> {
   readonly id: string;
   readonly schemas: TSchemas | undefined;
   private readonly registry = new Map<string, AnyStepwiseFunction>();
+  private readonly webhookRegistry = new Map<string, StepwiseWebhook>();
   private readonly httpOptions: HttpTransportOptions;
   private transport: StepwiseTransport | undefined;
 
@@ -119,6 +121,40 @@ export class Stepwise<TSchemas extends EventSchemas = EventSchemas> {
   /** Every function defined with this client, in definition order. */
   get functions(): AnyStepwiseFunction[] {
     return [...this.registry.values()];
+  }
+
+  /**
+   * Defines a webhook endpoint, served at `POST /webhooks/<id>` by `stepwise dev` and `start`:
+   * the request is verified on its raw body (`verify`, e.g. `stripeSignature`), then turned into
+   * events (`transform`) that are sent like any other. Throws INVALID_FUNCTION_CONFIG naming the option.
+   *
+   * @example
+   * stepwise.createWebhook({
+   *   id: "github",
+   *   verify: githubSignature({ secret: process.env.GITHUB_WEBHOOK_SECRET! }),
+   *   transform: ({ body, headers }) => ({ name: `github/${headers.get("x-github-event")}`, data: body }),
+   * });
+   */
+  createWebhook(options: WebhookOptions): StepwiseWebhook {
+    const fail = (message: string): never => {
+      throw new StepwiseError({ code: ErrorCode.InvalidFunctionConfig, category: "user", message: `createWebhook: ${message}` });
+    };
+    if (typeof options !== "object" || options === null) fail("pass { id, verify, transform }");
+    const unknown = Object.keys(options).filter((key) => !["id", "verify", "transform"].includes(key));
+    if (unknown.length > 0) fail(`${unknown.map((key) => JSON.stringify(key)).join(", ")} is not an option; a webhook has id, verify and transform`);
+    if (typeof options.id !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(options.id))
+      fail(`id must be letters, digits, '.', '_' or '-', e.g. "stripe"`);
+    if (typeof options.verify !== "function") fail(`${options.id}: verify must be a verifier, e.g. stripeSignature({ secret })`);
+    if (typeof options.transform !== "function") fail(`${options.id}: transform must be a function from the request to events`);
+    if (this.webhookRegistry.has(options.id)) fail(`a webhook with id "${options.id}" already exists in app "${this.id}"`);
+    const webhook = new StepwiseWebhook(this.id, options);
+    this.webhookRegistry.set(webhook.id, webhook);
+    return webhook;
+  }
+
+  /** Every webhook defined with this client. */
+  get webhooks(): StepwiseWebhook[] {
+    return [...this.webhookRegistry.values()];
   }
 
   /**

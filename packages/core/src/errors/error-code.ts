@@ -47,6 +47,8 @@ export const ErrorCode = {
   Unauthorized: "UNAUTHORIZED",
   /** The request's key (or, in dev, its origin) may not do this. */
   Forbidden: "FORBIDDEN",
+  /** A webhook request's signature is missing, stale or does not match its body (the message says which). */
+  InvalidSignature: "INVALID_SIGNATURE",
   /** An error thrown by user code, carried as is. */
   UserError: "USER_ERROR",
   /** The client cannot reach a Stepwise server. */

@@ -13,6 +13,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, ContentfulStatusCode>> = {
   [ErrorCode.NotFound]: 404,
   [ErrorCode.Unauthorized]: 401,
   [ErrorCode.Forbidden]: 403,
+  [ErrorCode.InvalidSignature]: 401,
   [ErrorCode.WaitTimeout]: 408,
   [ErrorCode.InvokeTimeout]: 408,
   [ErrorCode.EventTooLarge]: 413,

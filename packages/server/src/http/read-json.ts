@@ -19,11 +19,21 @@ export async function readJson(context: Context, limitBytes: number): Promise<un
       `send the body as JSON with Content-Type: application/json${type ? ` (got ${JSON.stringify(type.slice(0, 100))})` : " (none given)"}`,
     );
   }
+  const bytes = await readBody(context, limitBytes);
+  if (bytes.byteLength === 0) throw requestError(ErrorCode.InvalidJson, "the request body is empty; send a JSON value");
+  return parseJson(bytes);
+}
+
+/**
+ * A request's raw body, at most `limitBytes` (413 naming the limit, checked on `Content-Length`
+ * and again while reading, for a chunked body). Webhooks verify these bytes before parsing them.
+ */
+export async function readBody(context: Context, limitBytes: number): Promise<Uint8Array> {
   const tooLarge = () => requestError(ErrorCode.BodyTooLarge, `the request body is over this route's limit of ${limitBytes} bytes`, { limit: limitBytes });
   const length = Number(context.req.header("content-length"));
   if (Number.isFinite(length) && length > limitBytes) throw tooLarge();
   const body = context.req.raw.body;
-  if (!body) throw requestError(ErrorCode.InvalidJson, "the request body is empty; send a JSON value");
+  if (!body) return new Uint8Array();
   const chunks: Uint8Array[] = [];
   let size = 0;
   const reader = body.getReader();
@@ -37,10 +47,14 @@ export async function readJson(context: Context, limitBytes: number): Promise<un
     }
     chunks.push(value);
   }
+  return Buffer.concat(chunks);
+}
+
+/** Decodes UTF-8 (invalid UTF-8 is refused, not turned into U+FFFD and stored altered) and parses JSON; 400 INVALID_JSON otherwise. */
+export function parseJson(bytes: Uint8Array): unknown {
   let text: string;
   try {
-    // fatal: invalid UTF-8 is refused, not turned into U+FFFD and stored altered.
-    text = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks));
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
     throw requestError(ErrorCode.InvalidJson, "the request body is not valid UTF-8");
   }

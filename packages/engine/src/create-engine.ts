@@ -57,6 +57,8 @@ export interface Engine {
   idle(): Promise<void>;
   /** What this process's workers hold now (for metrics, tests and the dashboard). */
   workload(): EngineWorkload;
+  /** Items in the queue, due or not (the whole deployment's, when the queue is shared). */
+  queueSize(): Promise<number>;
   /**
    * Whether the store and the queue answer now (a read of each, at most `timeoutMs` each,
    * Default: 2000): `"ok"`, or what went wrong. For readiness probes (`GET /ready`).
@@ -226,6 +228,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     },
     on: (listener) => lifecycle.on(listener),
     reconcile,
+    queueSize: () => queue.size(),
     workload: () => ({ running: dispatcher.activeCount, held: dispatcher.heldCount, maxHeld: dispatcher.maxHeld }),
     async checkReady(timeoutMs = 2000) {
       const probe = async (what: string, read: () => Promise<unknown>): Promise<string> => {

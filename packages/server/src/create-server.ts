@@ -4,6 +4,7 @@ import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { createAuthGuard } from "./auth/authenticate.js";
 import { requestError, toErrorResponse } from "./http/http-status.js";
+import { createMetrics } from "./metrics.js";
 import { eventRoutes } from "./routes/event-routes.js";
 import { runRoutes } from "./routes/run-routes.js";
 import { webhookRoutes } from "./routes/webhook-routes.js";
@@ -68,6 +69,7 @@ export function createServer(serverOptions: ServerOptions): Hono<Env> {
         "GET /v1/runs/:id": "a run with its steps",
         "GET /v1/runs/:id/wait": "wait for a run to end",
         "POST /webhooks/:id": "a provider's webhook, verified by its signature, sent as events",
+        "GET /metrics": "Prometheus metrics of this process (scope read)",
         "GET /health": "the process is up",
         "GET /ready": "the store and the queue answer (503 when not)",
       },
@@ -96,6 +98,8 @@ export function createServer(serverOptions: ServerOptions): Hono<Env> {
     );
   }
   const guard = createAuthGuard(options.auth);
+  const metrics = createMetrics(options.engine);
+  app.get("/metrics", guard("read"), async (context) => context.body(await metrics.metrics(), 200, { "content-type": metrics.contentType }));
   eventRoutes(app as unknown as Hono, options, guard);
   runRoutes(app as unknown as Hono, options, guard);
   webhookRoutes(app as unknown as Hono, options);

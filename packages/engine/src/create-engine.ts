@@ -8,6 +8,7 @@ import {
   type RunStatus,
   type SendEventResult,
   StepwiseError,
+  type StepwiseEvent,
   type StepwiseTransport,
   type StepwiseWebhook,
   type WaitOptions,
@@ -20,7 +21,7 @@ import { createWaitMatcher } from "./ingest/wait-matching.js";
 import { Lifecycle, type LifecycleListener } from "./lifecycle.js";
 import { type EngineOptions, resolveEngineOptions } from "./options.js";
 import type { InspectableQueue, QueueItem } from "./ports/queue.js";
-import type { StoredEvent } from "./ports/run-store.js";
+import type { RunStore, StoredEvent } from "./ports/run-store.js";
 import { newEventId, newRunId, Router } from "./router.js";
 import { createRunWaiters, toRunInfo } from "./run-waiters.js";
 import { startCronScheduler } from "./scheduler/cron-scheduler.js";
@@ -43,6 +44,10 @@ export interface Engine {
   /** Resolves with a run once it has ended. Rejects with WAIT_TIMEOUT or RUN_NOT_FOUND. */
   waitForRun(runId: string, options?: WaitOptions): Promise<RunInfo>;
   runsForEvent(eventId: string): Promise<RunInfo[]>;
+  /** Events, newest received first, by name and receive time; page on with `before` (see `RunStore.listEvents`). */
+  listEvents: RunStore["listEvents"];
+  /** One stored event, or `null`. */
+  getEvent(eventId: string): Promise<StepwiseEvent | null>;
   /** Runs, newest first, filtered by function (its qualified or plain id) and status; page on with `before`. */
   listRuns(filter: { functionId?: string; status?: RunStatus; limit?: number; before?: { createdAt: number; id: string } }): Promise<RunInfo[]>;
   getRun(runId: string): Promise<RunInfo | null>;
@@ -221,6 +226,11 @@ export function createEngine(engineOptions: EngineOptions): Engine {
       return run ? toRunInfo(run) : null;
     },
     listSteps: (runId) => store.listSteps(runId),
+    listEvents: (filter) => store.listEvents(filter),
+    async getEvent(eventId) {
+      const event = await store.getEvent(eventId);
+      return event ? { id: event.id, name: event.name, data: event.data, ts: event.ts } : null;
+    },
     async listRuns(filter) {
       // A plain id names the function of whichever app has it (an unknown one lists nothing).
       const functionId = filter.functionId === undefined ? undefined : (registry.resolve(filter.functionId) ?? filter.functionId);

@@ -5,6 +5,7 @@ import { cors } from "hono/cors";
 import { createAuthGuard } from "./auth/authenticate.js";
 import { requestError, toErrorResponse } from "./http/http-status.js";
 import { createMetrics } from "./metrics.js";
+import { eventListRoutes } from "./routes/event-list-routes.js";
 import { eventRoutes } from "./routes/event-routes.js";
 import { runRoutes } from "./routes/run-routes.js";
 import { webhookRoutes } from "./routes/webhook-routes.js";
@@ -65,6 +66,8 @@ export function createServer(serverOptions: ServerOptions): Hono<Env> {
         "GET /v1/functions/:id": "one function with its triggers and configuration",
         "POST /v1/functions/:id/invoke": "start a run and await its result",
         "GET /v1/runs?function&status&limit&cursor": "runs, newest first, a page at a time (nextCursor)",
+        "GET /v1/events?name&since&until&limit&cursor": "events, newest first, a page at a time (nextCursor)",
+        "GET /v1/events/:id": "an event with the runs it started",
         "GET /v1/events/:id/runs": "the runs an event started",
         "GET /v1/runs/:id": "a run with its steps",
         "GET /v1/runs/:id/wait": "wait for a run to end",
@@ -102,6 +105,7 @@ export function createServer(serverOptions: ServerOptions): Hono<Env> {
   app.get("/metrics", guard("read"), async (context) => context.body(await metrics.metrics(), 200, { "content-type": metrics.contentType }));
   eventRoutes(app as unknown as Hono, options, guard);
   runRoutes(app as unknown as Hono, options, guard);
+  eventListRoutes(app as unknown as Hono, options, guard);
   webhookRoutes(app as unknown as Hono, options);
   return app;
 }

@@ -225,6 +225,17 @@ export interface RunStore {
 
   getRun(runId: string): Promise<RunRecord | null>;
   getEvent(eventId: string): Promise<StoredEvent | null>;
+  /**
+   * Events, newest received first, by name and receive time (`since` inclusive, `until`
+   * exclusive, epoch ms), at most `limit` (Default: 100); `before` pages on like `listRuns`.
+   */
+  listEvents(filter: {
+    name?: string;
+    since?: number;
+    until?: number;
+    limit?: number;
+    before?: { receivedAt: number; id: string };
+  }): Promise<Array<StoredEvent & { receivedAt: number }>>;
   listSteps(runId: string): Promise<StepRecord[]>;
   listRunsForEvent(eventId: string): Promise<RunRecord[]>;
   listRuns(filter: ListRunsFilter): Promise<RunRecord[]>;

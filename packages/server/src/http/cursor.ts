@@ -2,9 +2,9 @@ import { ErrorCode } from "@stepwise/core";
 import { z } from "zod";
 import { requestError } from "./http-status.js";
 
-/** What a page cursor holds: the last item's sort key (creation time, then id). */
+/** What a page cursor holds: the last item's sort key (its time, creation or receipt, then its id). */
 export interface Cursor {
-  createdAt: number;
+  at: number;
   id: string;
 }
 
@@ -12,7 +12,7 @@ const cursorSchema = z.tuple([z.number().int().nonnegative(), z.string().min(1).
 
 /** An opaque cursor for the item after which the next page starts (base64url JSON). */
 export function encodeCursor(cursor: Cursor): string {
-  return Buffer.from(JSON.stringify([cursor.createdAt, cursor.id])).toString("base64url");
+  return Buffer.from(JSON.stringify([cursor.at, cursor.id])).toString("base64url");
 }
 
 /** Reads a cursor from a client; a 400 naming `cursor` when it is not one this server made. */
@@ -25,6 +25,6 @@ export function decodeCursor(text: string): Cursor {
   }
   const parsed = cursorSchema.safeParse(value);
   if (!parsed.success) throw requestError(ErrorCode.InvalidRequest, "cursor: not a cursor this API answered (pass nextCursor as it came)");
-  const [createdAt, id] = parsed.data;
-  return { createdAt, id };
+  const [at, id] = parsed.data;
+  return { at, id };
 }

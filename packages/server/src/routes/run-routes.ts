@@ -1,27 +1,12 @@
 import { ErrorCode, runStatusSchema } from "@stepwise/core";
 import type { KeyScope } from "@stepwise/engine";
-import type { Context, Hono, MiddlewareHandler } from "hono";
+import type { Hono, MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { decodeCursor, encodeCursor } from "../http/cursor.js";
 import { requestError } from "../http/http-status.js";
+import { DEFAULT_PAGE, MAX_PAGE, pathId, queryError } from "../http/params.js";
 import { readJson } from "../http/read-json.js";
 import type { ResolvedServerOptions } from "../server-options.js";
-
-/**
- * Ids in paths (runs, events, functions): Postgres `text` cannot hold NUL, so an id with a
- * control character (`/v1/runs/%00`) is answered 400 here instead of failing in the store.
- */
-const idParam = z
-  .string()
-  .min(1, "must not be empty")
-  .max(256, "must be at most 256 characters")
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
-  .regex(/^[^\u0000-\u001f\u007f]*$/, "must not contain control characters");
-
-/** Runs per page when `limit` is not given. */
-const DEFAULT_PAGE = 50;
-/** Most runs per page. */
-const MAX_PAGE = 500;
 
 /** `GET /v1/runs` query: strict, so a misspelled filter is an error, not an unfiltered list. */
 const listRunsQuery = z.strictObject({
@@ -76,13 +61,11 @@ export function runRoutes(app: Hono, options: ResolvedServerOptions, guard: (sco
     if (!parsed.success) throw queryError(parsed.error, "function, status, limit and cursor");
     const { function: functionId, status, limit = DEFAULT_PAGE, cursor } = parsed.data;
     // One more than the page: whether there is a next page, without a count.
-    const runs = await engine.listRuns({ functionId, status, limit: limit + 1, before: cursor === undefined ? undefined : decodeCursor(cursor) });
+    const runs = await engine.listRuns({ functionId, status, limit: limit + 1, before: before(cursor) });
     const page = runs.slice(0, limit);
     const last = page.at(-1);
-    return context.json({ runs: page, nextCursor: runs.length > limit && last ? encodeCursor({ createdAt: last.createdAt, id: last.id }) : null });
+    return context.json({ runs: page, nextCursor: runs.length > limit && last ? encodeCursor({ at: last.createdAt, id: last.id }) : null });
   });
-
-  app.get("/v1/events/:id/runs", async (context) => context.json({ runs: await engine.runsForEvent(pathId(context, "event id")) }));
 
   app.get("/v1/runs/:id", async (context) => {
     const runId = pathId(context, "run id");
@@ -113,18 +96,11 @@ function describeFunction(fn: {
   return { id: fn.id, appId: fn.appId, qualifiedId: fn.qualifiedId, name, triggers, retries, ...(concurrency !== undefined && { concurrency }) };
 }
 
-function queryError(error: z.ZodError, known: string) {
-  const issue = error.issues[0];
-  if (issue?.code === "unrecognized_keys")
-    return requestError(ErrorCode.InvalidRequest, `${issue.keys.map((key) => JSON.stringify(key)).join(", ")}: not a query parameter here; use ${known}`);
-  return requestError(ErrorCode.InvalidRequest, `${issue?.path.join(".") || "query"}: ${issue?.message ?? "invalid"}`);
-}
-
-/** A path parameter, validated (see {@link idParam}). */
-function pathId(context: Context, what: string): string {
-  const parsed = idParam.safeParse(context.req.param("id"));
-  if (!parsed.success) throw requestError(ErrorCode.InvalidRequest, `${what}: ${parsed.error.issues[0]?.message ?? "invalid"}`);
-  return parsed.data;
+/** The runs cursor as the store takes it. */
+function before(cursor: string | undefined): { createdAt: number; id: string } | undefined {
+  if (cursor === undefined) return undefined;
+  const { at, id } = decodeCursor(cursor);
+  return { createdAt: at, id };
 }
 
 /** A wait's length: what the client asked for, at most `maxWaitMs` (which is also the default). */

@@ -460,6 +460,25 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
       expect(await store.qualifyFunctionIds([])).toBe(0);
     });
 
+    it("lists events newest received first, by name and time, and pages on from a cursor", async () => {
+      const received: StoredEvent[] = [];
+      for (let index = 0; index < 6; index++) {
+        const item = event({ name: index % 2 === 0 ? "test/even" : "test/odd" });
+        await store.ingest({ events: [item], runs: [], now: T0 + index * 10 });
+        received.push(item);
+      }
+      const ids = (list: Array<{ id: string }>) => list.map((item) => item.id);
+      const newestFirst = [...received].reverse();
+      const all = await store.listEvents({ limit: 10 });
+      expect(ids(all)).toEqual(ids(newestFirst));
+      expect(all[0]).toMatchObject({ name: "test/odd", receivedAt: T0 + 50 });
+      expect(ids(await store.listEvents({ name: "test/even" }))).toEqual(ids(newestFirst.filter((item) => item.name === "test/even")));
+      expect(ids(await store.listEvents({ since: T0 + 20, until: T0 + 40 }))).toEqual(ids([received[3]!, received[2]!]));
+      const first = await store.listEvents({ limit: 2 });
+      const last = first.at(-1)!;
+      expect(ids(await store.listEvents({ limit: 10, before: { receivedAt: last.receivedAt, id: last.id } }))).toEqual(ids(newestFirst.slice(2)));
+    });
+
     it("recovers expired leases (or all) without bumping the epoch", async () => {
       const [short, long, finished] = [await startRun(), await startRun(), await startRun()];
       await claim(short.runId, T0, "worker-a", 1000);

@@ -3,7 +3,7 @@ import { createTestEngine, type TestEngine } from "@stepwise/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer } from "../src/index.js";
 
-// GET /v1/runs: newest first, a page at a time on a keyset cursor.
+// GET /v1/runs and GET /v1/events: newest first, a page at a time on a keyset cursor.
 
 describe("GET /v1/runs", () => {
   let engine: TestEngine;
@@ -71,5 +71,55 @@ describe("GET /v1/runs", () => {
     const response = await server().request(`/v1/runs?${query}`);
     expect(response.status).toBe(400);
     expect(((await response.json()) as { error: { message: string } }).error.message).toMatch(message);
+  });
+});
+
+describe("GET /v1/events", () => {
+  let engine: TestEngine;
+  beforeAll(async () => {
+    const stepwise = new Stepwise({ id: "shop" });
+    stepwise.createFunction({ id: "on-order" }, { event: "shop/order.paid" }, async () => "ok");
+    engine = await createTestEngine({ clients: [stepwise] });
+  });
+  afterAll(() => engine.close());
+
+  const server = () => createServer({ engine, auth: { mode: "local" } });
+  type Page = { events: Array<{ id: string; name: string; receivedAt: number; data: unknown }>; nextCursor: string | null };
+  const get = async (path: string) => {
+    const response = await server().request(path);
+    return { status: response.status, body: (await response.json()) as Page & { error?: { message: string } } };
+  };
+
+  it("pages through every event once, by name, while events keep arriving; an event shows the runs it started", async () => {
+    await engine.send(Array.from({ length: 30 }, (_, n) => ({ name: n % 3 === 0 ? "shop/order.paid" : "shop/viewed", data: { n } })));
+    await engine.idle();
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const { body }: { body: Page } = await get(`/v1/events?name=shop%2Fviewed&limit=7${cursor ? `&cursor=${cursor}` : ""}`);
+      expect(body.events.every((event) => event.name === "shop/viewed")).toBe(true);
+      seen.push(...body.events.map((event) => event.id));
+      cursor = body.nextCursor;
+      await engine.send({ name: "shop/viewed", data: { late: true } });
+    } while (cursor !== null);
+    expect(seen).toHaveLength(20);
+    expect(new Set(seen).size).toBe(20);
+
+    const { body: paid } = await get("/v1/events?name=shop%2Forder.paid");
+    expect(paid.events).toHaveLength(10);
+    const shown = await get(`/v1/events/${paid.events[0]?.id}`);
+    expect(shown.status).toBe(200);
+    expect(shown.body).toMatchObject({ event: { id: paid.events[0]?.id, name: "shop/order.paid" }, runs: [{ functionId: "on-order", status: "completed" }] });
+    expect((await get("/v1/events/evt_missing")).status).toBe(404);
+  });
+
+  it("filters by receive time, as epoch milliseconds or ISO dates, and names a bad parameter", async () => {
+    const now = engine.clock.now();
+    expect((await get(`/v1/events?since=${now + 1}`)).body.events).toEqual([]);
+    expect((await get(`/v1/events?until=${new Date(now + 1).toISOString()}&limit=1`)).body.events).toHaveLength(1);
+    const bad = await get("/v1/events?since=yesterday");
+    expect(bad.status).toBe(400);
+    expect(bad.body.error?.message).toMatch(/since: must be epoch milliseconds or an ISO 8601 date/);
+    expect((await get("/v1/events?nmae=x")).body.error?.message).toMatch(/"nmae": not a query parameter here/);
   });
 });

@@ -1,0 +1,35 @@
+import { ErrorCode } from "@stepwise/core";
+import type { Context } from "hono";
+import { z } from "zod";
+import { requestError } from "./http-status.js";
+
+/**
+ * Ids in paths (runs, events, functions): Postgres `text` cannot hold NUL, so an id with a
+ * control character (`/v1/runs/%00`) is answered 400 here instead of failing in the store.
+ */
+const idParam = z
+  .string()
+  .min(1, "must not be empty")
+  .max(256, "must be at most 256 characters")
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
+  .regex(/^[^\u0000-\u001f\u007f]*$/, "must not contain control characters");
+
+/** Items per page when `limit` is not given. */
+export const DEFAULT_PAGE = 50;
+/** Most items per page. */
+export const MAX_PAGE = 500;
+
+/** A 400 for a query that failed its schema: an unknown parameter is named with the ones the route takes. */
+export function queryError(error: z.ZodError, known: string) {
+  const issue = error.issues[0];
+  if (issue?.code === "unrecognized_keys")
+    return requestError(ErrorCode.InvalidRequest, `${issue.keys.map((key) => JSON.stringify(key)).join(", ")}: not a query parameter here; use ${known}`);
+  return requestError(ErrorCode.InvalidRequest, `${issue?.path.join(".") || "query"}: ${issue?.message ?? "invalid"}`);
+}
+
+/** A path parameter, validated (see {@link idParam}). */
+export function pathId(context: Context, what: string): string {
+  const parsed = idParam.safeParse(context.req.param("id"));
+  if (!parsed.success) throw requestError(ErrorCode.InvalidRequest, `${what}: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+  return parsed.data;
+}

@@ -1,0 +1,59 @@
+import { ErrorCode } from "@stepwise/core";
+import type { KeyScope } from "@stepwise/engine";
+import type { Hono, MiddlewareHandler } from "hono";
+import { z } from "zod";
+import { decodeCursor, encodeCursor } from "../http/cursor.js";
+import { requestError } from "../http/http-status.js";
+import { DEFAULT_PAGE, MAX_PAGE, pathId, queryError } from "../http/params.js";
+import type { ResolvedServerOptions } from "../server-options.js";
+
+/** A time in a query: epoch milliseconds or an ISO 8601 date. */
+const time = z
+  .string()
+  .transform((text, context) => {
+    const value = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+    if (!Number.isSafeInteger(value)) {
+      context.addIssue({ code: "custom", message: "must be epoch milliseconds or an ISO 8601 date, e.g. 2030-01-01T00:00:00Z" });
+      return z.NEVER;
+    }
+    return value;
+  })
+  .optional();
+
+/** `GET /v1/events` query: strict, so a misspelled filter is an error, not an unfiltered list. */
+const listEventsQuery = z.strictObject({
+  name: z.string().min(1).max(256).optional(),
+  since: time,
+  until: time,
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE).optional(),
+  cursor: z.string().max(600).optional(),
+});
+
+/**
+ * Events under `/v1` (scope read): the list, newest received first, by name and time, a page
+ * at a time on a keyset cursor; one event with the runs it started; the runs alone.
+ */
+export function eventListRoutes(app: Hono, options: ResolvedServerOptions, guard: (scope: KeyScope) => MiddlewareHandler): void {
+  const { engine } = options;
+
+  app.get("/v1/events", guard("read"), async (context) => {
+    const parsed = listEventsQuery.safeParse(context.req.query());
+    if (!parsed.success) throw queryError(parsed.error, "name, since, until, limit and cursor");
+    const { limit = DEFAULT_PAGE, cursor, ...filter } = parsed.data;
+    const decoded = cursor === undefined ? undefined : decodeCursor(cursor);
+    // One more than the page: whether there is a next page, without a count.
+    const events = await engine.listEvents({ ...filter, limit: limit + 1, before: decoded && { receivedAt: decoded.at, id: decoded.id } });
+    const page = events.slice(0, limit).map(({ key: _key, ...event }) => event);
+    const last = page.at(-1);
+    return context.json({ events: page, nextCursor: events.length > limit && last ? encodeCursor({ at: last.receivedAt, id: last.id }) : null });
+  });
+
+  app.get("/v1/events/:id", guard("read"), async (context) => {
+    const eventId = pathId(context, "event id");
+    const event = await engine.getEvent(eventId);
+    if (!event) throw requestError(ErrorCode.NotFound, `no event with id ${JSON.stringify(eventId)}`, { eventId });
+    return context.json({ event, runs: await engine.runsForEvent(eventId) });
+  });
+
+  app.get("/v1/events/:id/runs", guard("read"), async (context) => context.json({ runs: await engine.runsForEvent(pathId(context, "event id")) }));
+}

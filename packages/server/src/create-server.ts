@@ -9,15 +9,13 @@ import { eventListRoutes } from "./routes/event-list-routes.js";
 import { eventRoutes } from "./routes/event-routes.js";
 import { runRoutes } from "./routes/run-routes.js";
 import { webhookRoutes } from "./routes/webhook-routes.js";
-import { resolveServerOptions, type ServerOptions } from "./server-options.js";
+import { resolveServerOptions, type ServerEnv, type ServerOptions } from "./server-options.js";
 
 /** The response header carrying the request's id (the client's own, when it sent a sane one). */
 export const REQUEST_ID_HEADER = "x-request-id";
 
 /** A request id a client may choose: short, and nothing that could forge a log line. */
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
-type Env = { Variables: { requestId: string } };
 
 /**
  * Creates Stepwise's HTTP API as a Hono app: serve it with `@hono/node-server` (as `stepwise dev`
@@ -29,9 +27,9 @@ type Env = { Variables: { requestId: string } };
  * const app = createServer({ engine });
  * serve({ fetch: app.fetch, port: 8288 });
  */
-export function createServer(serverOptions: ServerOptions): Hono<Env> {
+export function createServer(serverOptions: ServerOptions): Hono<ServerEnv> {
   const options = resolveServerOptions(serverOptions);
-  const app = new Hono<Env>();
+  const app = new Hono<ServerEnv>();
 
   app.use(async (context, next) => {
     const given = context.req.header(REQUEST_ID_HEADER);
@@ -103,9 +101,9 @@ export function createServer(serverOptions: ServerOptions): Hono<Env> {
   const guard = createAuthGuard(options.auth);
   const metrics = createMetrics(options.engine);
   app.get("/metrics", guard("read"), async (context) => context.body(await metrics.metrics(), 200, { "content-type": metrics.contentType }));
-  eventRoutes(app as unknown as Hono, options, guard);
-  runRoutes(app as unknown as Hono, options, guard);
-  eventListRoutes(app as unknown as Hono, options, guard);
-  webhookRoutes(app as unknown as Hono, options);
+  eventRoutes(app, options, guard);
+  runRoutes(app, options, guard);
+  eventListRoutes(app, options, guard);
+  webhookRoutes(app, options);
   return app;
 }

@@ -18,5 +18,5 @@ export type { AuthOptions } from "./auth/authenticate.js";
 export { createServer, REQUEST_ID_HEADER } from "./create-server.js";
 export type { ErrorBody } from "./http/http-status.js";
 export { toErrorResponse } from "./http/http-status.js";
-export type { ResolvedServerOptions, ServerOptions } from "./server-options.js";
+export type { ResolvedServerOptions, ServerEnv, ServerOptions } from "./server-options.js";
 export { DEFAULT_EVENT_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_WAIT_MS } from "./server-options.js";

@@ -86,3 +86,6 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxWaitMs: options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS,
   };
 }
+
+/** The Hono environment of the server's app: each request's id, set first. */
+export type ServerEnv = { Variables: { requestId: string } };

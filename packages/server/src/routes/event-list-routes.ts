@@ -5,7 +5,7 @@ import { z } from "zod";
 import { decodeCursor, encodeCursor } from "../http/cursor.js";
 import { requestError } from "../http/http-status.js";
 import { DEFAULT_PAGE, MAX_PAGE, pathId, queryError } from "../http/params.js";
-import type { ResolvedServerOptions } from "../server-options.js";
+import type { ResolvedServerOptions, ServerEnv } from "../server-options.js";
 
 /** A time in a query: epoch milliseconds or an ISO 8601 date. */
 const time = z
@@ -33,7 +33,7 @@ const listEventsQuery = z.strictObject({
  * Events under `/v1` (scope read): the list, newest received first, by name and time, a page
  * at a time on a keyset cursor; one event with the runs it started; the runs alone.
  */
-export function eventListRoutes(app: Hono, options: ResolvedServerOptions, guard: (scope: KeyScope) => MiddlewareHandler): void {
+export function eventListRoutes(app: Hono<ServerEnv>, options: ResolvedServerOptions, guard: (scope: KeyScope) => MiddlewareHandler): void {
   const { engine } = options;
 
   app.get("/v1/events", guard("read"), async (context) => {

@@ -6,7 +6,7 @@ import { decodeCursor, encodeCursor } from "../http/cursor.js";
 import { requestError } from "../http/http-status.js";
 import { DEFAULT_PAGE, MAX_PAGE, pathId, queryError } from "../http/params.js";
 import { readJson } from "../http/read-json.js";
-import type { ResolvedServerOptions } from "../server-options.js";
+import type { ResolvedServerOptions, ServerEnv } from "../server-options.js";
 
 /** `GET /v1/runs` query: strict, so a misspelled filter is an error, not an unfiltered list. */
 const listRunsQuery = z.strictObject({
@@ -26,7 +26,7 @@ const invokeBodySchema = z.strictObject({
  * result, the runs an event started, a run with its steps, and waiting for a run. Every wait is
  * capped at `maxWaitMs` and ends when the client goes away.
  */
-export function runRoutes(app: Hono, options: ResolvedServerOptions, guard: (scope: KeyScope) => MiddlewareHandler): void {
+export function runRoutes(app: Hono<ServerEnv>, options: ResolvedServerOptions, guard: (scope: KeyScope) => MiddlewareHandler): void {
   const { engine } = options;
   app.use("/v1/*", guard("read"));
 

@@ -2,14 +2,14 @@ import { ErrorCode, type EventPayload } from "@stepwise/core";
 import type { Hono } from "hono";
 import { requestError } from "../http/http-status.js";
 import { parseJson, readBody } from "../http/read-json.js";
-import type { ResolvedServerOptions } from "../server-options.js";
+import type { ResolvedServerOptions, ServerEnv } from "../server-options.js";
 
 /**
  * `POST /webhooks/:id`: a provider's request, verified by the webhook's verifier on the raw body
  * before anything is parsed, then turned into events by its `transform` and sent. Open to the
  * network like the Event API, but the signature is the credential, so no key is asked for.
  */
-export function webhookRoutes(app: Hono, options: ResolvedServerOptions): void {
+export function webhookRoutes(app: Hono<ServerEnv>, options: ResolvedServerOptions): void {
   app.post("/webhooks/:id", async (context) => {
     const id = context.req.param("id");
     const webhook = options.engine.webhooks.get(id);

@@ -201,11 +201,47 @@ describe("issue 13: core repairs", () => {
     await engine.send(Array.from({ length: 10 }, (_, n) => ({ name: "test/serial", data: { n } })));
     await vi.waitFor(() => expect(engine.workload()).toMatchObject({ running: 1, held: 9 }));
     release.open();
-    // The run that ran ends; the nine it held never started and are in the queue again.
+    // The run that ran ends while the worker stops; the nine it held never start (a stopping
+    // worker starts nothing more) and are in the queue again.
     await engine.stop();
-    const queued = (await store.listRuns({ status: "queued" })).length;
-    expect(queued).toBeGreaterThan(0);
-    expect(await queue.size()).toBe(queued);
+    expect((await store.listRuns({ status: "completed" })).length).toBe(1);
+    expect((await store.listRuns({ status: "queued" })).length).toBe(9);
+    expect(await queue.size()).toBe(9);
+  });
+
+  it("hands a run straight on when the worker gave up on its pass while the claim was on its way", async () => {
+    const clock = new FakeClock();
+    const store = database.createStore();
+    const claimEntered = gate();
+    const claimGate = gate();
+    const slow = storeWith(store, {
+      claimRun: async (input) => {
+        claimEntered.open();
+        await claimGate.promise;
+        return store.claimRun(input);
+      },
+    });
+    const stepwise = new Stepwise({ id: "app" });
+    stepwise.createFunction({ id: "quick" }, { event: "test/quick" }, async ({ step }) => step.run("one", () => "ok"));
+    const engine = createEngine({
+      store: slow,
+      queue: createMemoryQueue({ clock }),
+      clock,
+      clients: [stepwise],
+      eagerStart: false,
+      reconcileIntervalMs: 86_400_000,
+    });
+    await engine.start();
+    const { ids } = await engine.send({ name: "test/quick" });
+    await claimEntered.promise;
+    // The grace ends before the claim answers: the pass is aborted with no lease to release yet.
+    expect(await engine.stop({ graceMs: 10 })).toEqual({ released: 0 });
+    claimGate.open();
+    const [run] = await store.listRunsForEvent(ids[0] as string);
+    // The claim lands, and the pass releases the run at once instead of running (and renewing) it.
+    await vi.waitFor(async () => expect(await store.getRun(run?.id as string)).toMatchObject({ status: "queued", leaseEpoch: 1 }));
+    expect(await store.listSteps(run?.id as string)).toEqual([]);
+    expect(engine.workload().running).toBe(0);
   });
 
   it("is not idle while an ingest is in flight, and idle once its run has ended", async () => {

@@ -44,7 +44,9 @@ export function createServer(serverOptions: ServerOptions): Hono<ServerEnv> {
     if (status >= 500) {
       const requestId = context.get("requestId");
       body.error.requestId = requestId;
-      options.logger.error({ error, requestId, method: context.req.method, path: context.req.path }, "request failed");
+      // The Event API carries its key in the path: never into a log.
+      const path = context.req.path.replace(/^\/e\/[^/]+/, "/e/:eventKey");
+      options.logger.error({ error, requestId, method: context.req.method, path }, "request failed");
     }
     return context.json(body, status);
   });

@@ -38,7 +38,7 @@ describe("createServer", () => {
     // A store whose reads can be made to fail with a plain error, the kind that must never leak.
     const flaky = new Proxy(store, {
       get: (target, property) =>
-        (property === "getRun" || property === "now") && failingReads
+        (property === "getRun" || property === "now" || property === "ingest") && failingReads
           ? () => Promise.reject(new Error("connection reset; password=hunter2"))
           : Reflect.get(target, property),
     }) as RunStore;
@@ -174,6 +174,10 @@ describe("createServer", () => {
       expect(JSON.parse(text)).toEqual({ error: { code: "INTERNAL", message: "internal error", requestId: "req-500" } });
       expect(text).not.toMatch(/hunter2|connection reset|at /);
       expect(logged).toEqual([{ fields: expect.objectContaining({ requestId: "req-500", path: "/v1/runs/run_1" }), message: "request failed" }]);
+      // The Event API's key is in its path: the log line names the route, not the key.
+      expect((await server.request("/e/sw_event_0123456789abcdef_secret", json({ name: "shop/echo" }))).status).toBe(500);
+      expect(logged[1]?.fields["path"]).toBe("/e/:eventKey");
+      expect(JSON.stringify(logged)).not.toContain("sw_event_0123456789abcdef_secret");
       // Not ready while the store fails, and the open probe says which part, not why.
       const probe = await server.request("/ready");
       expect(probe.status).toBe(503);
@@ -192,6 +196,17 @@ describe("createServer", () => {
     });
     expect((await server.request("/v1/runs/%00")).status).toBe(400);
     expect((await server.request("/v1/runs/x/wait?timeout=abc")).status).toBe(400);
+    // Query values and cursors reach Postgres only once checked: NUL and impossible times are 400s.
+    const cursor = (at: number, id: string) => Buffer.from(JSON.stringify([at, id])).toString("base64url");
+    for (const query of [
+      "/v1/events?name=%00",
+      "/v1/runs?function=a%00b",
+      "/v1/events?since=9000000000000000",
+      `/v1/events?cursor=${cursor(1, "evt\u0000")}`,
+      `/v1/runs?cursor=${cursor(9e15, "run_1")}`,
+    ]) {
+      expect({ query, status: (await server.request(query)).status }).toEqual({ query, status: 400 });
+    }
     expect(await (await server.request("/ready")).json()).toEqual({ status: "ready", checks: { store: "ok", queue: "ok" } });
     const index = (await (await server.request("/")).json()) as { routes: Record<string, string> };
     expect(Object.keys(index.routes)).toContain("POST /e/:eventKey");

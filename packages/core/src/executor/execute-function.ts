@@ -84,7 +84,8 @@ export class PassState {
     private readonly now: () => number,
     external?: AbortSignal,
   ) {
-    if (external?.aborted) this.controller.abort(external.reason);
+    // Aborted already (a stop past its grace period overtook the claim): the pass must still end.
+    if (external?.aborted) this.abort(external.reason);
     else external?.addEventListener("abort", () => this.abort(external.reason), { once: true });
   }
 

@@ -130,9 +130,12 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       });
   }
 
-  /** A slot of the function freed: the next run parked for it starts, and the loop may dequeue. */
+  /**
+   * A slot of the function freed: the next run parked for it starts (not once stopping: held
+   * runs go back to the queue), and the loop may dequeue.
+   */
   function passEnded(functionId: string): void {
-    const next = slots.release(functionId);
+    const next = slots.release(functionId, running);
     if (next) launch(next);
     freeSlot?.();
   }

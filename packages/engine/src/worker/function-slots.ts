@@ -53,12 +53,13 @@ export class FunctionSlots {
   }
 
   /**
-   * Gives a slot back. Answers the function's next parked run, which takes the slot at once
-   * (the caller starts it), or `undefined`.
+   * Gives a slot back. With `startNext` (Default: true), answers the function's next parked run,
+   * which takes the slot at once (the caller starts it), or `undefined`.
    */
-  release(functionId: string): QueueItem | undefined {
+  release(functionId: string, startNext = true): QueueItem | undefined {
     if (this.limitOf(functionId) === undefined) return undefined;
     this.used.set(functionId, Math.max(0, (this.used.get(functionId) ?? 0) - 1));
+    if (!startNext) return undefined;
     const waiting = this.parked.get(functionId);
     const next = waiting?.values().next().value;
     if (!waiting || !next) {

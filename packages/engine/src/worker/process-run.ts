@@ -71,6 +71,11 @@ export async function processRun(context: ProcessContext, input: PassInput): Pro
   if (!claimed) return;
   const { run } = claimed;
   context.onClaimed?.(runId, run.leaseEpoch);
+  if (abort.signal.aborted) {
+    // The worker gave up on this pass while the claim was on its way: hand the run straight on.
+    await store.releaseRun({ runId, leaseEpoch: run.leaseEpoch, wakeAt: clock.now() });
+    return;
+  }
   const target = context.resolveFunction(run.functionId);
   if (!target) {
     // Another deployment may know this function; keep the run and look again later.

@@ -51,6 +51,13 @@ export function createAuthGuard(auth: AuthOptions): (scope: KeyScope) => Middlew
   const cacheMs = auth.cacheMs ?? 10_000;
   // Key string → its scope, while recently checked: the Event API must not read the store per event.
   const checked = new Map<string, { scope: KeyScope; until: number }>();
+  // Whether no key exists, read at most every cacheMs: a flood of wrong keys costs one read each, not two.
+  let noKeys: { value: boolean; until: number } | undefined;
+  const noKeysYet = async (): Promise<boolean> => {
+    if (noKeys && noKeys.until > Date.now()) return noKeys.value;
+    noKeys = { value: (await auth.keys.countActiveKeys()) === 0, until: Date.now() + cacheMs };
+    return noKeys.value;
+  };
   const verify = async (key: string): Promise<KeyScope> => {
     const hit = checked.get(key);
     if (hit && hit.until > Date.now()) return hit.scope;
@@ -59,7 +66,7 @@ export function createAuthGuard(auth: AuthOptions): (scope: KeyScope) => Middlew
     if (!parsed) throw unauthorized("that is not a Stepwise key (sw_<scope>_<id>_<secret>)");
     const record = await auth.keys.findKey(parsed.id);
     if (!record || record.scope !== parsed.scope || !secretMatches(parsed.secret, record.secretHash)) {
-      if ((await auth.keys.countActiveKeys()) === 0) throw unauthorized("no API key exists yet: create one with `stepwise keys create --scope admin`");
+      if (await noKeysYet()) throw unauthorized("no API key exists yet: create one with `stepwise keys create --scope admin`");
       throw unauthorized("the key is not valid");
     }
     if (record.revokedAt !== undefined) throw unauthorized(`key ${record.id} was revoked`);

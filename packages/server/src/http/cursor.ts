@@ -1,6 +1,7 @@
 import { ErrorCode } from "@stepwise/core";
 import { z } from "zod";
 import { requestError } from "./http-status.js";
+import { epochParam, idParam } from "./params.js";
 
 /** What a page cursor holds: the last item's sort key (its time, creation or receipt, then its id). */
 export interface Cursor {
@@ -8,7 +9,7 @@ export interface Cursor {
   id: string;
 }
 
-const cursorSchema = z.tuple([z.number().int().nonnegative(), z.string().min(1).max(256)]);
+const cursorSchema = z.tuple([epochParam, idParam]);
 
 /** An opaque cursor for the item after which the next page starts (base64url JSON). */
 export function encodeCursor(cursor: Cursor): string {

@@ -1,18 +1,22 @@
-import { ErrorCode } from "@stepwise/core";
+import { ErrorCode, MAX_EVENT_TS } from "@stepwise/core";
 import type { Context } from "hono";
 import { z } from "zod";
 import { requestError } from "./http-status.js";
 
 /**
- * Ids in paths (runs, events, functions): Postgres `text` cannot hold NUL, so an id with a
- * control character (`/v1/runs/%00`) is answered 400 here instead of failing in the store.
+ * Ids and names in paths, queries and cursors (runs, events, functions): Postgres `text` cannot
+ * hold NUL, so one with a control character (`/v1/runs/%00`) is answered 400 here instead of
+ * failing in the store.
  */
-const idParam = z
+export const idParam = z
   .string()
   .min(1, "must not be empty")
   .max(256, "must be at most 256 characters")
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
   .regex(/^[^\u0000-\u001f\u007f]*$/, "must not contain control characters");
+
+/** A time in a query or cursor: epoch milliseconds, 0 up to the latest event time Postgres and `Date` both hold. */
+export const epochParam = z.number().int().min(0).max(MAX_EVENT_TS, `must be at most ${MAX_EVENT_TS} (the end of the year 9999)`);
 
 /** Items per page when `limit` is not given. */
 export const DEFAULT_PAGE = 50;

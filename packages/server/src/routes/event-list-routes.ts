@@ -4,7 +4,7 @@ import type { Hono, MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { decodeCursor, encodeCursor } from "../http/cursor.js";
 import { requestError } from "../http/http-status.js";
-import { DEFAULT_PAGE, MAX_PAGE, pathId, queryError } from "../http/params.js";
+import { DEFAULT_PAGE, epochParam, idParam, MAX_PAGE, pathId, queryError } from "../http/params.js";
 import type { ResolvedServerOptions, ServerEnv } from "../server-options.js";
 
 /** A time in a query: epoch milliseconds or an ISO 8601 date. */
@@ -12,7 +12,7 @@ const time = z
   .string()
   .transform((text, context) => {
     const value = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-    if (!Number.isSafeInteger(value)) {
+    if (!epochParam.safeParse(value).success) {
       context.addIssue({ code: "custom", message: "must be epoch milliseconds or an ISO 8601 date, e.g. 2030-01-01T00:00:00Z" });
       return z.NEVER;
     }
@@ -22,7 +22,7 @@ const time = z
 
 /** `GET /v1/events` query: strict, so a misspelled filter is an error, not an unfiltered list. */
 const listEventsQuery = z.strictObject({
-  name: z.string().min(1).max(256).optional(),
+  name: idParam.optional(),
   since: time,
   until: time,
   limit: z.coerce.number().int().min(1).max(MAX_PAGE).optional(),

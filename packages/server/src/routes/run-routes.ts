@@ -4,13 +4,13 @@ import type { Hono, MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { decodeCursor, encodeCursor } from "../http/cursor.js";
 import { requestError } from "../http/http-status.js";
-import { DEFAULT_PAGE, MAX_PAGE, pathId, queryError } from "../http/params.js";
+import { DEFAULT_PAGE, idParam, MAX_PAGE, pathId, queryError } from "../http/params.js";
 import { readJson } from "../http/read-json.js";
 import type { ResolvedServerOptions, ServerEnv } from "../server-options.js";
 
 /** `GET /v1/runs` query: strict, so a misspelled filter is an error, not an unfiltered list. */
 const listRunsQuery = z.strictObject({
-  function: z.string().min(1).max(300).optional(),
+  function: idParam.optional(),
   status: runStatusSchema.optional(),
   limit: z.coerce.number().int().min(1).max(MAX_PAGE).optional(),
   cursor: z.string().max(600).optional(),

@@ -33,6 +33,24 @@ function storeWith(store: RunStore, overrides: Partial<RunStore>): RunStore {
   });
 }
 
+/**
+ * `store` with one method held at its start until `release()`: `entered` resolves once a call
+ * arrives, so a test can act while that call is in flight.
+ */
+function holding(store: RunStore, method: "claimRun" | "ingest") {
+  const entered = gate();
+  const released = gate();
+  const call = store[method] as (input: never) => Promise<unknown>;
+  const held = storeWith(store, {
+    [method]: async (input: never) => {
+      entered.open();
+      await released.promise;
+      return call.call(store, input);
+    },
+  } as Partial<RunStore>);
+  return { store: held, entered: entered.promise, release: () => released.open() };
+}
+
 describe("issue 13: core repairs", () => {
   let database: TestPglite;
   beforeEach(async () => {
@@ -212,19 +230,11 @@ describe("issue 13: core repairs", () => {
   it("hands a run straight on when the worker gave up on its pass while the claim was on its way", async () => {
     const clock = new FakeClock();
     const store = database.createStore();
-    const claimEntered = gate();
-    const claimGate = gate();
-    const slow = storeWith(store, {
-      claimRun: async (input) => {
-        claimEntered.open();
-        await claimGate.promise;
-        return store.claimRun(input);
-      },
-    });
+    const claim = holding(store, "claimRun");
     const stepwise = new Stepwise({ id: "app" });
     stepwise.createFunction({ id: "quick" }, { event: "test/quick" }, async ({ step }) => step.run("one", () => "ok"));
     const engine = createEngine({
-      store: slow,
+      store: claim.store,
       queue: createMemoryQueue({ clock }),
       clock,
       clients: [stepwise],
@@ -233,10 +243,10 @@ describe("issue 13: core repairs", () => {
     });
     await engine.start();
     const { ids } = await engine.send({ name: "test/quick" });
-    await claimEntered.promise;
+    await claim.entered;
     // The grace ends before the claim answers: the pass is aborted with no lease to release yet.
     expect(await engine.stop({ graceMs: 10 })).toEqual({ released: 0 });
-    claimGate.open();
+    claim.release();
     const [run] = await store.listRunsForEvent(ids[0] as string);
     // The claim lands, and the pass releases the run at once instead of running (and renewing) it.
     await vi.waitFor(async () => expect(await store.getRun(run?.id as string)).toMatchObject({ status: "queued", leaseEpoch: 1 }));
@@ -256,28 +266,20 @@ describe("issue 13: core repairs", () => {
       },
     };
     const store = database.createStore();
-    const ingestStarted = gate();
-    const ingestGate = gate();
-    const slow = storeWith(store, {
-      ingest: async (input) => {
-        ingestStarted.open();
-        await ingestGate.promise;
-        return store.ingest(input);
-      },
-    });
+    const ingest = holding(store, "ingest");
     const stepwise = new Stepwise({ id: "app" });
     stepwise.createFunction({ id: "quick" }, { event: "test/quick" }, async ({ step }) => step.run("one", () => "ok"));
-    const engine = createEngine({ store: slow, queue, clock, clients: [stepwise], reconcileIntervalMs: 86_400_000 });
+    const engine = createEngine({ store: ingest.store, queue, clock, clients: [stepwise], reconcileIntervalMs: 86_400_000 });
     await engine.start();
     try {
       const sending = engine.send({ name: "test/quick" });
-      await ingestStarted.promise;
+      await ingest.entered;
       let idle = false;
       const idling = engine.idle().then(() => (idle = true));
       // idle() looks again and again and does not answer while the ingest holds its slot reserved.
       await vi.waitFor(() => expect(polls).toBeGreaterThanOrEqual(10));
       expect(idle).toBe(false);
-      ingestGate.open();
+      ingest.release();
       await idling;
       const { ids } = await sending;
       const [run] = await engine.runsForEvent(ids[0] as string);

@@ -103,9 +103,11 @@ export function createServer(serverOptions: ServerOptions): Hono<ServerEnv> {
   const guard = createAuthGuard(options.auth);
   const metrics = createMetrics(options.engine);
   app.get("/metrics", guard("read"), async (context) => context.body(await metrics.metrics(), 200, { "content-type": metrics.contentType }));
+  // Everything under /v1 reads at least: one check here, stronger scopes on their routes.
+  app.use("/v1/*", guard("read"));
   eventRoutes(app, options, guard);
   runRoutes(app, options, guard);
-  eventListRoutes(app, options, guard);
+  eventListRoutes(app, options);
   webhookRoutes(app, options);
   return app;
 }

@@ -1,6 +1,5 @@
 import { ErrorCode } from "@stepwise/core";
-import type { KeyScope } from "@stepwise/engine";
-import type { Hono, MiddlewareHandler } from "hono";
+import type { Hono } from "hono";
 import { z } from "zod";
 import { decodeCursor, encodeCursor } from "../http/cursor.js";
 import { requestError } from "../http/http-status.js";
@@ -30,13 +29,13 @@ const listEventsQuery = z.strictObject({
 });
 
 /**
- * Events under `/v1` (scope read): the list, newest received first, by name and time, a page
+ * Events under `/v1` (scope read, checked for all of `/v1` by `createServer`): the list, newest received first, by name and time, a page
  * at a time on a keyset cursor; one event with the runs it started; the runs alone.
  */
-export function eventListRoutes(app: Hono<ServerEnv>, options: ResolvedServerOptions, guard: (scope: KeyScope) => MiddlewareHandler): void {
+export function eventListRoutes(app: Hono<ServerEnv>, options: ResolvedServerOptions): void {
   const { engine } = options;
 
-  app.get("/v1/events", guard("read"), async (context) => {
+  app.get("/v1/events", async (context) => {
     const parsed = listEventsQuery.safeParse(context.req.query());
     if (!parsed.success) throw queryError(parsed.error, "name, since, until, limit and cursor");
     const { limit = DEFAULT_PAGE, cursor, ...filter } = parsed.data;
@@ -48,12 +47,12 @@ export function eventListRoutes(app: Hono<ServerEnv>, options: ResolvedServerOpt
     return context.json({ events: page, nextCursor: events.length > limit && last ? encodeCursor({ at: last.receivedAt, id: last.id }) : null });
   });
 
-  app.get("/v1/events/:id", guard("read"), async (context) => {
+  app.get("/v1/events/:id", async (context) => {
     const eventId = pathId(context, "event id");
     const event = await engine.getEvent(eventId);
     if (!event) throw requestError(ErrorCode.NotFound, `no event with id ${JSON.stringify(eventId)}`, { eventId });
     return context.json({ event, runs: await engine.runsForEvent(eventId) });
   });
 
-  app.get("/v1/events/:id/runs", guard("read"), async (context) => context.json({ runs: await engine.runsForEvent(pathId(context, "event id")) }));
+  app.get("/v1/events/:id/runs", async (context) => context.json({ runs: await engine.runsForEvent(pathId(context, "event id")) }));
 }

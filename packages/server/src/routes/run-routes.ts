@@ -28,7 +28,6 @@ const invokeBodySchema = z.strictObject({
  */
 export function runRoutes(app: Hono<ServerEnv>, options: ResolvedServerOptions, guard: (scope: KeyScope) => MiddlewareHandler): void {
   const { engine } = options;
-  app.use("/v1/*", guard("read"));
 
   app.get("/v1/functions", (context) => context.json({ functions: [...engine.functions.values()].map(describeFunction) }));
 

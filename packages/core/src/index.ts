@@ -19,6 +19,21 @@
  * Every export of this file is public API.
  */
 
+export type { ApiClientOptions, ListEventsQuery, ListRunsQuery, StepwiseApi } from "./api/api-client.js";
+export { createApiClient } from "./api/api-client.js";
+export type { ErrorBody, EventInfo, FunctionInfo, StepInfo } from "./api/wire.js";
+export {
+  cancelResultSchema,
+  errorBodySchema,
+  eventDetailSchema,
+  eventInfoSchema,
+  eventPageSchema,
+  functionInfoSchema,
+  runDetailSchema,
+  runPageSchema,
+  sendResultSchema,
+  stepInfoSchema,
+} from "./api/wire.js";
 export type { HttpTransportOptions } from "./client/http-transport.js";
 export { createHttpTransport, DEFAULT_BASE_URL } from "./client/http-transport.js";
 export type { AnyStepwise, ClientInvokeOptions, SendPayload, StepwiseOptions } from "./client/stepwise.js";

@@ -5,7 +5,6 @@ import {
   INVOKE_EVENT_NAME,
   parseEvents,
   type RunInfo,
-  type RunStatus,
   type SendEventResult,
   StepwiseError,
   type StepwiseEvent,
@@ -21,8 +20,9 @@ import { createWaitMatcher } from "./ingest/wait-matching.js";
 import { Lifecycle, type LifecycleListener } from "./lifecycle.js";
 import { type EngineOptions, resolveEngineOptions } from "./options.js";
 import type { InspectableQueue, QueueItem } from "./ports/queue.js";
-import type { RunStore, StoredEvent } from "./ports/run-store.js";
+import type { ListRunsFilter, RunStore, StoredEvent } from "./ports/run-store.js";
 import { newEventId, newRunId, Router } from "./router.js";
+import { type CancelResult, createRunActions } from "./run-actions.js";
 import { createRunWaiters, toRunInfo } from "./run-waiters.js";
 import { startCronScheduler } from "./scheduler/cron-scheduler.js";
 import { createDispatcher } from "./worker/dispatcher.js";
@@ -48,11 +48,34 @@ export interface Engine {
   listEvents: RunStore["listEvents"];
   /** One stored event, or `null`. */
   getEvent(eventId: string): Promise<StepwiseEvent | null>;
-  /** Runs, newest first, filtered by function (its qualified or plain id) and status; page on with `before`. */
-  listRuns(filter: { functionId?: string; status?: RunStatus; limit?: number; before?: { createdAt: number; id: string } }): Promise<RunInfo[]>;
+  /**
+   * Runs, newest first, filtered by function (its qualified or plain id), status, event and
+   * creation time; page on with `before` (see `ListRunsFilter`).
+   */
+  listRuns(filter: ListRunsFilter): Promise<RunInfo[]>;
   getRun(runId: string): Promise<RunInfo | null>;
-  /** The recorded steps of a run. */
+  /** The recorded steps of a run, in the order they were first recorded, with their times. */
   listSteps(runId: string): Promise<StepRecord[]>;
+  /**
+   * Cancels a run that has not ended, and the runs it invoked: they end `cancelled`, their
+   * waits close, a pass executing one (here or, through the bus, in another process) is aborted
+   * and records nothing more, and a parent waiting on the run's result gets a failed step.
+   * Answers the run and the ids cancelled (none when it had ended). Rejects with RUN_NOT_FOUND.
+   */
+  cancel(runId: string, options?: { reason?: string }): Promise<CancelResult>;
+  /**
+   * Starts a new run of a run's function with the same event (`rerunOf` names the original).
+   * With `fromStep` (a step key, or an id: its first execution), the new run reuses the
+   * results the original recorded before that step and executes from it on. Rejects with
+   * RUN_NOT_FOUND, STEP_NOT_FOUND or FUNCTION_NOT_FOUND (the function is no longer deployed).
+   */
+  rerun(runId: string, options?: { fromStep?: string }): Promise<RunInfo>;
+  /**
+   * Runs every function a stored event starts today again (each a rerun of its newest run of
+   * the event, or its first run); waits the event once resolved are not resolved again.
+   * Rejects with EVENT_NOT_FOUND.
+   */
+  replayEvent(eventId: string): Promise<RunInfo[]>;
   /** Subscribes to lifecycle events; returns the unsubscribe function. */
   on(listener: LifecycleListener): () => void;
   /**
@@ -172,6 +195,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     track,
   });
   const reconcile = reconciler.reconcile;
+  const actions = createRunActions({ options, lifecycle, registry, router, waiters, dispatcher, enqueue });
 
   function toStored(payloads: EventPayload[]): StoredEvent[] {
     const now = clock.now();
@@ -226,6 +250,9 @@ export function createEngine(engineOptions: EngineOptions): Engine {
       return run ? toRunInfo(run) : null;
     },
     listSteps: (runId) => store.listSteps(runId),
+    cancel: actions.cancel,
+    rerun: actions.rerun,
+    replayEvent: actions.replayEvent,
     listEvents: (filter) => store.listEvents(filter),
     async getEvent(eventId) {
       const event = await store.getEvent(eventId);
@@ -260,6 +287,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
 
     async start() {
       await waiters.start();
+      await actions.start();
       // Runs recorded before function ids carried their app: this engine's functions adopt them.
       const adopted = await store.qualifyFunctionIds(registry.qualifiedIds());
       if (adopted > 0) logger.info({ runs: adopted }, "recorded runs of this app's functions under their qualified ids (<app>/<function>)");
@@ -286,7 +314,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
       stopReconciler?.();
       stopClockSync?.();
       const { released } = await dispatcher.stop(stopOptions.graceMs ?? Number.POSITIVE_INFINITY);
-      await waiters.stop();
+      await Promise.all([waiters.stop(), actions.stop()]);
       return { released };
     },
 

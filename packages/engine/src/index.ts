@@ -43,6 +43,8 @@ export type {
   WaitRecord,
 } from "./ports/run-store.js";
 export { newEventId, newRunId, Router } from "./router.js";
+export type { CancelResult } from "./run-actions.js";
+export { RUN_CANCELLED_CHANNEL } from "./run-actions.js";
 export type { RunWaiters } from "./run-waiters.js";
 export { createRunWaiters, RUN_ENDED_CHANNEL, toRunInfo } from "./run-waiters.js";
 export { startCronScheduler } from "./scheduler/cron-scheduler.js";

@@ -23,6 +23,7 @@ export type LifecycleEvent =
   | { type: "run-completed"; runId: string; functionId: string; output: JsonValue }
   | { type: "run-failed"; runId: string; functionId: string; error: SerializedError }
   | { type: "run-aborted"; runId: string; functionId: string; reason: string }
+  | { type: "run-cancelled"; runId: string; functionId: string; reason: string }
   | { type: "cron-tick"; functionId: string; scheduledFor: number; runId: string | null }
   | { type: "engine-error"; error: unknown; context: string };
 

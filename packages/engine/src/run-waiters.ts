@@ -182,6 +182,7 @@ export function toRunInfo(run: RunRecord): RunInfo {
     attempt: run.attempt,
     output: run.output,
     error: run.error,
+    ...(run.rerunOf !== undefined && { rerunOf: run.rerunOf }),
     createdAt: run.createdAt,
     endedAt: run.endedAt,
   };

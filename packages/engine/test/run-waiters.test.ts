@@ -8,6 +8,7 @@ import {
   createRunWaiters,
   createSystemClock,
   Lifecycle,
+  RUN_CANCELLED_CHANNEL,
   RUN_ENDED_CHANNEL,
 } from "@stepwise/engine";
 import { createTestPglite, type TestPglite } from "@stepwise/postgres/testing";
@@ -82,16 +83,17 @@ it("answers a wait for a run that a worker in another engine ends, through its n
     const { ids } = await client.send({ name: "test/gated" });
     const [run] = await client.runsForEvent(ids[0] as string);
     await expect.poll(() => release.length).toBe(1);
-    expect(subscriptions).toEqual([]);
+    // The worker listens for cancellations only (rare); never for the end of every run.
+    expect(subscriptions).toEqual([`worker ${RUN_CANCELLED_CHANNEL}`]);
 
     const waiting = client.waitForRun(run?.id as string);
     // The client subscribed, then read the store once (still running), before the run may end.
     await expect.poll(() => reading.reads).toBe(1);
-    expect(subscriptions).toEqual([`client ${RUN_ENDED_CHANNEL}`]);
+    expect(subscriptions).toEqual([`worker ${RUN_CANCELLED_CHANNEL}`, `client ${RUN_ENDED_CHANNEL}`]);
     release[0]?.();
     expect(await waiting).toMatchObject({ status: "completed", output: "finished" });
     expect(reading.reads).toBe(1);
-    expect(subscriptions).toEqual([`client ${RUN_ENDED_CHANNEL}`]);
+    expect(subscriptions).toEqual([`worker ${RUN_CANCELLED_CHANNEL}`, `client ${RUN_ENDED_CHANNEL}`]);
   } finally {
     await client.stop();
     await worker.stop();

@@ -35,12 +35,14 @@ function commitOne(pool: pg.Pool, input: CommitStepInput): Promise<CommitStepRes
   return withClient(pool, async (client) => {
     const values = stepValues(input);
     const written = step.fresh
-      ? await client.query({ name: "stepwise_commit_new_step", text: COMMIT_NEW_STEP, values: [...values, now] }).catch((error: { code?: string }) => {
-          // Unique violation: another worker recorded this step first; read back what stands.
-          if (error.code === "23505") return { rowCount: 0 };
-          throw error;
-        })
-      : await client.query({ name: "stepwise_commit_step", text: COMMIT_STEP, values: [...values, timeParam(now)] });
+      ? await client
+          .query({ name: "stepwise_commit_new_step", text: COMMIT_NEW_STEP, values: [...values, now, step.startedAt ?? now] })
+          .catch((error: { code?: string }) => {
+            // Unique violation: another worker recorded this step first; read back what stands.
+            if (error.code === "23505") return { rowCount: 0 };
+            throw error;
+          })
+      : await client.query({ name: "stepwise_commit_step", text: COMMIT_STEP, values: [...values, timeParam(now), timeParam(step.startedAt ?? now)] });
     return written.rowCount === 1 ? committed(step) : readBack(client, input);
   });
 }
@@ -50,7 +52,7 @@ function commitMany(pool: pg.Pool, inputs: CommitStepInput[]): Promise<CommitSte
     const written = await client.query<{ run_id: string; step_key: string }>({
       name: "stepwise_commit_new_steps",
       text: COMMIT_NEW_STEPS,
-      values: columnArrays(inputs.map((input) => [...stepValues(input), input.now])),
+      values: columnArrays(inputs.map((input) => [...stepValues(input), input.now, input.step.startedAt ?? input.now])),
     });
     const landed = new Set(written.rows.map((row) => `${row.run_id}\u0000${row.step_key}`));
     const results: CommitStepResult[] = [];

@@ -1,11 +1,26 @@
 import type { RunRecord, RunStore } from "@stepwise/engine";
 import type pg from "pg";
-import { createClaimRun, loadSteps } from "./claim-run.js";
+import { cancelRun, createRuns } from "./cancel-and-rerun.js";
+import { createClaimRun } from "./claim-run.js";
 import { createCommitStep } from "./commit-step.js";
 import { createFinishRun } from "./finish-run.js";
 import type { GroupLimits } from "./group-commit.js";
 import { ingestEvents, ingestsInOneStatement } from "./ingest-events.js";
-import { EVENT_COLUMNS, type EventRow, epochMs, jsonParam, RUN_COLUMNS, type RunRow, timeParam, toRunRecord, toStepRecord, toStoredEvent } from "./map-rows.js";
+import { ListQuery } from "./list-query.js";
+import {
+  EVENT_COLUMNS,
+  type EventRow,
+  epochMs,
+  jsonParam,
+  RUN_COLUMNS,
+  type RunRow,
+  STEP_DETAIL_COLUMNS,
+  type StepRow,
+  timeParam,
+  toRunRecord,
+  toStepRecord,
+  toStoredEvent,
+} from "./map-rows.js";
 import { qualifyFunctionIds } from "./qualify-function-ids.js";
 import { recordCronTick } from "./record-cron-tick.js";
 import { findWaits, resolveWait } from "./resolve-wait.js";
@@ -165,54 +180,42 @@ export function createPostgresStore(options: PostgresStoreOptions): RunStore {
     },
 
     async listEvents(filter) {
-      const conditions: string[] = [];
-      const values: unknown[] = [];
-      const add = (condition: (at: number) => string, ...params: unknown[]) => {
-        values.push(...params);
-        conditions.push(condition(values.length));
-      };
-      if (filter.name !== undefined) add((at) => `name = $${at}`, filter.name);
-      if (filter.since !== undefined) add((at) => `received_at >= $${at}`, timeParam(filter.since));
-      if (filter.until !== undefined) add((at) => `received_at < $${at}`, timeParam(filter.until));
       // The order of the indexes of migration 000003: each page a seek, no OFFSET.
-      if (filter.before !== undefined) add((at) => `(received_at, id) < ($${at - 1}, $${at})`, timeParam(filter.before.receivedAt), filter.before.id);
-      values.push(filter.limit ?? DEFAULT_LIST_LIMIT);
-      const where = conditions.length > 0 ? `WHERE ${conditions.join(" AND ")}` : "";
+      const query = new ListQuery()
+        .where("name = $1", filter.name)
+        .where("received_at >= $1", timeParam(filter.since))
+        .where("received_at < $1", timeParam(filter.until))
+        .where("(received_at, id) < ($1, $2)", timeParam(filter.before?.receivedAt), filter.before?.id);
+      const tail = query.build("received_at DESC, id DESC", filter.limit ?? DEFAULT_LIST_LIMIT);
       const result = await withClient(pool, (client) =>
-        client.query<EventRow & { received_at: number }>(
-          `SELECT ${EVENT_COLUMNS}, ${epochMs("received_at")} FROM events ${where} ORDER BY received_at DESC, id DESC LIMIT $${values.length}`,
-          values,
-        ),
+        client.query<EventRow & { received_at: number }>(`SELECT ${EVENT_COLUMNS}, ${epochMs("received_at")} FROM events ${tail}`, query.values),
       );
       return result.rows.map((row) => ({ ...toStoredEvent(row), receivedAt: Number(row.received_at) }));
     },
 
     async listSteps(runId) {
-      const result = await withClient(pool, (client) => loadSteps(client, runId));
+      const result = await withClient(pool, (client) =>
+        client.query<StepRow>(`SELECT ${STEP_DETAIL_COLUMNS} FROM steps WHERE run_id = $1 ORDER BY seq`, [runId]),
+      );
       return result.rows.map(toStepRecord);
     },
+
+    cancelRun: (input) => cancelRun(pool, input),
+
+    createRuns: (input) => createRuns(pool, input),
 
     listRunsForEvent: (eventId) => selectRuns(`SELECT ${RUN_COLUMNS} FROM runs WHERE event_id = $1 ORDER BY created_at, id`, [eventId]),
 
     listRuns(filter) {
-      const conditions: string[] = [];
-      const values: unknown[] = [];
-      if (filter.functionId !== undefined) {
-        values.push(filter.functionId);
-        conditions.push(`function_id = $${values.length}`);
-      }
-      if (filter.status !== undefined) {
-        values.push(filter.status);
-        conditions.push(`status = $${values.length}`);
-      }
-      if (filter.before !== undefined) {
-        // Row comparison on (created_at, id): the same order as the index, so it seeks, no OFFSET.
-        values.push(timeParam(filter.before.createdAt), filter.before.id);
-        conditions.push(`(created_at, id) < ($${values.length - 1}, $${values.length})`);
-      }
-      values.push(filter.limit ?? DEFAULT_LIST_LIMIT);
-      const where = conditions.length > 0 ? `WHERE ${conditions.join(" AND ")}` : "";
-      return selectRuns(`SELECT ${RUN_COLUMNS} FROM runs ${where} ORDER BY created_at DESC, id DESC LIMIT $${values.length}`, values);
+      // Row comparison on (created_at, id): the order of the indexes, so each page seeks, no OFFSET.
+      const query = new ListQuery()
+        .where("function_id = $1", filter.functionId)
+        .where("status = $1", filter.status)
+        .where("event_id = $1", filter.eventId)
+        .where("created_at >= $1", timeParam(filter.since))
+        .where("created_at < $1", timeParam(filter.until))
+        .where("(created_at, id) < ($1, $2)", timeParam(filter.before?.createdAt), filter.before?.id);
+      return selectRuns(`SELECT ${RUN_COLUMNS} FROM runs ${query.build("created_at DESC, id DESC", filter.limit ?? DEFAULT_LIST_LIMIT)}`, query.values);
     },
 
     async now() {

@@ -43,7 +43,7 @@ INSERT INTO runs (${RUN_INSERT_COLUMNS})
 SELECT ${NEW_RUN_VALUES("$8::timestamptz")}
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
   AS input (id, function_id, event_id, parent_run_id, parent_step_key, lease_owner, lease_expires_at)
-ON CONFLICT (function_id, event_id) DO NOTHING
+ON CONFLICT (function_id, event_id) WHERE rerun_of IS NULL DO NOTHING
 RETURNING id`;
 
 /**
@@ -73,7 +73,7 @@ created AS (
   FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
     AS input (id, function_id, event_id, parent_run_id, parent_step_key, lease_owner, lease_expires_at)
   WHERE input.event_id IN (SELECT id FROM inserted) OR input.event_id <> ALL ($1::text[])
-  ON CONFLICT (function_id, event_id) DO NOTHING
+  ON CONFLICT (function_id, event_id) WHERE rerun_of IS NULL DO NOTHING
   RETURNING id
 )
 SELECT 'event' AS kind, id, match_waits FROM inserted

@@ -20,7 +20,7 @@ export const RUN_COLUMNS = [
   "id, function_id, event_id, status, attempt, lease_epoch, lease_owner",
   epochMs("lease_expires_at"),
   epochMs("wake_at"),
-  "output::text AS output, error, parent_run_id, parent_step_key",
+  "output::text AS output, error, parent_run_id, parent_step_key, rerun_of",
   epochMs("created_at"),
   epochMs("started_at"),
   epochMs("ended_at"),
@@ -28,6 +28,9 @@ export const RUN_COLUMNS = [
 
 /** Columns of `steps` read into a {@link StepRow}. @internal */
 export const STEP_COLUMNS = "step_key, step_id, kind, status, output::text AS output, error, attempt";
+
+/** {@link STEP_COLUMNS} with the step's times, for listings (a claim has no use for them). @internal */
+export const STEP_DETAIL_COLUMNS = `${STEP_COLUMNS}, ${epochMs("created_at")}, ${epochMs("ended_at")}`;
 
 /** Columns of `events` read into an {@link EventRow}. @internal */
 export const EVENT_COLUMNS = `id, key, name, data, ${epochMs("ts")}`;
@@ -48,6 +51,7 @@ export interface RunRow {
   error: SerializedError | null;
   parent_run_id: string | null;
   parent_step_key: string | null;
+  rerun_of: string | null;
   created_at: number;
   started_at: number | null;
   ended_at: number | null;
@@ -62,6 +66,9 @@ export interface StepRow {
   output: string | null;
   error: SerializedError | null;
   attempt: number;
+  /** Only with {@link STEP_DETAIL_COLUMNS}. */
+  created_at?: number;
+  ended_at?: number | null;
 }
 
 /** A row of {@link EVENT_COLUMNS}. @internal */
@@ -113,6 +120,7 @@ export function toRunRecord(row: RunRow): RunRecord {
   if (row.error !== null) record.error = row.error;
   if (row.parent_run_id !== null) record.parentRunId = row.parent_run_id;
   if (row.parent_step_key !== null) record.parentStepKey = row.parent_step_key;
+  if (row.rerun_of !== null) record.rerunOf = row.rerun_of;
   if (row.started_at !== null) record.startedAt = row.started_at;
   if (row.ended_at !== null) record.endedAt = row.ended_at;
   return record;
@@ -123,6 +131,8 @@ export function toStepRecord(row: StepRow): StepRecord {
   const record: StepRecord = { key: row.step_key, id: row.step_id, kind: row.kind, status: row.status, attempt: row.attempt };
   if (row.output !== null) record.output = JSON.parse(row.output) as JsonValue;
   if (row.error !== null) record.error = row.error;
+  if (row.created_at !== undefined) record.startedAt = row.created_at;
+  if (row.ended_at !== undefined && row.ended_at !== null) record.endedAt = row.ended_at;
   return record;
 }
 

@@ -79,7 +79,9 @@ describe.each(DATABASES)("group commit on %s", (_, createDatabase) => {
   it("records concurrent fresh steps of many runs in fewer statements than steps, each answered as alone", async () => {
     const store = createPostgresStore({ pool: fixture.database.pool, groupCommit: { maxInFlight: 1 } });
     const runIds = await claimedRuns(store, 40);
-    const answers = await Promise.all(runIds.map((runId, index) => store.commitStep({ runId, leaseEpoch: 1, step: step("s1", { index }), now: T0 + 1 })));
+    const answers = await Promise.all(
+      runIds.map((runId, index) => store.commitStep({ runId, leaseEpoch: 1, step: { ...step("s1", { index }), startedAt: T0 - index }, now: T0 + 1 })),
+    );
     expect(answers).toEqual(
       runIds.map((_, index) => ({ ok: true, record: { key: "s1", id: "s1", kind: "run", status: "completed", output: { index }, attempt: 0 } })),
     );
@@ -87,7 +89,10 @@ describe.each(DATABASES)("group commit on %s", (_, createDatabase) => {
     expect(batched).toBeGreaterThan(0);
     expect(statements.length).toBeLessThan(20);
     for (const [index, runId] of runIds.entries()) {
-      expect(await store.listSteps(runId)).toEqual([{ key: "s1", id: "s1", kind: "run", status: "completed", output: { index }, attempt: 0 }]);
+      // The batched statement records when each body began, and when its result was committed.
+      expect(await store.listSteps(runId)).toEqual([
+        { key: "s1", id: "s1", kind: "run", status: "completed", output: { index }, attempt: 0, startedAt: T0 - index, endedAt: T0 + 1 },
+      ]);
     }
   });
 

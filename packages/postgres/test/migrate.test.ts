@@ -26,14 +26,17 @@ describe("migrations", () => {
   it("apply once on PGlite, load pgvector, and satisfy assertSchemaCurrent", async () => {
     const { pool, close } = await openPglite();
     try {
-      await expect(assertSchemaCurrent(pool)).rejects.toThrow(/not current: 3 migration\(s\) pending \(000001_init, 000002_api_keys, 000003_event_listing\)/);
-      expect(await migrate(pool)).toEqual([1, 2, 3]);
+      await expect(assertSchemaCurrent(pool)).rejects.toThrow(
+        /not current: 4 migration\(s\) pending \(000001_init, 000002_api_keys, 000003_event_listing, 000004_reruns\)/,
+      );
+      expect(await migrate(pool)).toEqual([1, 2, 3, 4]);
       expect(await migrate(pool)).toEqual([]);
       await expect(assertSchemaCurrent(pool)).resolves.toBeUndefined();
       expect(await query(pool, "SELECT version, name FROM stepwise_migrations")).toEqual([
         { version: 1, name: "init" },
         { version: 2, name: "api_keys" },
         { version: 3, name: "event_listing" },
+        { version: 4, name: "reruns" },
       ]);
       expect(await query(pool, "SELECT '[1,2,3]'::vector <-> '[1,2,5]'::vector AS distance")).toEqual([{ distance: 2 }]);
     } finally {
@@ -76,7 +79,7 @@ describe("migrations", () => {
       await admin.query(`CREATE DATABASE ${name}`).finally(() => admin.end());
       for (let index = 0; index < 4; index++) pools.push(new pg.Pool({ connectionString: url.toString(), max: 1 }));
       const applied = await Promise.all(pools.map((pool) => migrate(pool)));
-      expect(applied.flat().sort()).toEqual([1, 2, 3]);
+      expect(applied.flat().sort()).toEqual([1, 2, 3, 4]);
       await assertSchemaCurrent(pools[0]!);
       expect(await query(pools[0]!, "SELECT extversion IS NOT NULL AS loaded FROM pg_extension WHERE extname = 'vector'")).toEqual([{ loaded: true }]);
     });
@@ -97,7 +100,7 @@ describe("migrations", () => {
         const pool = new pg.Pool({ connectionString: withDatabase(adminUrl, database, role), max: 1 });
         try {
           expect(await query(pool, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).toEqual([{ rolsuper: false }]);
-          expect(await migrate(pool)).toEqual([1, 2, 3]);
+          expect(await migrate(pool)).toEqual([1, 2, 3, 4]);
           await assertSchemaCurrent(pool);
         } finally {
           await pool.end();

@@ -2,17 +2,23 @@ import { randomUUID } from "node:crypto";
 import { ErrorCode } from "@stepwise/core";
 import { Hono } from "hono";
 import { cors } from "hono/cors";
+import { routeIndex } from "./api/catalogue.js";
+import { createOpenApiDocument } from "./api/openapi.js";
 import { createAuthGuard } from "./auth/authenticate.js";
 import { requestError, toErrorResponse } from "./http/http-status.js";
 import { createMetrics } from "./metrics.js";
 import { eventListRoutes } from "./routes/event-list-routes.js";
 import { eventRoutes } from "./routes/event-routes.js";
+import { runActionRoutes } from "./routes/run-action-routes.js";
 import { runRoutes } from "./routes/run-routes.js";
 import { webhookRoutes } from "./routes/webhook-routes.js";
 import { resolveServerOptions, type ServerEnv, type ServerOptions } from "./server-options.js";
 
 /** The response header carrying the request's id (the client's own, when it sent a sane one). */
 export const REQUEST_ID_HEADER = "x-request-id";
+
+/** The version of this package, which the OpenAPI document carries. */
+export const SERVER_VERSION = "0.1.0";
 
 /** A request id a client may choose: short, and nothing that could forge a log line. */
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -57,27 +63,7 @@ export function createServer(serverOptions: ServerOptions): Hono<ServerEnv> {
     return context.json(body, 404);
   });
 
-  app.get("/", (context) =>
-    context.json({
-      name: "stepwise",
-      routes: {
-        "POST /e/:eventKey": "send one event or a batch of up to 5,000",
-        "GET /v1/functions": "the functions this server runs",
-        "GET /v1/functions/:id": "one function with its triggers and configuration",
-        "POST /v1/functions/:id/invoke": "start a run and await its result",
-        "GET /v1/runs?function&status&limit&cursor": "runs, newest first, a page at a time (nextCursor)",
-        "GET /v1/events?name&since&until&limit&cursor": "events, newest first, a page at a time (nextCursor)",
-        "GET /v1/events/:id": "an event with the runs it started",
-        "GET /v1/events/:id/runs": "the runs an event started",
-        "GET /v1/runs/:id": "a run with its steps",
-        "GET /v1/runs/:id/wait": "wait for a run to end",
-        "POST /webhooks/:id": "a provider's webhook, verified by its signature, sent as events",
-        "GET /metrics": "Prometheus metrics of this process (scope read)",
-        "GET /health": "the process is up",
-        "GET /ready": "the store and the queue answer (503 when not)",
-      },
-    }),
-  );
+  app.get("/", (context) => context.json({ name: "stepwise", routes: routeIndex() }));
   app.get("/health", (context) => context.json({ status: "ok" }));
   // Readiness: the store (Postgres) and the queue (Redis, or memory) answer. Open, like /health,
   // for load balancers; it tells whether they answer, not what they hold.
@@ -105,8 +91,15 @@ export function createServer(serverOptions: ServerOptions): Hono<ServerEnv> {
   app.get("/metrics", guard("read"), async (context) => context.body(await metrics.metrics(), 200, { "content-type": metrics.contentType }));
   // Everything under /v1 reads at least: one check here, stronger scopes on their routes.
   app.use("/v1/*", guard("read"));
+  // Generated once, on first request: the schemas do not change while the server runs.
+  let openApi: Record<string, unknown> | undefined;
+  app.get("/v1/openapi.json", (context) => {
+    openApi ??= createOpenApiDocument({ version: SERVER_VERSION });
+    return context.json(openApi);
+  });
   eventRoutes(app, options, guard);
   runRoutes(app, options, guard);
+  runActionRoutes(app, options, guard);
   eventListRoutes(app, options);
   webhookRoutes(app, options);
   return app;

@@ -66,7 +66,7 @@ describe("GET /v1/runs", () => {
     ["limit=0", /limit/],
     ["limit=501", /limit/],
     ["status=done", /status/],
-    ["fucntion=quick", /"fucntion": not a query parameter here; use function, status, limit and cursor/],
+    ["fucntion=quick", /"fucntion": not a query parameter here; use function, status, event, since, until, limit and cursor/],
   ])("answers %s with a 400 naming the parameter", async (query, message) => {
     const response = await server().request(`/v1/runs?${query}`);
     expect(response.status).toBe(400);

@@ -1,5 +1,5 @@
 import type { Duration, RunInfo, SendEventResult } from "@stepwise/core";
-import { createEngine, createMemoryQueue, type Engine, type EngineOptions, type RunStore } from "@stepwise/engine";
+import { createEngine, createMemoryQueue, type Engine, type EngineOptions, type Queue, type RunStore } from "@stepwise/engine";
 import { createPostgresStore } from "@stepwise/postgres";
 import { createTestPglite } from "@stepwise/postgres/testing";
 import { FakeClock } from "./fake-clock.js";
@@ -10,6 +10,10 @@ export interface TestEngineOptions extends Omit<EngineOptions, "store" | "queue"
   clock?: FakeClock;
   /** (Default: a fresh PGlite database, cloned from a migrated template) */
   store?: RunStore;
+  /** (Default: an in-memory queue on `clock`) Closed by `close()`. */
+  queue?: Queue;
+  /** Called by `close()` after the engine stopped: closes what the caller made for it (a database, a Redis prefix). */
+  onClose?: () => Promise<void>;
 }
 
 /** An engine on a fresh embedded database with a fake clock, started. */
@@ -49,8 +53,8 @@ export async function createTestEngine(options: TestEngineOptions = {}): Promise
     store = createPostgresStore({ pool: database.pool });
     closeDatabase = database.close;
   }
-  const queue = createMemoryQueue({ clock });
-  const engine = createEngine({ reconcileIntervalMs: 24 * 60 * 60 * 1000, recoverOnStart: "all", ...options, store, queue, clock });
+  const { onClose, queue = createMemoryQueue({ clock }), ...engineOptions } = options;
+  const engine = createEngine({ reconcileIntervalMs: 24 * 60 * 60 * 1000, recoverOnStart: "all", ...engineOptions, store, queue, clock });
   clock.onSettle(() => engine.idle());
   await engine.start();
   const ownStore = store;
@@ -62,6 +66,7 @@ export async function createTestEngine(options: TestEngineOptions = {}): Promise
     await engine.stop();
     await queue.close();
     await closeDatabase();
+    await onClose?.();
   };
   return Object.assign(engine, {
     clock,

@@ -19,6 +19,8 @@ export const runInfoSchema = z.object({
   attempt: z.number().int(),
   output: z.unknown().optional(),
   error: serializedErrorSchema.optional(),
+  /** The run this one repeats: a rerun, or a replay of its event. */
+  rerunOf: z.string().optional(),
   createdAt: z.number(),
   endedAt: z.number().optional(),
 });

@@ -19,6 +19,12 @@ export const ErrorCode = {
   StepFailed: "STEP_FAILED",
   /** The run failed: its handler threw after the last attempt. */
   RunFailed: "RUN_FAILED",
+  /** No stored event has this id. */
+  EventNotFound: "EVENT_NOT_FOUND",
+  /** The run has no step with this key or id. */
+  StepNotFound: "STEP_NOT_FOUND",
+  /** The run had already completed or failed: it cannot be cancelled. */
+  RunAlreadyEnded: "RUN_ALREADY_ENDED",
   /** The run was cancelled. */
   RunCancelled: "RUN_CANCELLED",
   /** `step.invoke` or `stepwise.invoke` did not get a result within its timeout. */

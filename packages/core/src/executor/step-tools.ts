@@ -72,6 +72,7 @@ export function createStepTools(options: StepToolsOptions): StepTools {
     const fresh = previous === undefined;
     // A duration, not a decision about time: measured on the monotonic clock.
     const started = performance.now();
+    const startedAt = hooks.now();
     const elapsed = () => Math.round(performance.now() - started);
     state.begin();
     try {
@@ -89,12 +90,12 @@ export function createStepTools(options: StepToolsOptions): StepTools {
           hooks.onStepEnd?.({ ...target, kind, attempt, status: "retrying", error: serialized, durationMs: elapsed() });
           return state.suspend({ kind: "retry", ...target, attempt, error: serialized, retryAt: hooks.now() + delay });
         }
-        const recorded = await commit({ ...target, kind, status: "failed", error: serialized, attempt, fresh });
+        const recorded = await commit({ ...target, kind, status: "failed", error: serialized, attempt, startedAt, fresh });
         if (!recorded) return state.park();
         hooks.onStepEnd?.({ ...target, kind, attempt, status: recorded.status, error: serialized, durationMs: elapsed() });
         return settle(recorded);
       }
-      const recorded = await commit({ ...target, kind, status: "completed", output, attempt, fresh });
+      const recorded = await commit({ ...target, kind, status: "completed", output, attempt, startedAt, fresh });
       if (!recorded) return state.park();
       hooks.onStepEnd?.({ ...target, kind, attempt, status: recorded.status, durationMs: elapsed() });
       return settle(recorded);

@@ -18,6 +18,13 @@ export interface StepRecord {
   error?: SerializedError;
   /** Zero-based attempt of the last execution (for `retrying`: of the failed one). */
   attempt: number;
+  /**
+   * When the step began (epoch ms): its body's first attempt, or when its sleep, wait or invoke
+   * was recorded. Read by `RunStore.listSteps`; a claim leaves it out (replay has no use for it).
+   */
+  startedAt?: number;
+  /** When the step's result was recorded (epoch ms); absent while it is open. See `startedAt`. */
+  endedAt?: number;
 }
 
 /** A final step result to commit. */
@@ -29,6 +36,8 @@ export interface StepCommit {
   output?: JsonValue;
   error?: SerializedError;
   attempt: number;
+  /** When the body's attempt began (epoch ms, engine clock). (Default: the commit's `now`) */
+  startedAt?: number;
   /**
    * True when the step had no recorded row as the pass began: the store may then use a plain
    * insert, where a conflict can only mean another worker recorded the step meanwhile.

@@ -24,6 +24,8 @@ export interface RunRecord {
   error?: SerializedError;
   parentRunId?: string;
   parentStepKey?: string;
+  /** The run this one repeats (a rerun, or a replay of its event). */
+  rerunOf?: string;
   createdAt: number;
   startedAt?: number;
   endedAt?: number;
@@ -123,6 +125,12 @@ export interface FinishResult {
 export interface ListRunsFilter {
   functionId?: string;
   status?: RunStatus;
+  /** Only runs started by this event. */
+  eventId?: string;
+  /** Only runs created at or after this time (epoch ms). */
+  since?: number;
+  /** Only runs created before this time (epoch ms). */
+  until?: number;
   /** Most runs answered. (Default: 100) */
   limit?: number;
   /**
@@ -183,6 +191,28 @@ export interface RunStore {
     now: number;
   }): Promise<FinishResult>;
 
+  /**
+   * Cancels a run that has not ended, with the runs it started through `step.invoke` (and
+   * theirs), atomically: each ends `cancelled` with `error`, its waits close, and its lease
+   * epoch moves on, so a worker still executing it records nothing more. When the run was
+   * invoked by a parent whose step still waits, that step fails (RUN_CANCELLED) and the parent
+   * becomes runnable: `parent`, to enqueue. `cancelled` is empty when the run had ended already
+   * (or does not exist).
+   */
+  cancelRun(input: { runId: string; error: SerializedError; now: number }): Promise<{ cancelled: RunRecord[]; parent?: { runId: string; functionId: string } }>;
+
+  /**
+   * Creates queued runs of stored events outside ingest: reruns (`rerunOf`, the run repeated)
+   * and first runs (no `rerunOf`; left out when the function already has a first run of the
+   * event). A rerun with `reuseStepsBefore` (a step key of the original) starts with copies of
+   * the final step results the original recorded before that step, so it executes from there
+   * on. Answers the runs created.
+   */
+  createRuns(input: {
+    runs: Array<{ id: string; functionId: string; eventId: string; rerunOf?: string; reuseStepsBefore?: string }>;
+    now: number;
+  }): Promise<IngestResult["runs"]>;
+
   /** Open waits for events with this name. */
   findWaits(eventName: string): Promise<WaitRecord[]>;
 
@@ -236,6 +266,7 @@ export interface RunStore {
     limit?: number;
     before?: { receivedAt: number; id: string };
   }): Promise<Array<StoredEvent & { receivedAt: number }>>;
+  /** A run's steps in the order they were first recorded, with their times (`startedAt`, `endedAt`). */
   listSteps(runId: string): Promise<StepRecord[]>;
   listRunsForEvent(eventId: string): Promise<RunRecord[]>;
   listRuns(filter: ListRunsFilter): Promise<RunRecord[]>;

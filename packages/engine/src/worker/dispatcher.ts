@@ -37,6 +37,12 @@ export interface Dispatcher {
   startClaimed(claimed: ClaimedRun): void;
   /** Gives back the slot of a reserved run that was not created (a duplicate event, a failure). */
   unreserve(runId: string): void;
+  /**
+   * Aborts this process's pass over a run, if one executes (the run was cancelled): its step
+   * bodies' `signal` fires with `reason` and nothing more of the pass is recorded. Answers
+   * whether a pass was aborted.
+   */
+  abortRun(runId: string, reason: Error): boolean;
   /** Passes executing now. */
   readonly activeCount: number;
   /**
@@ -221,6 +227,13 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
     },
 
     maxHeld: options.concurrency,
+
+    abortRun(runId, reason) {
+      const entry = passes.get(runId);
+      if (!entry || entry.abort.signal.aborted) return false;
+      entry.abort.abort(reason);
+      return true;
+    },
 
     reserve(runs) {
       const taken = new Set<string>();

@@ -6,7 +6,8 @@ const LEASE_HELD = "EXISTS (SELECT 1 FROM runs WHERE id = $1 AND lease_epoch = $
  * run's lease epoch is still the committer's.
  *
  * $1 run id, $2 lease epoch, $3 step key, $4 step id, $5 kind, $6 status, $7 output (JSON
- * text), $8 error (JSON text), $9 attempt, $10 now.
+ * text), $8 error (JSON text), $9 attempt, $10 now, $11 when the body began (the row's
+ * `created_at`; a retried step keeps the time its first attempt began).
  *
  * - The lease check requires the run to be running under this epoch (a run recovered, finished
  *   or never claimed takes no step results) and locks the run row FOR SHARE: a concurrent claim
@@ -23,7 +24,7 @@ const LEASE_HELD = "EXISTS (SELECT 1 FROM runs WHERE id = $1 AND lease_epoch = $
  */
 export const COMMIT_STEP = `
 INSERT INTO steps (run_id, step_key, step_id, kind, status, output, error, attempt, created_at, ended_at)
-SELECT $1, $3, $4, $5::step_kind, $6::step_status, $7::jsonb, $8::jsonb, $9, $10, $10
+SELECT $1, $3, $4, $5::step_kind, $6::step_status, $7::jsonb, $8::jsonb, $9, $11, $10
 WHERE ${LEASE_HELD}
 ON CONFLICT (run_id, step_key) DO UPDATE SET
   step_id = excluded.step_id,
@@ -41,11 +42,11 @@ WHERE steps.status IN ('waiting', 'retrying')`;
  * says so), so a plain insert does; a unique violation (SQLSTATE 23505) means another worker
  * recorded it meanwhile, and the caller reads {@link COMMIT_STEP_READBACK}. Skipping the upsert
  * and passing the time as epoch milliseconds (no `Date` formatting) keeps the hot path near a
- * bare INSERT. Same parameters as {@link COMMIT_STEP}, with $10 in epoch milliseconds.
+ * bare INSERT. Same parameters as {@link COMMIT_STEP}, with $10 and $11 in epoch milliseconds.
  */
 export const COMMIT_NEW_STEP = `
 INSERT INTO steps (run_id, step_key, step_id, kind, status, output, error, attempt, created_at, ended_at)
-SELECT $1, $3, $4, $5::step_kind, $6::step_status, $7::jsonb, $8::jsonb, $9, to_timestamp($10::float8 / 1000), to_timestamp($10::float8 / 1000)
+SELECT $1, $3, $4, $5::step_kind, $6::step_status, $7::jsonb, $8::jsonb, $9, to_timestamp($11::float8 / 1000), to_timestamp($10::float8 / 1000)
 WHERE ${LEASE_HELD}`;
 
 /**
@@ -65,13 +66,13 @@ WHERE runs.id = $1`;
  * answer (ON CONFLICT DO NOTHING keeps one conflict from undoing the others), and the caller
  * reads {@link COMMIT_STEP_READBACK} for it.
  *
- * $1..$10 arrays of the parameters of {@link COMMIT_NEW_STEP}, one element per step. Answers
+ * $1..$11 arrays of the parameters of {@link COMMIT_NEW_STEP}, one element per step. Answers
  * the run id and key of each step written.
  */
 export const COMMIT_NEW_STEPS = `
 WITH input AS (
-  SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int4[], $10::float8[])
-    AS input(run_id, lease_epoch, step_key, step_id, kind, status, output, error, attempt, at_ms)
+  SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int4[], $10::float8[], $11::float8[])
+    AS input(run_id, lease_epoch, step_key, step_id, kind, status, output, error, attempt, at_ms, started_ms)
 ), lease AS (
   SELECT runs.id FROM runs
   WHERE (runs.id, runs.lease_epoch) IN (SELECT run_id, lease_epoch FROM input) AND runs.status = 'running'
@@ -80,7 +81,7 @@ WITH input AS (
 )
 INSERT INTO steps (run_id, step_key, step_id, kind, status, output, error, attempt, created_at, ended_at)
 SELECT input.run_id, input.step_key, input.step_id, input.kind::step_kind, input.status::step_status, input.output::jsonb, input.error::jsonb,
-  input.attempt, to_timestamp(input.at_ms / 1000), to_timestamp(input.at_ms / 1000)
+  input.attempt, to_timestamp(input.started_ms / 1000), to_timestamp(input.at_ms / 1000)
 FROM input JOIN lease ON lease.id = input.run_id
 ON CONFLICT (run_id, step_key) DO NOTHING
 RETURNING run_id, step_key`;

@@ -10,6 +10,9 @@ export interface ErrorBody {
 const STATUS_BY_CODE: Partial<Record<ErrorCode, ContentfulStatusCode>> = {
   [ErrorCode.FunctionNotFound]: 404,
   [ErrorCode.RunNotFound]: 404,
+  [ErrorCode.EventNotFound]: 404,
+  [ErrorCode.StepNotFound]: 404,
+  [ErrorCode.RunAlreadyEnded]: 409,
   [ErrorCode.NotFound]: 404,
   [ErrorCode.Unauthorized]: 401,
   [ErrorCode.Forbidden]: 403,

@@ -18,6 +18,19 @@ export const idParam = z
 /** A time in a query or cursor: epoch milliseconds, 0 up to the latest event time Postgres and `Date` both hold. */
 export const epochParam = z.number().int().min(0).max(MAX_EVENT_TS, `must be at most ${MAX_EVENT_TS} (the end of the year 9999)`);
 
+/** A time in a query: epoch milliseconds or an ISO 8601 date (optional). */
+export const timeQuery = z
+  .string()
+  .transform((text, context) => {
+    const value = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+    if (!epochParam.safeParse(value).success) {
+      context.addIssue({ code: "custom", message: "must be epoch milliseconds or an ISO 8601 date, e.g. 2030-01-01T00:00:00Z" });
+      return z.NEVER;
+    }
+    return value;
+  })
+  .optional();
+
 /** Items per page when `limit` is not given. */
 export const DEFAULT_PAGE = 50;
 /** Most items per page. */

@@ -1,5 +1,6 @@
 import { ErrorCode } from "@stepwise/core";
 import type { Context } from "hono";
+import type { z } from "zod";
 import { requestError } from "./http-status.js";
 
 /** `application/json`, or a `+json` type such as `application/vnd.api+json`, with any parameters. */
@@ -22,6 +23,17 @@ export async function readJson(context: Context, limitBytes: number): Promise<un
   const bytes = await readBody(context, limitBytes);
   if (bytes.byteLength === 0) throw requestError(ErrorCode.InvalidJson, "the request body is empty; send a JSON value");
   return parseJson(bytes);
+}
+
+/**
+ * {@link readJson} for a route whose body may be left out (`POST /v1/runs/:id/cancel` with no
+ * options): no `Content-Type` and no body answers `undefined`; anything else is read as JSON.
+ */
+export async function readOptionalJson(context: Context, limitBytes: number): Promise<unknown> {
+  const length = context.req.header("content-length");
+  const empty = length === "0" || (length === undefined && context.req.raw.body === null);
+  if (empty && context.req.header("content-type") === undefined) return undefined;
+  return readJson(context, limitBytes);
 }
 
 /**
@@ -48,6 +60,17 @@ export async function readBody(context: Context, limitBytes: number): Promise<Ui
     chunks.push(value);
   }
   return Buffer.concat(chunks);
+}
+
+/** Checks a parsed body against its schema: 400 INVALID_REQUEST naming the field, and what the route takes (`shape`). */
+export function checkBody<T>(schema: z.ZodType<T>, body: unknown, shape: string): T {
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const field = issue?.path.length ? `.${issue.path.join(".")}` : "";
+  const message =
+    issue?.code === "unrecognized_keys" ? `unknown option(s) ${issue.keys.map((key) => JSON.stringify(key)).join(", ")}` : (issue?.message ?? "invalid");
+  throw requestError(ErrorCode.InvalidRequest, `body${field}: ${message}; send ${shape}`);
 }
 
 /** Decodes UTF-8 (invalid UTF-8 is refused, not turned into U+FFFD and stored altered) and parses JSON; 400 INVALID_JSON otherwise. */

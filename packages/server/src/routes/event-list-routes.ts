@@ -1,32 +1,10 @@
 import { ErrorCode } from "@stepwise/core";
 import type { Hono } from "hono";
-import { z } from "zod";
+import { listEventsQuery } from "../api/request-schemas.js";
 import { decodeCursor, encodeCursor } from "../http/cursor.js";
 import { requestError } from "../http/http-status.js";
-import { DEFAULT_PAGE, epochParam, idParam, MAX_PAGE, pathId, queryError } from "../http/params.js";
+import { DEFAULT_PAGE, pathId, queryError } from "../http/params.js";
 import type { ResolvedServerOptions, ServerEnv } from "../server-options.js";
-
-/** A time in a query: epoch milliseconds or an ISO 8601 date. */
-const time = z
-  .string()
-  .transform((text, context) => {
-    const value = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-    if (!epochParam.safeParse(value).success) {
-      context.addIssue({ code: "custom", message: "must be epoch milliseconds or an ISO 8601 date, e.g. 2030-01-01T00:00:00Z" });
-      return z.NEVER;
-    }
-    return value;
-  })
-  .optional();
-
-/** `GET /v1/events` query: strict, so a misspelled filter is an error, not an unfiltered list. */
-const listEventsQuery = z.strictObject({
-  name: idParam.optional(),
-  since: time,
-  until: time,
-  limit: z.coerce.number().int().min(1).max(MAX_PAGE).optional(),
-  cursor: z.string().max(600).optional(),
-});
 
 /**
  * Events under `/v1` (scope read, checked for all of `/v1` by `createServer`): the list, newest received first, by name and time, a page
@@ -50,7 +28,7 @@ export function eventListRoutes(app: Hono<ServerEnv>, options: ResolvedServerOpt
   app.get("/v1/events/:id", async (context) => {
     const eventId = pathId(context, "event id");
     const event = await engine.getEvent(eventId);
-    if (!event) throw requestError(ErrorCode.NotFound, `no event with id ${JSON.stringify(eventId)}`, { eventId });
+    if (!event) throw requestError(ErrorCode.EventNotFound, `no event with id ${JSON.stringify(eventId)}`, { eventId });
     return context.json({ event, runs: await engine.runsForEvent(eventId) });
   });
 

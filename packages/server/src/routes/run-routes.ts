@@ -1,25 +1,12 @@
-import { ErrorCode, runStatusSchema } from "@stepwise/core";
+import { ErrorCode } from "@stepwise/core";
 import type { KeyScope } from "@stepwise/engine";
 import type { Hono, MiddlewareHandler } from "hono";
-import { z } from "zod";
+import { invokeBodySchema, listRunsQuery, waitQuery } from "../api/request-schemas.js";
 import { decodeCursor, encodeCursor } from "../http/cursor.js";
 import { requestError } from "../http/http-status.js";
-import { DEFAULT_PAGE, idParam, MAX_PAGE, pathId, queryError } from "../http/params.js";
-import { readJson } from "../http/read-json.js";
+import { DEFAULT_PAGE, pathId, queryError } from "../http/params.js";
+import { checkBody, readJson } from "../http/read-json.js";
 import type { ResolvedServerOptions, ServerEnv } from "../server-options.js";
-
-/** `GET /v1/runs` query: strict, so a misspelled filter is an error, not an unfiltered list. */
-const listRunsQuery = z.strictObject({
-  function: idParam.optional(),
-  status: runStatusSchema.optional(),
-  limit: z.coerce.number().int().min(1).max(MAX_PAGE).optional(),
-  cursor: z.string().max(600).optional(),
-});
-
-const invokeBodySchema = z.strictObject({
-  data: z.record(z.string(), z.unknown()).optional(),
-  timeoutMs: z.number().int().positive().optional(),
-});
 
 /**
  * Functions, events and runs under `/v1`: list and read functions, invoke one and await its
@@ -41,26 +28,19 @@ export function runRoutes(app: Hono<ServerEnv>, options: ResolvedServerOptions, 
   app.post("/v1/functions/:id/invoke", guard("control"), async (context) => {
     const functionId = pathId(context, "function id");
     const body = await readJson(context, options.maxBodyBytes);
-    const parsed = invokeBodySchema.safeParse(body);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw requestError(
-        ErrorCode.InvalidRequest,
-        `body${issue?.path.length ? `.${issue.path.join(".")}` : ""}: ${issue?.message ?? "invalid"}; send { data?: object, timeoutMs?: number }`,
-      );
-    }
+    const parsed = checkBody(invokeBodySchema, body, "{ data?: object, timeoutMs?: number }");
     // The data as sent (zod's copy would drop a __proto__ key silently); the engine checks it as event data.
     const data = (body as { data?: Record<string, unknown> }).data ?? {};
-    const timeoutMs = cappedWait(parsed.data.timeoutMs, options, "timeoutMs");
+    const timeoutMs = cappedWait(parsed.timeoutMs, options, "timeoutMs");
     return context.json({ run: await engine.invoke(functionId, data, { timeoutMs, signal: context.req.raw.signal }) });
   });
 
   app.get("/v1/runs", async (context) => {
     const parsed = listRunsQuery.safeParse(context.req.query());
-    if (!parsed.success) throw queryError(parsed.error, "function, status, limit and cursor");
-    const { function: functionId, status, limit = DEFAULT_PAGE, cursor } = parsed.data;
+    if (!parsed.success) throw queryError(parsed.error, "function, status, event, since, until, limit and cursor");
+    const { function: functionId, status, event: eventId, since, until, limit = DEFAULT_PAGE, cursor } = parsed.data;
     // One more than the page: whether there is a next page, without a count.
-    const runs = await engine.listRuns({ functionId, status, limit: limit + 1, before: before(cursor) });
+    const runs = await engine.listRuns({ functionId, status, eventId, since, until, limit: limit + 1, before: before(cursor) });
     const page = runs.slice(0, limit);
     const last = page.at(-1);
     return context.json({ runs: page, nextCursor: runs.length > limit && last ? encodeCursor({ at: last.createdAt, id: last.id }) : null });
@@ -75,12 +55,9 @@ export function runRoutes(app: Hono<ServerEnv>, options: ResolvedServerOptions, 
 
   app.get("/v1/runs/:id/wait", async (context) => {
     const runId = pathId(context, "run id");
-    const timeout = context.req.query("timeout");
-    const requested = timeout === undefined ? undefined : Number(timeout);
-    if (requested !== undefined && !(Number.isSafeInteger(requested) && requested > 0)) {
-      throw requestError(ErrorCode.InvalidRequest, "timeout must be a positive whole number of milliseconds");
-    }
-    const timeoutMs = cappedWait(requested, options, "timeout");
+    const parsed = waitQuery.safeParse(context.req.query());
+    if (!parsed.success) throw queryError(parsed.error, "timeout");
+    const timeoutMs = cappedWait(parsed.data.timeout, options, "timeout");
     return context.json({ run: await engine.waitForRun(runId, { timeoutMs, signal: context.req.raw.signal }) });
   });
 }

@@ -16,3 +16,4 @@ export { clockContract } from "./clock.js";
 export type { QueueFactory } from "./queue.js";
 export { queueContract } from "./queue.js";
 export { runStoreContract } from "./run-store.js";
+export { runStoreActionsContract } from "./run-store-actions.js";

@@ -1,17 +1,10 @@
 import { EVENT_DEDUPE_WINDOW_MS } from "@stepwise/core";
 import type { StepCommit } from "@stepwise/core/internal";
-import type { IngestInput, NewRun, RunStore, StoredEvent, SuspendedStep, SuspendInput } from "@stepwise/engine";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { IngestInput, NewRun, RunStore, StoredEvent, SuspendedStep } from "@stepwise/engine";
+import { beforeEach, describe, expect, it } from "vitest";
+import { LEASE_MS, type RunStoreFixture, runStoreKit, T0 } from "./run-store-kit.js";
 
-/** A store under test and how to dispose of it. */
-export interface RunStoreFixture {
-  store: RunStore;
-  close(): Promise<void>;
-}
-
-// A fixed clock origin: stores must take every time from the `now` they are given.
-const T0 = 1_700_000_000_000;
-const LEASE_MS = 30_000;
+export type { RunStoreFixture } from "./run-store-kit.js";
 
 /**
  * The behaviour every `RunStore` must have, as a vitest `describe` block: deduplication,
@@ -26,71 +19,13 @@ const LEASE_MS = 30_000;
  */
 export function runStoreContract(name: string, makeStore: () => Promise<RunStoreFixture>): void {
   describe(`RunStore contract: ${name}`, () => {
-    let fixture: RunStoreFixture | undefined;
+    const kit = runStoreKit(makeStore);
+    const { event, startRun, claim, done, runsFor, sleep, suspension, invoke } = kit;
+    // The store of the test running now (a fresh one each test).
     let store: RunStore;
-    let seq = 0;
-    const newId = (prefix: string) => `${prefix}_${String(++seq).padStart(6, "0")}`;
-
-    beforeEach(async () => {
-      fixture = await makeStore();
-      store = fixture.store;
+    beforeEach(() => {
+      store = kit.store;
     });
-    afterEach(async () => {
-      await fixture?.close();
-      fixture = undefined;
-    });
-
-    function event(overrides: Partial<StoredEvent> = {}): StoredEvent {
-      return { id: newId("evt"), name: "test/thing.happened", data: { n: seq }, ts: T0 - 5, ...overrides };
-    }
-
-    /** Ingests one event starting one run of `functionId`, at `now`. */
-    async function startRun(options: { functionId?: string; now?: number; key?: string } = {}) {
-      const trigger = event(options.key === undefined ? {} : { key: options.key });
-      const runs = runsFor([trigger], options.functionId);
-      expect((await store.ingest({ events: [trigger], runs, now: options.now ?? T0 })).runs).toEqual(runs);
-      return { runId: runs[0]!.id, trigger };
-    }
-
-    async function claim(runId: string, now = T0, workerId = "worker-a", leaseMs = LEASE_MS) {
-      const claimed = await store.claimRun({ runId, workerId, now, leaseMs });
-      if (!claimed) throw new Error(`run ${runId} could not be claimed at ${now}`);
-      return claimed;
-    }
-
-    function done(key: string, output: StepCommit["output"], attempt = 0): StepCommit {
-      return { key, id: key, kind: "run", status: "completed", output, attempt };
-    }
-
-    /** One run of `functionId` per event. */
-    function runsFor(events: StoredEvent[], functionId = "fn"): NewRun[] {
-      return events.map((item) => ({ id: newId("run"), functionId, eventId: item.id }));
-    }
-
-    function sleep(key: string, wakeAt: number): SuspendedStep {
-      return { key, id: key, kind: "sleep", status: "waiting", attempt: 0, wakeAt };
-    }
-
-    /** A suspension; each `waitFor` entry opens a wait step for "test/reply" and its wait. */
-    function suspension(
-      runId: string,
-      leaseEpoch: number,
-      now: number,
-      input: Partial<SuspendInput> & { waitFor?: Array<{ key: string; timeoutAt: number; expression?: string }> },
-    ): SuspendInput {
-      const { waitFor = [], ...rest } = input;
-      const waitSteps = waitFor.map(({ key, timeoutAt }): SuspendedStep => ({ key, id: key, kind: "wait", status: "waiting", attempt: 0, wakeAt: timeoutAt }));
-      const waits = waitFor.map(({ key, timeoutAt, expression }) => ({ stepKey: key, stepId: key, eventName: "test/reply", timeoutAt, expression }));
-      return { runId, leaseEpoch, waits, invokes: { events: [], runs: [], now }, pendingKeys: [], now, ...rest, steps: [...(rest.steps ?? []), ...waitSteps] };
-    }
-
-    /** A `step.invoke` of `functionId` from `runId`'s step `stepKey`: its open step and the child to ingest. */
-    function invoke(runId: string, stepKey: string, functionId: string, now: number, wakeAt?: number) {
-      const child = event({ name: "stepwise/function.invoked" });
-      const run: NewRun = { id: newId("run"), functionId, eventId: child.id, parentRunId: runId, parentStepKey: stepKey };
-      const step: SuspendedStep = { key: stepKey, id: stepKey, kind: "invoke", status: "waiting", attempt: 0, ...(wakeAt === undefined ? {} : { wakeAt }) };
-      return { child, childRunId: run.id, step, invokes: { events: [child], runs: [run], now } satisfies IngestInput };
-    }
 
     it("stores events and creates their runs, queued and due at once", async () => {
       const trigger = event({ key: "order-1", data: { order: 1 } });
@@ -200,7 +135,8 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
       await store.commitStep({ runId, leaseEpoch, step: failed, now: T0 + 4 });
       const steps = await store.listSteps(runId);
       expect(Object.fromEntries(steps.map((step) => [step.key, step.output]))).toEqual({ s1: { a: 1 }, ...outputs, s7: undefined });
-      expect(steps.find((step) => step.key === "s7")).toEqual(failed);
+      // Listed with its times: no `startedAt` given, so it began when it was recorded.
+      expect(steps.find((step) => step.key === "s7")).toEqual({ ...failed, startedAt: T0 + 4, endedAt: T0 + 4 });
       // A commit marked `fresh` (no row when the pass began) takes the plain-insert path; a
       // conflict there still answers the record that stands.
       const freshFirst = await store.commitStep({ runId, leaseEpoch, step: { ...done("s8", "first"), fresh: true }, now: T0 + 5 });

@@ -1,0 +1,64 @@
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import { createPostgresStore } from "@stepwise/postgres";
+import { createTestPostgres } from "@stepwise/postgres/testing";
+import { createRedisBus, createRedisQueue } from "@stepwise/redis";
+import { createTestRedis } from "@stepwise/redis/testing";
+import { createTestEngine, FakeClock, type TestEngine, type TestEngineOptions } from "@stepwise/testing";
+import type { Hono } from "hono";
+
+/** The two deployments every server test runs on: embedded (PGlite + memory) and production (Postgres + Redis). */
+export const BACKENDS = ["pglite + memory", "postgres + redis"] as const;
+export type Backend = (typeof BACKENDS)[number];
+
+/**
+ * A started test engine on `backend`: a fresh PGlite database with a memory queue, or a fresh
+ * Postgres database (cloned from the migrated template) with a Redis queue and bus under a
+ * fresh prefix. `close()` drops what it made.
+ */
+export async function createBackendEngine(backend: Backend, options: TestEngineOptions = {}): Promise<TestEngine> {
+  if (backend === "pglite + memory") return createTestEngine(options);
+  const clock = options.clock ?? new FakeClock();
+  const database = await createTestPostgres();
+  const redis = await createTestRedis();
+  const queue = createRedisQueue({ redis: redis.redis, clock, prefix: redis.prefix, pollIntervalMs: 200 });
+  const bus = createRedisBus({ redis: redis.redis, prefix: redis.prefix });
+  return createTestEngine({
+    ...options,
+    clock,
+    store: createPostgresStore({ pool: database.pool }),
+    queue,
+    bus,
+    async onClose() {
+      await bus.close();
+      await redis.close();
+      await database.close();
+    },
+  });
+}
+
+/** An app served over real HTTP on a free loopback port, until `close()`. */
+export interface HttpServer {
+  url: string;
+  /** `fetch` against the server: a path, and JSON bodies sent with their content type. */
+  request(path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/** Serves `app` with `@hono/node-server` on 127.0.0.1 and a free port. */
+export async function serveHttp(app: Hono<never> | { fetch: (request: Request) => Response | Promise<Response> }): Promise<HttpServer> {
+  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+    const started = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve(started));
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    url,
+    request(path, init = {}) {
+      const { json, headers, ...rest } = init;
+      if (json === undefined) return fetch(url + path, { ...rest, headers });
+      return fetch(url + path, { method: "POST", ...rest, headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(json) });
+    },
+    close: () => new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve()))),
+  };
+}

@@ -2,7 +2,8 @@
  * @module @stepwise/cli
  *
  * The `stepwise` command: `stepwise dev` runs durable functions on embedded Postgres with no
- * server installed; `stepwise send` sends an event to a running server.
+ * server installed; `stepwise send` sends an event to a running server; `stepwise runs` and
+ * `stepwise events` list, show, cancel and rerun over a server's HTTP API.
  *
  * Every export of this file is public API.
  */
@@ -12,6 +13,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { connectPostgres } from "./connect-postgres.js";
 import { type DevOptions, startDev } from "./dev.js";
 import { keysCommand } from "./keys.js";
+import { operatorCommands } from "./operator-commands.js";
 import { type RunningStepwise, type StartOptions, startProduction } from "./start.js";
 
 export type { ConnectPostgresOptions } from "./connect-postgres.js";
@@ -109,6 +111,7 @@ export async function main(argv: string[]): Promise<void> {
     });
 
   keysCommand(program);
+  operatorCommands(program);
 
   program
     .command("send")

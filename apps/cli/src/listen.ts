@@ -1,4 +1,8 @@
+import type { Server } from "node:http";
 import { serve } from "@hono/node-server";
+
+/** How long requests in flight may take to finish once the server closes (ms). */
+const CLOSE_GRACE_MS = 2000;
 
 /** An HTTP server listening for a Hono app. */
 export interface Listening {
@@ -12,8 +16,9 @@ export interface Listening {
  * the port is taken. Shared by `stepwise dev` and `stepwise start`.
  */
 export async function listen(app: { fetch: (request: Request) => Response | Promise<Response> }, options: { host: string; port: number }): Promise<Listening> {
-  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const instance = serve({ fetch: app.fetch, hostname: options.host, port: options.port }, () => resolve(instance));
+  const server = await new Promise<Server>((resolve, reject) => {
+    // An HTTP/1 server (serve() answers the union of the HTTP/1 and HTTP/2 server types).
+    const instance = serve({ fetch: app.fetch, hostname: options.host, port: options.port }, () => resolve(instance as Server)) as Server;
     instance.once("error", reject);
   });
   const address = server.address();
@@ -21,6 +26,17 @@ export async function listen(app: { fetch: (request: Request) => Response | Prom
   return {
     url: `http://${options.host}:${port}`,
     port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        // Stop accepting; requests in flight get a moment to finish. Realtime streams and long
+        // waits never finish on their own: past the moment they are cut, and their clients
+        // reconnect (an EventSource resumes after its Last-Event-ID on another process).
+        const timer = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        server.closeIdleConnections();
+      }),
   };
 }

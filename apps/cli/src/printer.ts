@@ -26,10 +26,6 @@ export function createPrinter(options: PrinterOptions = {}): (event: LifecycleEv
   const raw = (text: string) => escapeControl(text);
   const line = (kind: string, style: Style, text: string) =>
     write(`${paint("gray", new Date().toISOString().slice(11, 23))} ${paint(style, kind.padEnd(5))} ${text}`);
-  const short = (value: unknown) => {
-    const json = JSON.stringify(value) ?? "null";
-    return json.length > 120 ? `${json.slice(0, 117)}...` : json;
-  };
 
   return (event) => {
     switch (event.type) {
@@ -37,7 +33,7 @@ export function createPrinter(options: PrinterOptions = {}): (event: LifecycleEv
         return line(
           "event",
           "cyan",
-          `${paint("bold", event.event.name)} ${paint("gray", event.event.id)}${event.duplicate ? paint("yellow", " (duplicate id, ignored)") : ""} ${raw(short(event.event.data))}`,
+          `${paint("bold", event.event.name)} ${paint("gray", event.event.id)}${event.duplicate ? paint("yellow", " (duplicate id, ignored)") : ""} ${raw(shortJson(event.event.data))}`,
         );
       case "run-created":
         return line("run", "blue", `${paint("bold", event.functionId)} ${paint("gray", event.runId)} queued`);
@@ -74,7 +70,7 @@ export function createPrinter(options: PrinterOptions = {}): (event: LifecycleEv
         return line(
           "run",
           "green",
-          `${paint("bold", event.functionId)} ${paint("gray", event.runId)} ${paint("green", "completed")} ${raw(short(event.output))}`,
+          `${paint("bold", event.functionId)} ${paint("gray", event.runId)} ${paint("green", "completed")} ${raw(shortJson(event.output))}`,
         );
       case "run-failed":
         return line("run", "red", `${paint("bold", event.functionId)} ${paint("gray", event.runId)} ${paint("red", "failed")}: ${raw(event.error.message)}`);
@@ -92,6 +88,12 @@ export function createPrinter(options: PrinterOptions = {}): (event: LifecycleEv
         return line("error", "red", raw(`${event.context}: ${event.error instanceof Error ? event.error.message : String(event.error)}`));
     }
   };
+}
+
+/** `value` as JSON on one line, cut to `max` characters with `...` (undefined prints as `null`). */
+export function shortJson(value: unknown, max = 120): string {
+  const json = JSON.stringify(value) ?? "null";
+  return json.length > max ? `${json.slice(0, max - 3)}...` : json;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { consoleLogger } from "@stepwise/core";
 import { createEngine, createSystemClock, syncClockOffset } from "@stepwise/engine";
 import { assertSchemaCurrent, createPostgresKeyStore, createPostgresStore, migrate } from "@stepwise/postgres";
-import { connectRedis, createRedisBus, createRedisQueue } from "@stepwise/redis";
+import { connectRedis, createRedisBus, createRedisQueue, createRedisRealtime } from "@stepwise/redis";
 import { createServer } from "@stepwise/server";
 import { assertPortFree } from "./assert-port-free.js";
 import { connectPostgres } from "./connect-postgres.js";
@@ -74,14 +74,18 @@ export async function startProduction(options: StartOptions): Promise<RunningSte
     const clock = createSystemClock();
     const queue = createRedisQueue({ redis, clock, prefix });
     const bus = createRedisBus({ redis, prefix });
+    // Shared by every process: a worker publishes, any server process streams it to browsers.
+    const realtime = createRedisRealtime({ redis, clock, prefix });
     cleanups.push(
       () => queue.close(),
       () => bus.close(),
+      () => realtime.close(),
     );
     const engine = createEngine({
       store,
       queue,
       bus,
+      realtime,
       clock,
       clockSync: () => syncClockOffset(clock, () => store.now()),
       clients: loaded.clients,
@@ -104,7 +108,14 @@ export async function startProduction(options: StartOptions): Promise<RunningSte
         "no API key exists: every request to the API is refused (401) until one does; create one with `stepwise keys create --scope admin` (and `--scope event` for senders)",
       );
     }
-    const server = await listen(createServer({ engine, logger, auth: { mode: "keys", keys } }), { host, port });
+    const realtimeSecret = process.env["STEPWISE_REALTIME_SECRET"] || undefined;
+    if (!realtimeSecret) {
+      logger.warn(
+        {},
+        "STEPWISE_REALTIME_SECRET is not set: realtime tokens minted by this process are accepted by this process only; give every server process the same secret (openssl rand -hex 32)",
+      );
+    }
+    const server = await listen(createServer({ engine, logger, auth: { mode: "keys", keys }, realtimeSecret }), { host, port });
     return {
       url: server.url,
       async close() {

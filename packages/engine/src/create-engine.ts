@@ -18,8 +18,10 @@ import { createIngest } from "./ingest/ingest.js";
 import { createReconciler } from "./ingest/reconciler.js";
 import { createWaitMatcher } from "./ingest/wait-matching.js";
 import { Lifecycle, type LifecycleListener } from "./lifecycle.js";
+import { publishLifecycle } from "./lifecycle-publisher.js";
 import { type EngineOptions, resolveEngineOptions } from "./options.js";
 import type { InspectableQueue, QueueItem } from "./ports/queue.js";
+import type { Realtime } from "./ports/realtime.js";
 import type { ListRunsFilter, RunStore, StoredEvent } from "./ports/run-store.js";
 import { newEventId, newRunId, Router } from "./router.js";
 import { type CancelResult, createRunActions } from "./run-actions.js";
@@ -100,6 +102,8 @@ export interface Engine {
   readonly webhooks: ReadonlyMap<string, StepwiseWebhook>;
   /** A transport for `Stepwise` clients in this process. */
   readonly transport: StepwiseTransport;
+  /** The realtime channels handlers publish on and the engine publishes runs' lifecycle on (see `EngineOptions.realtime`). */
+  readonly realtime: Realtime;
 }
 
 /** What one engine's workers hold at a moment. */
@@ -136,6 +140,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     webhooks.set(webhook.id, webhook);
   }
   const functions = registry.functions;
+  if (options.publishLifecycle) publishLifecycle(lifecycle, options.realtime);
   const router = new Router(functions.values());
   const waiters = createRunWaiters({ store, bus: options.bus, lifecycle, pollMs: options.waitPollMs });
   const waitForRun = waiters.waitForRun;
@@ -240,6 +245,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
   return {
     functions,
     webhooks,
+    realtime: options.realtime,
     transport,
     send,
     invoke: (functionId, data, waitOptions = {}) => transport.invoke(functionId, data, waitOptions),

@@ -20,6 +20,8 @@ export type { LifecycleEvent, LifecycleListener } from "./lifecycle.js";
 export { Lifecycle } from "./lifecycle.js";
 export { createMemoryBus } from "./memory/memory-bus.js";
 export { createMemoryQueue } from "./memory/memory-queue.js";
+export type { MemoryRealtimeOptions } from "./memory/memory-realtime.js";
+export { createMemoryRealtime } from "./memory/memory-realtime.js";
 export type { EngineOptions, ResolvedEngineOptions } from "./options.js";
 export { resolveEngineOptions } from "./options.js";
 export type { Bus, Unsubscribe } from "./ports/bus.js";
@@ -28,6 +30,8 @@ export { createSystemClock, measureClockOffset, syncClockOffset } from "./ports/
 export type { ApiKeyRecord, KeyScope, KeyStore } from "./ports/key-store.js";
 export { KEY_SCOPES } from "./ports/key-store.js";
 export type { InspectableQueue, Queue, QueueItem } from "./ports/queue.js";
+export type { Realtime, RealtimeMessage, RealtimeSubscriber, SubscribeOptions } from "./ports/realtime.js";
+export { compareMessageIds, parseMessageId, REALTIME_DEFAULTS } from "./ports/realtime.js";
 export type {
   ClaimedRun,
   FinishResult,

@@ -1,29 +1,13 @@
-import type { JsonValue, SerializedError, StepwiseEvent } from "@stepwise/core";
-import type { StepKind } from "@stepwise/core/internal";
+import type { RunLifecycleEvent, StepwiseEvent } from "@stepwise/core";
 
-/** What happens in the engine, as it happens: the CLI prints these, tests and the dashboard watch them. */
+/**
+ * What happens in the engine, as it happens: the CLI prints these, tests and the dashboard watch
+ * them. A run's own events have the wire schema `lifecycleEventSchema` of `@stepwise/core`, and
+ * the engine publishes them on realtime channels; the rest stay in this process.
+ */
 export type LifecycleEvent =
+  | RunLifecycleEvent
   | { type: "event-received"; event: StepwiseEvent; duplicate: boolean }
-  | { type: "run-created"; runId: string; functionId: string; eventId: string }
-  | { type: "run-started"; runId: string; functionId: string; attempt: number; memoizedSteps: number }
-  | { type: "step-started"; runId: string; functionId: string; stepId: string; kind: StepKind; attempt: number }
-  | {
-      type: "step-ended";
-      runId: string;
-      functionId: string;
-      stepId: string;
-      kind: StepKind;
-      attempt: number;
-      status: "completed" | "failed" | "retrying" | "waiting";
-      durationMs: number;
-      error?: SerializedError;
-    }
-  | { type: "run-suspended"; runId: string; functionId: string; reasons: string[]; wakeAt?: number }
-  | { type: "run-retrying"; runId: string; functionId: string; attempt: number; error: SerializedError; wakeAt: number }
-  | { type: "run-completed"; runId: string; functionId: string; output: JsonValue }
-  | { type: "run-failed"; runId: string; functionId: string; error: SerializedError }
-  | { type: "run-aborted"; runId: string; functionId: string; reason: string }
-  | { type: "run-cancelled"; runId: string; functionId: string; reason: string }
   | { type: "cron-tick"; functionId: string; scheduledFor: number; runId: string | null }
   | { type: "engine-error"; error: unknown; context: string };
 

@@ -1,9 +1,11 @@
 import { hostname } from "node:os";
 import { type AnyStepwise, type AnyStepwiseFunction, type Logger, silentLogger } from "@stepwise/core";
+import { createMemoryRealtime } from "./memory/memory-realtime.js";
 import type { Bus } from "./ports/bus.js";
 import type { Clock } from "./ports/clock.js";
 import { createSystemClock } from "./ports/clock.js";
 import type { Queue } from "./ports/queue.js";
+import type { Realtime } from "./ports/realtime.js";
 import type { RunStore } from "./ports/run-store.js";
 
 /** Options of `createEngine`. */
@@ -54,6 +56,15 @@ export interface EngineOptions {
   eagerStart?: boolean;
   /** Run the cron scheduler. (Default: true) */
   scheduler?: boolean;
+  /**
+   * Realtime channels: handlers' `publish()` and, unless `publishLifecycle` is off, every run's
+   * lifecycle (topic `lifecycle` on `run:<id>` and `function:<qualified id>`). Share one Redis
+   * realtime between the server and the workers so that a browser follows runs any worker
+   * executes. (Default: in memory, this process only)
+   */
+  realtime?: Realtime;
+  /** Publish runs' lifecycle events on `realtime`. (Default: true) */
+  publishLifecycle?: boolean;
   logger?: Logger;
 }
 
@@ -67,10 +78,11 @@ export interface ResolvedEngineOptions extends Required<Omit<EngineOptions, "cli
 
 /** Applies defaults, once, so nothing downstream checks for `undefined`. */
 export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOptions {
+  const clock = options.clock ?? createSystemClock();
   return {
     store: options.store,
     queue: options.queue,
-    clock: options.clock ?? createSystemClock(),
+    clock,
     bus: options.bus,
     clockSync: options.clockSync,
     clients: options.clients ?? [],
@@ -84,6 +96,8 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
     workers: options.workers ?? true,
     eagerStart: (options.workers ?? true) && (options.eagerStart ?? true),
     scheduler: options.scheduler ?? true,
+    realtime: options.realtime ?? createMemoryRealtime({ clock }),
+    publishLifecycle: options.publishLifecycle ?? true,
     logger: options.logger ?? silentLogger,
   };
 }

@@ -27,4 +27,6 @@ export type { RedisBusOptions } from "./create-redis-bus.js";
 export { createRedisBus } from "./create-redis-bus.js";
 export type { RedisQueueOptions } from "./create-redis-queue.js";
 export { createRedisQueue } from "./create-redis-queue.js";
+export type { RedisRealtimeOptions } from "./create-redis-realtime.js";
+export { createRedisRealtime } from "./create-redis-realtime.js";
 export { RedisUnavailableError } from "./redis-unavailable-error.js";

@@ -5,10 +5,12 @@ import { cors } from "hono/cors";
 import { routeIndex } from "./api/catalogue.js";
 import { createOpenApiDocument } from "./api/openapi.js";
 import { createAuthGuard } from "./auth/authenticate.js";
+import { createRealtimeTokens } from "./auth/realtime-tokens.js";
 import { requestError, toErrorResponse } from "./http/http-status.js";
 import { createMetrics } from "./metrics.js";
 import { eventListRoutes } from "./routes/event-list-routes.js";
 import { eventRoutes } from "./routes/event-routes.js";
+import { realtimeStreamRoute, realtimeTokenRoute } from "./routes/realtime-routes.js";
 import { runActionRoutes } from "./routes/run-action-routes.js";
 import { runRoutes } from "./routes/run-routes.js";
 import { webhookRoutes } from "./routes/webhook-routes.js";
@@ -89,8 +91,12 @@ export function createServer(serverOptions: ServerOptions): Hono<ServerEnv> {
   const guard = createAuthGuard(options.auth);
   const metrics = createMetrics(options.engine);
   app.get("/metrics", guard("read"), async (context) => context.body(await metrics.metrics(), 200, { "content-type": metrics.contentType }));
+  const tokens = createRealtimeTokens(options.realtimeSecret);
+  // Before the /v1 key check: a browser follows a channel with a token, not a key.
+  realtimeStreamRoute(app, options, tokens, guard);
   // Everything under /v1 reads at least: one check here, stronger scopes on their routes.
   app.use("/v1/*", guard("read"));
+  realtimeTokenRoute(app, options, tokens);
   // Generated once, on first request: the schemas do not change while the server runs.
   let openApi: Record<string, unknown> | undefined;
   app.get("/v1/openapi.json", (context) => {

@@ -48,6 +48,14 @@ export function createMetrics(engine: Engine): Registry {
     },
   });
   new Gauge({
+    name: "stepwise_realtime_subscribers",
+    help: "Realtime subscriptions (SSE streams) open in this process",
+    registers: [registry],
+    collect() {
+      this.set(engine.realtime.subscriberCount);
+    },
+  });
+  new Gauge({
     name: "stepwise_worker_runs",
     help: "Runs this process's workers hold: running, or held waiting for a slot of their function",
     labelNames: ["state"],

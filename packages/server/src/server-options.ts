@@ -30,10 +30,16 @@ export interface ServerOptions {
   maxBodyBytes?: number;
   /** Longest a request waits for a run (`/wait`, `/invoke`), in ms; also the wait when none is asked. (Default: 300000) */
   maxWaitMs?: number;
+  /**
+   * Signs realtime tokens (`POST /v1/realtime/token`), at least 32 characters. Give every server
+   * process the same one (`STEPWISE_REALTIME_SECRET` for `stepwise start`) so that any of them
+   * accepts a token another minted. (Default: random per process)
+   */
+  realtimeSecret?: string;
 }
 
 /** {@link ServerOptions} with defaults applied. */
-export type ResolvedServerOptions = Required<ServerOptions>;
+export type ResolvedServerOptions = Required<Omit<ServerOptions, "realtimeSecret">> & { realtimeSecret?: string };
 
 const positiveBytes = z
   .number()
@@ -63,6 +69,7 @@ const optionsSchema = z.strictObject({
     .positive()
     .max(2 ** 31 - 1)
     .optional(),
+  realtimeSecret: z.string().min(32, "realtimeSecret must be at least 32 characters (e.g. openssl rand -hex 32)").optional(),
 });
 
 /** Validates the options (an unknown one is an error naming it) and applies defaults, once. */
@@ -84,6 +91,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     eventBodyBytes: options.eventBodyBytes ?? DEFAULT_EVENT_BODY_BYTES,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     maxWaitMs: options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS,
+    realtimeSecret: options.realtimeSecret,
   };
 }
 

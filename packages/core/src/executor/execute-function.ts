@@ -8,6 +8,7 @@ import type { StepwiseEvent } from "../events/event.js";
 import type { HandlerContext, StepTools } from "../functions/types.js";
 import { toJsonValue } from "../helpers/json.js";
 import type { Logger } from "../helpers/logger.js";
+import { type PublishInput, publishInputSchema } from "../realtime/realtime-schemas.js";
 import { createStepTools } from "./step-tools.js";
 import type { ExecutionResult, ExecutorHooks, StepRecord, SuspendOp } from "./types.js";
 
@@ -36,6 +37,25 @@ export interface ExecuteFunctionOptions {
   signal?: AbortSignal;
 }
 
+/** The handler's `publish()`: checks the input, then hands it to the engine. */
+async function publish(hooks: ExecutorHooks, input: PublishInput): Promise<void> {
+  const parsed = publishInputSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new StepwiseError({
+      code: ErrorCode.InvalidRequest,
+      category: "user",
+      message: `publish(): ${issue?.path.join(".") || "input"} ${issue?.message ?? "is invalid"}`,
+    });
+  }
+  if (!hooks.publish) throw new StepwiseError({ code: ErrorCode.Internal, message: "publish(): this engine has no realtime channels" });
+  await hooks.publish({
+    channel: parsed.data.channel,
+    topic: parsed.data.topic,
+    data: toJsonValue(input.data, `the data published on ${parsed.data.channel}`),
+  });
+}
+
 /**
  * Runs one pass of a handler: the checkpoint loop. Memoized steps return their stored
  * result; new steps run at once and are committed (through `hooks.commitStep`) before the
@@ -55,6 +75,7 @@ export function executeFunction(options: ExecuteFunctionOptions): Promise<Execut
       attempt: options.attempt,
       logger: options.logger,
       signal: state.signal,
+      publish: (input: PublishInput) => publish(options.hooks, input),
       ...options.extraContext,
     };
     Promise.resolve()

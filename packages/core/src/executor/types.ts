@@ -89,6 +89,8 @@ export interface ExecutorHooks {
   resolveFunction(functionId: string): string | undefined;
   /** Current time in epoch milliseconds (the engine's clock). */
   now(): number;
+  /** Publishes a realtime message for the handler's `publish()` (checked already). (Default: `publish()` throws) */
+  publish?(message: { channel: string; topic: string; data: JsonValue }): Promise<void>;
   /** Called as a step body starts. */
   onStepStart?(progress: StepProgress): void;
   /** Called after a step's outcome is known. */

@@ -4,6 +4,7 @@ import type { EventPayload, SendEventResult, StepwiseEvent } from "../events/eve
 import type { Duration } from "../helpers/duration.js";
 import type { Jsonify, StepOutput } from "../helpers/json.js";
 import type { Logger } from "../helpers/logger.js";
+import type { PublishInput } from "../realtime/realtime-schemas.js";
 import type { CRON_EVENT_NAME, CronTrigger, EventTrigger, FAILURE_EVENT_NAME, INVOKE_EVENT_NAME, Trigger } from "./triggers.js";
 
 /** Event schemas by event name: any Standard Schema (zod, valibot, arktype...). */
@@ -116,6 +117,18 @@ export interface HandlerContext<TEvent> {
    * grace period, run cancelled); the same signal step bodies receive. See {@link StepRunContext.signal}.
    */
   signal: AbortSignal;
+  /**
+   * Publishes a realtime message on a channel (`GET /v1/realtime` streams it, and a client that
+   * reconnects resumes with no gap). Not a step: called in the handler's body it publishes
+   * again on every replay; call it inside `step.run` to publish once per execution of that step.
+   * Resolves once the message is stored in the channel's log; rejects on a malformed input.
+   *
+   * @example
+   * await step.run("resize", async () => {
+   *   await publish({ channel: `run:${runId}`, topic: "progress", data: { percent: 50 } });
+   * });
+   */
+  publish(input: PublishInput): Promise<void>;
 }
 
 /** A function's handler. */

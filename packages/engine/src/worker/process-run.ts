@@ -121,6 +121,9 @@ function execute(context: ProcessContext, claimed: ClaimedRun, target: RunnableF
       sendEvents: (events) => context.sendEvents(events),
       resolveFunction: (functionId) => context.resolveInvoked(functionId, target.fn.appId),
       now: () => clock.now(),
+      publish: async (message) => {
+        await context.options.realtime.publish(message);
+      },
       onStepStart: (step) => context.lifecycle.emit({ type: "step-started", ...base, stepId: step.id, kind: step.kind, attempt: step.attempt }),
       onStepEnd: (step) =>
         context.lifecycle.emit({

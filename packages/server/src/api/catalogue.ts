@@ -16,6 +16,8 @@ import {
   invokeBodySchema,
   listEventsQuery,
   listRunsQuery,
+  realtimeQuery,
+  realtimeTokenBodySchema,
   rerunBodySchema,
   sendBodySchema,
   waitQuery,
@@ -171,6 +173,23 @@ export const API_ROUTES: ApiRoute[] = [
     params: idPathSchema,
     status: 201,
     response: z.object({ runs: z.array(runInfoSchema) }),
+  },
+  {
+    method: "get",
+    path: "/v1/realtime",
+    summary: "server-sent events of a channel; reconnect with Last-Event-ID to resume with no gap",
+    auth: "read",
+    query: realtimeQuery,
+    responseType: "text/event-stream",
+  },
+  {
+    method: "post",
+    path: "/v1/realtime/token",
+    summary: "a short-lived token to follow the named channels with, for a browser",
+    auth: "read",
+    body: realtimeTokenBodySchema,
+    status: 201,
+    response: z.object({ token: z.string(), expiresAt: z.number(), channels: z.array(z.string()) }),
   },
 ];
 

@@ -1,4 +1,4 @@
-import { eventPayloadSchema, MAX_EVENTS_PER_SEND, runStatusSchema } from "@stepwise/core";
+import { channelNameSchema, eventPayloadSchema, MAX_EVENTS_PER_SEND, runStatusSchema } from "@stepwise/core";
 import { z } from "zod";
 import { idParam, MAX_PAGE, timeQuery } from "../http/params.js";
 
@@ -53,4 +53,29 @@ export const cancelBodySchema = z.strictObject({
 export const rerunBodySchema = z.strictObject({
   /** A step key or id of the original run: reuse the results recorded before it, execute from it on. */
   fromStep: idParam.optional(),
+});
+
+/** `GET /v1/realtime` query. */
+export const realtimeQuery = z.strictObject({
+  channel: channelNameSchema.describe("e.g. run:<run id>, function:<app>/<function>, or a channel your handlers publish on"),
+  topics: z
+    .string()
+    .max(4096)
+    .transform((text) => text.split(",").filter((topic) => topic !== ""))
+    .pipe(z.array(channelNameSchema).min(1).max(20))
+    .optional()
+    .describe("comma-separated topics to follow (default: all), e.g. lifecycle,progress"),
+  token: z.string().max(8192).optional().describe("a token from POST /v1/realtime/token (browsers); else send a read key"),
+  lastEventId: z
+    .string()
+    .max(64)
+    .optional()
+    .describe("resume after this message id (EventSource sends it as the Last-Event-ID header); 0-0 replays what the channel holds"),
+});
+
+/** `POST /v1/realtime/token` body. */
+export const realtimeTokenBodySchema = z.strictObject({
+  channels: z.array(channelNameSchema).min(1).max(20).describe("the channels the token may follow"),
+  topics: z.array(channelNameSchema).min(1).max(20).optional().describe("the topics it may follow (default: all)"),
+  ttlSeconds: z.number().int().min(1).max(86_400).optional().describe("how long it is valid (default: 900)"),
 });

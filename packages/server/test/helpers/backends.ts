@@ -59,6 +59,11 @@ export async function serveHttp(app: Hono<never> | { fetch: (request: Request) =
       if (json === undefined) return fetch(url + path, { ...rest, headers });
       return fetch(url + path, { method: "POST", ...rest, headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(json) });
     },
-    close: () => new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve()))),
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        // Open SSE streams would hold the close forever.
+        (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+      }),
   };
 }

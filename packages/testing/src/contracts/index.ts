@@ -15,5 +15,7 @@ export { busContract } from "./bus.js";
 export { clockContract } from "./clock.js";
 export type { QueueFactory } from "./queue.js";
 export { queueContract } from "./queue.js";
+export type { RealtimeFactory } from "./realtime.js";
+export { realtimeContract } from "./realtime.js";
 export { runStoreContract } from "./run-store.js";
 export { runStoreActionsContract } from "./run-store-actions.js";

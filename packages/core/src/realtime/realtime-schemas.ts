@@ -1,0 +1,80 @@
+import { z } from "zod";
+import { serializedErrorSchema } from "../errors/serialize-error.js";
+
+// The realtime wire format, shared by the engine (which publishes), the server (which streams
+// it as SSE), the dashboard and the React hooks (which read it).
+
+/** The topic on which the engine publishes a run's lifecycle; reserved: `publish()` may not use it. */
+export const LIFECYCLE_TOPIC = "lifecycle";
+
+/** The channel of one run's messages: its lifecycle, and what its handler publishes there. */
+export function runChannel(runId: string): string {
+  return `run:${runId}`;
+}
+
+/** The channel of every run of one function (by its qualified id `<app>/<function>`). */
+export function functionChannel(qualifiedFunctionId: string): string {
+  return `function:${qualifiedFunctionId}`;
+}
+
+/** A channel or topic name: 1–256 characters, no control characters. */
+const nameSchema = z
+  .string()
+  .min(1, "must not be empty")
+  .max(256, "must be at most 256 characters")
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
+  .regex(/^[^\u0000-\u001f\u007f]*$/, "must not contain control characters");
+export const channelNameSchema = nameSchema;
+
+/** What `publish()` takes. Strict: an unknown field is an error that names it. */
+export const publishInputSchema = z.strictObject({
+  /** e.g. `run:${runId}` (see `runChannel`), `chat:${threadId}`. */
+  channel: nameSchema,
+  /** What kind of message, e.g. `"progress"` or `"token"`; `lifecycle` is the engine's. */
+  topic: nameSchema.refine((topic) => topic !== LIFECYCLE_TOPIC, `"${LIFECYCLE_TOPIC}" is the engine's topic; pick another`),
+  /** Any JSON value. */
+  data: z.unknown(),
+});
+export type PublishInput = z.input<typeof publishInputSchema>;
+
+const runRef = { runId: z.string(), functionId: z.string() };
+const stepKind = z.enum(["run", "sleep", "wait", "invoke", "send"]);
+
+/**
+ * A run's lifecycle as the engine publishes it (topic `lifecycle`, on the run's and its
+ * function's channels). `functionId` is the qualified id. Times are epoch milliseconds.
+ */
+export const lifecycleEventSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("run-created"), ...runRef, eventId: z.string() }),
+  z.object({ type: z.literal("run-started"), ...runRef, attempt: z.number().int(), memoizedSteps: z.number().int() }),
+  z.object({ type: z.literal("step-started"), ...runRef, stepId: z.string(), kind: stepKind, attempt: z.number().int() }),
+  z.object({
+    type: z.literal("step-ended"),
+    ...runRef,
+    stepId: z.string(),
+    kind: stepKind,
+    attempt: z.number().int(),
+    status: z.enum(["completed", "failed", "retrying", "waiting"]),
+    durationMs: z.number(),
+    error: serializedErrorSchema.optional(),
+  }),
+  z.object({ type: z.literal("run-suspended"), ...runRef, reasons: z.array(z.string()), wakeAt: z.number().optional() }),
+  z.object({ type: z.literal("run-retrying"), ...runRef, attempt: z.number().int(), error: serializedErrorSchema, wakeAt: z.number() }),
+  z.object({ type: z.literal("run-completed"), ...runRef, output: z.unknown() }),
+  z.object({ type: z.literal("run-failed"), ...runRef, error: serializedErrorSchema }),
+  z.object({ type: z.literal("run-cancelled"), ...runRef, reason: z.string() }),
+  z.object({ type: z.literal("run-aborted"), ...runRef, reason: z.string() }),
+]);
+/** A run's lifecycle event; see {@link lifecycleEventSchema}. */
+export type RunLifecycleEvent = z.infer<typeof lifecycleEventSchema>;
+
+/** A realtime message as the SSE stream carries it (the `data:` of each `message` event). */
+export const realtimeMessageSchema = z.object({
+  /** `<ms>-<n>`, increasing per channel; also the SSE `id`, so a reconnect resumes after it. */
+  id: z.string(),
+  channel: z.string(),
+  topic: z.string(),
+  data: z.unknown(),
+  ts: z.number(),
+});
+export type RealtimeMessageInfo = z.infer<typeof realtimeMessageSchema>;

@@ -12,6 +12,9 @@ export const RUN_ENDED_CHANNEL = "run-ended";
 /** How often a waiter re-reads the store when no notice arrives, by default (ms). */
 export const RUN_WAIT_POLL_MS = 1000;
 
+/** Runs read by one query of the shared poll. */
+const POLL_BATCH = 1000;
+
 /** Longest delay `setTimeout` keeps; a longer one fires at once (Node clamps it to 1 ms). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -43,6 +46,30 @@ export function createRunWaiters(options: { store: RunStore; bus?: Bus; lifecycl
   const wake = (run: RunInfo) => {
     for (const resolve of waiters.get(run.id) ?? []) resolve(run);
     waiters.delete(run.id);
+  };
+
+  // One poll for every waiter of this process: a lost notice delays an answer by at most
+  // `pollMs`, and a thousand waiters (SSE clients, long-polls) cost one query per turn, not a
+  // thousand.
+  let pollTimer: NodeJS.Timeout | undefined;
+  const schedulePoll = () => {
+    if (pollTimer || waiters.size === 0) return;
+    pollTimer = setTimeout(() => void pollAll(), pollMs);
+  };
+  const pollAll = async () => {
+    try {
+      const ids = [...waiters.keys()];
+      for (let start = 0; start < ids.length; start += POLL_BATCH) {
+        for (const run of await store.getRuns(ids.slice(start, start + POLL_BATCH))) {
+          if (isTerminalStatus(run.status)) wake(toRunInfo(run));
+        }
+      }
+    } catch (error) {
+      lifecycle.emit({ type: "engine-error", error, context: `reading ${waiters.size} waited runs` });
+    } finally {
+      pollTimer = undefined;
+      schedulePoll();
+    }
   };
 
   /** Subscribes to run-ended notices once; settles when they flow (or could not be subscribed). */
@@ -87,6 +114,8 @@ export function createRunWaiters(options: { store: RunStore; bus?: Bus; lifecycl
     async stop() {
       announce();
       running = false;
+      clearTimeout(pollTimer);
+      pollTimer = undefined;
       const unsubscribe = await subscription;
       subscription = undefined;
       await unsubscribe?.();
@@ -103,14 +132,12 @@ export function createRunWaiters(options: { store: RunStore; bus?: Bus; lifecycl
       return new Promise<RunInfo>((resolve, reject) => {
         const { signal } = waitOptions;
         let cancelTimeout: (() => void) | undefined;
-        let poll: NodeJS.Timeout | undefined;
         const set = waiters.get(runId) ?? new Set();
         waiters.set(runId, set);
         const done = (error: Error | undefined, run?: RunInfo) => {
           set.delete(onEnd);
           if (set.size === 0 && waiters.get(runId) === set) waiters.delete(runId);
           cancelTimeout?.();
-          clearTimeout(poll);
           signal?.removeEventListener("abort", onAbort);
           if (error) reject(error);
           else resolve(run as RunInfo);
@@ -129,7 +156,8 @@ export function createRunWaiters(options: { store: RunStore; bus?: Bus; lifecycl
           const message = `run ${runId} did not end within ${waitOptions.timeoutMs} ms`;
           cancelTimeout = setLongTimeout(() => done(new StepwiseError({ code: ErrorCode.WaitTimeout, message, details: { runId } })), waitOptions.timeoutMs);
         }
-        // The run may have ended before we subscribed, or while a notice was lost: read the store.
+        // The run may have ended before we subscribed: read the store once; from then on the
+        // shared poll reads every waited run in one query.
         const check = async () => {
           try {
             const run = await store.getRun(runId);
@@ -144,7 +172,7 @@ export function createRunWaiters(options: { store: RunStore; bus?: Bus; lifecycl
           } catch (error) {
             lifecycle.emit({ type: "engine-error", error, context: `waiting for run ${runId}` });
           }
-          if (set.has(onEnd)) poll = setTimeout(check, pollMs);
+          if (set.has(onEnd)) schedulePoll();
         };
         // Subscribed first, then read: a run that ends in between is caught by one or the other.
         void listen().then(check);

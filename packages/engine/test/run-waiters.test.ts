@@ -37,19 +37,30 @@ function sharedBus() {
   return { as, subscriptions };
 }
 
-/** A store whose `getRun` calls are counted, in all and per run. */
+/** A store whose reads of runs (`getRun`, `getRuns`) are counted: queries in all, and reads per run. */
 function countingStore() {
   const store = database.createStore();
   const counted = { store, reads: 0, byRun: new Map<string, number>() };
+  const count = (runIds: string[]) => {
+    counted.reads++;
+    for (const runId of runIds) counted.byRun.set(runId, (counted.byRun.get(runId) ?? 0) + 1);
+  };
   counted.store = new Proxy(store, {
-    get: (target, property) =>
-      property === "getRun"
-        ? (runId: string) => {
-            counted.reads++;
-            counted.byRun.set(runId, (counted.byRun.get(runId) ?? 0) + 1);
-            return target.getRun(runId);
-          }
-        : Reflect.get(target, property),
+    get: (target, property) => {
+      if (property === "getRun") {
+        return (runId: string) => {
+          count([runId]);
+          return target.getRun(runId);
+        };
+      }
+      if (property === "getRuns") {
+        return (runIds: string[]) => {
+          count(runIds);
+          return target.getRuns(runIds);
+        };
+      }
+      return Reflect.get(target, property);
+    },
   });
   return counted;
 }
@@ -152,4 +163,33 @@ it("announces the runs ended in one turn of the event loop in one message", asyn
   // Stopping announces what is pending rather than dropping it.
   await waiters.stop();
   expect(messages).toEqual([[ended("run_a"), ended("run_b"), ended("run_c")], [ended("run_d")]]);
+});
+
+it("reads every waited run in one query per poll, however many wait", async () => {
+  const clock = createSystemClock();
+  const reading = countingStore();
+  const stepwise = new Stepwise({ id: "app" });
+  stepwise.createFunction({ id: "naps" }, { event: "test/naps" }, async ({ step }) => step.sleep("nap", "1d"));
+  const engine = createEngine({ store: reading.store, queue: createMemoryQueue({ clock }), clock, clients: [stepwise], waitPollMs: 5 });
+  await engine.start();
+  try {
+    const { ids } = await engine.send(Array.from({ length: 200 }, () => ({ name: "test/naps" })));
+    const runIds: string[] = [];
+    for (const id of ids) runIds.push(((await engine.runsForEvent(id))[0]?.id ?? "") as string);
+    const caller = new AbortController();
+    const waits = runIds.map((runId) => engine.waitForRun(runId, { signal: caller.signal }).catch(() => undefined));
+    // Each wait reads its run once as it starts; then the polls begin.
+    const first = runIds[0] as string;
+    await expect.poll(() => reading.byRun.get(first) ?? 0).toBeGreaterThanOrEqual(2);
+    const before = { queries: reading.reads, polls: reading.byRun.get(first) ?? 0 };
+    await expect.poll(() => (reading.byRun.get(first) ?? 0) - before.polls).toBeGreaterThanOrEqual(10);
+    const polls = (reading.byRun.get(first) ?? 0) - before.polls;
+    // One query per poll for all 200 (a poll per waiter would be 200 queries per poll).
+    expect(reading.reads - before.queries).toBeLessThanOrEqual(polls + 1);
+    for (const runId of runIds) expect(reading.byRun.get(runId)).toBeGreaterThanOrEqual(polls);
+    caller.abort();
+    await Promise.all(waits);
+  } finally {
+    await engine.stop();
+  }
 });

@@ -173,6 +173,8 @@ export function createPostgresStore(options: PostgresStoreOptions): RunStore {
       return run ?? null;
     },
 
+    getRuns: (runIds) => (runIds.length === 0 ? Promise.resolve([]) : selectRuns(`SELECT ${RUN_COLUMNS} FROM runs WHERE id = ANY($1::text[])`, [runIds])),
+
     async getEvent(eventId) {
       const result = await withClient(pool, (client) => client.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE id = $1`, [eventId]));
       const row = result.rows[0];

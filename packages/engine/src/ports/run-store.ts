@@ -254,6 +254,8 @@ export interface RunStore {
   qualifyFunctionIds(ids: Array<{ plain: string; qualified: string; events: string[] }>): Promise<number>;
 
   getRun(runId: string): Promise<RunRecord | null>;
+  /** The runs of these ids that exist, in no particular order (one query: `waitForRun`'s shared poll). */
+  getRuns(runIds: string[]): Promise<RunRecord[]>;
   getEvent(eventId: string): Promise<StoredEvent | null>;
   /**
    * Events, newest received first, by name and receive time (`since` inclusive, `until`

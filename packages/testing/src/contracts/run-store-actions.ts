@@ -23,6 +23,9 @@ export function runStoreActionsContract(name: string, makeStore: () => Promise<R
       expect(await store.extendLease({ runId, leaseEpoch: run.leaseEpoch, until: T0 + 60_000 })).toBe(false);
       expect((await store.finishRun({ runId, leaseEpoch: run.leaseEpoch, status: "completed", output: 1, now: T0 + 12 })).ok).toBe(false);
       expect(await store.claimRun({ runId, workerId: "w", now: T0 + 13, leaseMs: 1000 })).toBeNull();
+      // Read with others in one query (waitForRun's shared poll): missing ids are left out.
+      expect((await store.getRuns([runId, "run_missing"])).map((entry) => [entry.id, entry.status])).toEqual([[runId, "cancelled"]]);
+      expect(await store.getRuns([])).toEqual([]);
       // A second cancel finds nothing to do.
       expect((await store.cancelRun({ runId, error: cancelError, now: T0 + 14 })).cancelled).toEqual([]);
     });

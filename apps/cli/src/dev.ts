@@ -1,13 +1,14 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { consoleLogger } from "@stepwise/core";
 import { createEngine, createMemoryQueue, createSystemClock, measureClockOffset } from "@stepwise/engine";
 import { createPostgresStore, migrate, openPglite } from "@stepwise/postgres";
 import { createServer } from "@stepwise/server";
 import { assertPortFree } from "./assert-port-free.js";
 import { listen } from "./listen.js";
 import { loadFunctions } from "./load-functions.js";
+import { createCliLogger } from "./logging.js";
 import { createPrinter } from "./printer.js";
+import { startTelemetry } from "./telemetry.js";
 
 /** Options of {@link startDev}. */
 export interface DevOptions {
@@ -38,6 +39,8 @@ export interface DevServer {
  */
 export async function startDev(options: DevOptions = {}): Promise<DevServer> {
   const started = performance.now();
+  // Dev is for a person at a terminal: readable lines (the printer shows runs and steps).
+  const logger = createCliLogger("pretty");
   const dataDir = resolve(options.dataDir ?? ".stepwise");
   const host = "127.0.0.1";
   const port = options.port ?? 8288;
@@ -47,6 +50,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevServer> {
   await assertPortFree({ host, port });
   mkdirSync(dataDir, { recursive: true });
   const releaseLock = lockDataDir(dataDir);
+  const stopTelemetry = startTelemetry("stepwise-dev");
   try {
     const database = await openPglite({ dataDir: resolve(dataDir, "pgdata") });
     await migrate(database.pool);
@@ -60,11 +64,11 @@ export async function startDev(options: DevOptions = {}): Promise<DevServer> {
       functions: loaded.functions,
       // This process owns the data dir alone (see the lock), so every "running" run is an orphan.
       recoverOnStart: "all",
-      logger: consoleLogger,
+      logger,
     });
     if (options.print !== false) engine.on(createPrinter());
     await engine.start();
-    const server = await listen(createServer({ engine, logger: consoleLogger, auth: { mode: "local" } }), { host, port });
+    const server = await listen(createServer({ engine, logger, auth: { mode: "local" } }), { host, port });
     const readyMs = Math.round(performance.now() - started);
     return {
       url: server.url,
@@ -81,10 +85,12 @@ export async function startDev(options: DevOptions = {}): Promise<DevServer> {
         // A step stuck in user code must not keep `stepwise dev` from exiting.
         await engine.stop({ graceMs: 5000 });
         await database.close();
+        await stopTelemetry();
         releaseLock();
       },
     };
   } catch (error) {
+    await stopTelemetry();
     releaseLock();
     throw error;
   }

@@ -13,6 +13,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { connectPostgres } from "./connect-postgres.js";
 import { type DevOptions, startDev } from "./dev.js";
 import { keysCommand } from "./keys.js";
+import type { LogFormat } from "./logging.js";
 import { operatorCommands } from "./operator-commands.js";
 import { type RunningStepwise, type StartOptions, startProduction } from "./start.js";
 
@@ -77,7 +78,8 @@ export async function main(argv: string[]): Promise<void> {
       .option("--concurrency <n>", "most runs executing at once in this process", parsePositive, 100)
       .option("--grace <ms>", "on SIGTERM, how long running steps may finish before their runs are released", parsePositive, 30_000)
       .option("--lease <ms>", "how long a crashed worker's runs wait before another worker takes them over", parsePositive, 30_000)
-      .option("-q, --quiet", "do not print each event, run and step");
+      .option("-q, --quiet", "do not print each event, run and step")
+      .option("--log-format <format>", "json lines or pretty ones (default: STEPWISE_LOG_FORMAT, else pretty on a terminal, json otherwise)", parseLogFormat);
 
   productionOptions(program.command("start").description("run the server, scheduler and workers on Postgres + Redis"))
     .option("-p, --port <port>", "HTTP port", parsePort, 8288)
@@ -136,6 +138,11 @@ export async function main(argv: string[]): Promise<void> {
   await program.parseAsync(argv);
 }
 
+function parseLogFormat(value: string): LogFormat {
+  if (value !== "json" && value !== "pretty") throw new InvalidArgumentError("must be json or pretty");
+  return value;
+}
+
 interface ProductionFlags {
   functions?: string;
   databaseUrl?: string;
@@ -144,6 +151,7 @@ interface ProductionFlags {
   grace: number;
   lease: number;
   quiet?: boolean;
+  logFormat?: LogFormat;
 }
 
 function toStartOptions(flags: ProductionFlags): Omit<StartOptions, "mode"> {
@@ -155,6 +163,7 @@ function toStartOptions(flags: ProductionFlags): Omit<StartOptions, "mode"> {
     graceMs: flags.grace,
     leaseMs: flags.lease,
     print: !flags.quiet,
+    logFormat: flags.logFormat,
   };
 }
 

@@ -1,4 +1,3 @@
-import { consoleLogger } from "@stepwise/core";
 import { createEngine, createSystemClock, syncClockOffset } from "@stepwise/engine";
 import { assertSchemaCurrent, createPostgresKeyStore, createPostgresStore, migrate } from "@stepwise/postgres";
 import { connectRedis, createRedisBus, createRedisQueue, createRedisRealtime } from "@stepwise/redis";
@@ -7,7 +6,9 @@ import { assertPortFree } from "./assert-port-free.js";
 import { connectPostgres } from "./connect-postgres.js";
 import { listen } from "./listen.js";
 import { loadFunctions } from "./load-functions.js";
+import { createCliLogger, type LogFormat, logLifecycle, resolveLogFormat } from "./logging.js";
 import { createPrinter } from "./printer.js";
+import { startTelemetry } from "./telemetry.js";
 
 /** Options of {@link startProduction}. */
 export interface StartOptions {
@@ -33,6 +34,8 @@ export interface StartOptions {
   graceMs?: number;
   /** Print each event, run and step. (Default: true) */
   print?: boolean;
+  /** `json` lines or `pretty` ones. (Default: see `resolveLogFormat`: pretty on a terminal, JSON otherwise) */
+  logFormat?: LogFormat;
 }
 
 /** A running `stepwise start` or `stepwise worker`. */
@@ -49,7 +52,8 @@ export interface RunningStepwise {
  * may run on any number of machines against the same Postgres and Redis.
  */
 export async function startProduction(options: StartOptions): Promise<RunningStepwise> {
-  const logger = consoleLogger;
+  const logFormat = options.logFormat ?? resolveLogFormat();
+  const logger = createCliLogger(logFormat);
   const host = options.host ?? "127.0.0.1";
   const port = options.port ?? 8288;
   // The module and the port first: a typo in either fails here, before any connection is made
@@ -60,7 +64,8 @@ export async function startProduction(options: StartOptions): Promise<RunningSte
     databaseUrl: options.databaseUrl,
     onError: (error) => logger.warn({ error: error.message }, "a Postgres connection failed; the pool will open a new one"),
   });
-  const cleanups: Array<() => Promise<unknown>> = [() => pool.end()];
+  const stopTelemetry = startTelemetry(`stepwise-${options.mode}`);
+  const cleanups: Array<() => Promise<unknown>> = [stopTelemetry, () => pool.end()];
   const cleanup = async () => {
     for (const step of cleanups.reverse()) await step().catch(() => {});
   };
@@ -95,7 +100,7 @@ export async function startProduction(options: StartOptions): Promise<RunningSte
       scheduler: options.mode === "start",
       logger,
     });
-    if (options.print !== false) engine.on(createPrinter());
+    if (options.print !== false) engine.on(logFormat === "json" ? logLifecycle(logger) : createPrinter());
     await engine.start();
     const stopEngine = async () => (await engine.stop({ graceMs: options.graceMs ?? 30_000 })).released;
     if (options.mode === "worker") {

@@ -4,6 +4,8 @@ export interface Logger {
   info(objectOrMessage: unknown, message?: string): void;
   warn(objectOrMessage: unknown, message?: string): void;
   error(objectOrMessage: unknown, message?: string): void;
+  /** A logger that adds `bindings` to every line (pino's `child`); used for handlers' `logger` with the run's ids. (Optional) */
+  child?(bindings: Record<string, unknown>): Logger;
 }
 
 /** A logger that writes to the console with a `[stepwise]` prefix. */

@@ -1,3 +1,4 @@
+import { context as otelContext } from "@opentelemetry/api";
 import {
   type AnyStepwiseFunction,
   deserializeError,
@@ -14,6 +15,7 @@ import type { ResolvedEngineOptions } from "../options.js";
 import type { ClaimedRun, IngestInput, RunRecord, StoredEvent, SuspendedStep, SuspendInput } from "../ports/run-store.js";
 import { newEventId, newRunId, type Router } from "../router.js";
 import { toRunInfo } from "../run-waiters.js";
+import { type PassTrace, tracePass } from "./tracing.js";
 
 /** Suffix of the synthetic function that runs a function's `onFailure` handler. */
 export const FAILURE_FUNCTION_SUFFIX = "/on-failure";
@@ -86,16 +88,18 @@ export async function processRun(context: ProcessContext, input: PassInput): Pro
   context.lifecycle.emit({ type: "run-started", runId, functionId: run.functionId, attempt: run.attempt, memoizedSteps: claimed.steps.length });
 
   const stopHeartbeat = startHeartbeat(context, run, abort);
-  let result: ExecutionResult;
+  const span = tracePass(run);
+  let result: ExecutionResult | undefined;
   try {
-    result = await execute(context, claimed, target, abort.signal);
+    result = await otelContext.with(span.context, () => execute(context, claimed, target, abort.signal, span));
   } finally {
     stopHeartbeat();
+    span.end(result?.type ?? "error", result?.type === "failed" ? result.error : undefined);
   }
   await settle(context, claimed, target, result);
 }
 
-function execute(context: ProcessContext, claimed: ClaimedRun, target: RunnableFunction, signal: AbortSignal): Promise<ExecutionResult> {
+function execute(context: ProcessContext, claimed: ClaimedRun, target: RunnableFunction, signal: AbortSignal, span: PassTrace): Promise<ExecutionResult> {
   const { store, clock, logger } = context.options;
   const { run, event } = claimed;
   const memo = new Map<string, StepRecord>(claimed.steps.map((step) => [step.key, step]));
@@ -110,7 +114,8 @@ function execute(context: ProcessContext, claimed: ClaimedRun, target: RunnableF
     attempt: run.attempt,
     retries: target.retries,
     memo,
-    logger,
+    // The handler's lines carry the run's ids (with pino: as fields of each JSON line).
+    logger: logger.child?.({ runId: run.id, functionId: run.functionId }) ?? logger,
     signal,
     hooks: {
       async commitStep(step) {
@@ -124,8 +129,12 @@ function execute(context: ProcessContext, claimed: ClaimedRun, target: RunnableF
       publish: async (message) => {
         await context.options.realtime.publish(message);
       },
-      onStepStart: (step) => context.lifecycle.emit({ type: "step-started", ...base, stepId: step.id, kind: step.kind, attempt: step.attempt }),
-      onStepEnd: (step) =>
+      onStepStart: (step) => {
+        span.stepStarted(step);
+        context.lifecycle.emit({ type: "step-started", ...base, stepId: step.id, kind: step.kind, attempt: step.attempt });
+      },
+      onStepEnd: (step) => {
+        span.stepEnded(step);
         context.lifecycle.emit({
           type: "step-ended",
           ...base,
@@ -135,7 +144,8 @@ function execute(context: ProcessContext, claimed: ClaimedRun, target: RunnableF
           status: step.status ?? "completed",
           durationMs: step.durationMs ?? 0,
           error: step.error,
-        }),
+        });
+      },
     },
   });
 }

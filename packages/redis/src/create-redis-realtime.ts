@@ -147,6 +147,11 @@ export function createRedisRealtime(options: RedisRealtimeOptions): Realtime {
     const connection = await connectReader();
     while (!closed && followed.size > 0) {
       const channels = [...followed.keys()];
+      // The follow each cursor came from: a channel unfollowed and followed again while this read
+      // was out (a browser reconnecting) has a new follow with its own, earlier cursor, and what
+      // this read brings from the old cursor on must not skip the new follow past the messages
+      // between the two.
+      const readFrom = new Map(channels.map((channel) => [channel, followed.get(channel) as Followed]));
       let answer: Array<[key: string, entries: StreamEntry[]]> | null;
       try {
         answer = (await connection.xread(
@@ -167,7 +172,7 @@ export function createRedisRealtime(options: RedisRealtimeOptions): Realtime {
       for (const [key, entries] of answer ?? []) {
         const channel = key.slice(prefix.length);
         const state = followed.get(channel);
-        if (!state) continue;
+        if (!state || state !== readFrom.get(channel)) continue;
         for (const entry of entries) {
           state.cursor = entry[0];
           const message = toMessage(channel, entry);

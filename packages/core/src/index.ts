@@ -49,7 +49,7 @@ export { StepError } from "./errors/step-error.js";
 export type { ErrorCategory, JsonObject, StepwiseErrorOptions } from "./errors/stepwise-error.js";
 export { StepwiseError } from "./errors/stepwise-error.js";
 export type { EventPayload, SendEventResult, StepwiseEvent } from "./events/event.js";
-export { EVENT_DEDUPE_WINDOW_MS, eventPayloadSchema, MAX_EVENT_BYTES, MAX_EVENT_TS, MAX_EVENTS_PER_SEND, parseEvents } from "./events/event.js";
+export { EVENT_DEDUPE_WINDOW_MS, eventPayloadSchema, MAX_EVENT_BYTES, MAX_EVENT_TS, MAX_EVENTS_PER_SEND, parseEvents, storableText } from "./events/event.js";
 export type { AnyStepwiseFunction } from "./functions/stepwise-function.js";
 export { qualifyFunctionId, StepwiseFunction, splitFunctionId } from "./functions/stepwise-function.js";
 export type { CronTrigger, EventTrigger, Trigger } from "./functions/triggers.js";

@@ -1,4 +1,4 @@
-import { ErrorCode, isTerminalStatus, type RunInfo, StepwiseError } from "@stepwise/core";
+import { ErrorCode, isTerminalStatus, type RunInfo, StepwiseError, storableText } from "@stepwise/core";
 import type { FunctionRegistry } from "./function-registry.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { ResolvedEngineOptions } from "./options.js";
@@ -7,6 +7,9 @@ import type { QueueItem } from "./ports/queue.js";
 import { newRunId, type Router } from "./router.js";
 import { type RunWaiters, toRunInfo } from "./run-waiters.js";
 import type { Dispatcher } from "./worker/dispatcher.js";
+
+/** A cancel reason is recorded as the run's error message: 1–1000 characters Postgres can store. */
+const cancelReason = storableText.min(1, "must not be empty").max(1000, "must be at most 1000 characters");
 
 /**
  * Bus channel on which an engine names the runs it cancelled (an array of run ids), so that
@@ -80,6 +83,14 @@ export function createRunActions(deps: {
   return {
     async cancel(runId, cancelOptions = {}) {
       const reason = cancelOptions.reason ?? "cancelled by an operator";
+      const checked = cancelReason.safeParse(reason);
+      if (!checked.success) {
+        throw new StepwiseError({
+          code: ErrorCode.InvalidRequest,
+          category: "user",
+          message: `cancel reason: ${checked.error.issues[0]?.message ?? "invalid"}`,
+        });
+      }
       const before = await requireRun(runId);
       if (isTerminalStatus(before.status)) return { run: toRunInfo(before), cancelled: [] };
       const now = clock.now();

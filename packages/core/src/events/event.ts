@@ -13,8 +13,8 @@ export const EVENT_DEDUPE_WINDOW_MS = 24 * 60 * 60 * 1000;
 /** Latest accepted event time, `ts`: the last millisecond of the year 9999 (Postgres and `Date` hold it). */
 export const MAX_EVENT_TS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
-/** Text Postgres can store: no NUL, no lone surrogate (see `unstorableText`). */
-const storableText = z.string().refine((text) => unstorableText(text) === undefined, {
+/** Text Postgres can store: no NUL, no lone surrogate (see `unstorableText`). Every text that is stored goes through it. */
+export const storableText = z.string().refine((text) => unstorableText(text) === undefined, {
   error: (issue) => `must not contain ${unstorableText(issue.input as string)}`,
 });
 

@@ -1,4 +1,4 @@
-import { channelNameSchema, eventPayloadSchema, MAX_EVENTS_PER_SEND, runStatusSchema } from "@stepwise/core";
+import { channelNameSchema, eventPayloadSchema, MAX_EVENTS_PER_SEND, runStatusSchema, storableText } from "@stepwise/core";
 import { z } from "zod";
 import { idParam, MAX_PAGE, timeQuery } from "../http/params.js";
 
@@ -46,7 +46,7 @@ export const waitQuery = z.strictObject({
 /** Body of `POST /v1/runs/:id/cancel` (optional). */
 export const cancelBodySchema = z.strictObject({
   /** Why, recorded as the run's error message. (Default: "cancelled by an operator") */
-  reason: z.string().min(1).max(1000).optional(),
+  reason: storableText.min(1).max(1000).optional(),
 });
 
 /** Body of `POST /v1/runs/:id/rerun` (optional). */

@@ -22,7 +22,9 @@ export const epochParam = z.number().int().min(0).max(MAX_EVENT_TS, `must be at 
 export const timeQuery = z
   .string()
   .transform((text, context) => {
-    const value = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+    // Digits are epoch ms; anything else must look like an ISO date: Date.parse alone reads
+    // "-1", " 1" or "foo 2" as dates in 2001.
+    const value = /^\d+$/.test(text) ? Number(text) : /^\d{4}-\d{2}-\d{2}/.test(text) ? Date.parse(text) : Number.NaN;
     if (!epochParam.safeParse(value).success) {
       context.addIssue({ code: "custom", message: "must be epoch milliseconds or an ISO 8601 date, e.g. 2030-01-01T00:00:00Z" });
       return z.NEVER;

@@ -55,6 +55,9 @@ export async function readBody(context: Context, limitBytes: number): Promise<Ui
     size += value.byteLength;
     if (size > limitBytes) {
       await reader.cancel().catch(() => undefined);
+      // The rest of the body stays unread on the connection: say it closes, so that a keep-alive
+      // client does not send its next request on a socket the server is about to drop.
+      context.header("connection", "close");
       throw tooLarge();
     }
     chunks.push(value);

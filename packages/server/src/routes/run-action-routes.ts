@@ -16,7 +16,7 @@ export function runActionRoutes(app: Hono<ServerEnv>, options: ResolvedServerOpt
 
   app.post("/v1/runs/:id/cancel", guard("control"), async (context) => {
     const runId = pathId(context, "run id");
-    const body = checkBody(cancelBodySchema, (await readOptionalJson(context, options.maxBodyBytes)) ?? {}, "{ reason?: string } or no body");
+    const body = checkBody(cancelBodySchema, orEmpty(await readOptionalJson(context, options.maxBodyBytes)), "{ reason?: string } or no body");
     const result = await engine.cancel(runId, body);
     // Cancelling a cancelled run is a no-op that succeeds; one that completed or failed cannot be.
     if (result.cancelled.length === 0 && result.run.status !== "cancelled") {
@@ -30,7 +30,7 @@ export function runActionRoutes(app: Hono<ServerEnv>, options: ResolvedServerOpt
 
   app.post("/v1/runs/:id/rerun", guard("control"), async (context) => {
     const runId = pathId(context, "run id");
-    const body = checkBody(rerunBodySchema, (await readOptionalJson(context, options.maxBodyBytes)) ?? {}, "{ fromStep?: string } or no body");
+    const body = checkBody(rerunBodySchema, orEmpty(await readOptionalJson(context, options.maxBodyBytes)), "{ fromStep?: string } or no body");
     return context.json({ run: await engine.rerun(runId, body) }, 201);
   });
 
@@ -38,4 +38,9 @@ export function runActionRoutes(app: Hono<ServerEnv>, options: ResolvedServerOpt
     const eventId = pathId(context, "event id");
     return context.json({ runs: await engine.replayEvent(eventId) }, 201);
   });
+}
+
+/** No body means no options; a body of `null` is not an object, and its schema says so. */
+function orEmpty(body: unknown): unknown {
+  return body === undefined ? {} : body;
 }

@@ -189,7 +189,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
   };
   const dispatcher = createDispatcher(context, functions);
   const matchWaits = createWaitMatcher({ store, now: () => clock.now(), enqueue });
-  const ingestEvents = createIngest({ options, lifecycle, router, dispatcher, matchWaits, enqueue });
+  const ingestEvents = createIngest({ options, lifecycle, router, dispatcher, matchWaits, enqueue, background: (work) => void track(work) });
   const ingest: typeof ingestEvents = (events, extraRuns) => track(ingestEvents(events, extraRuns));
   const reconciler = createReconciler({
     options,

@@ -1,11 +1,11 @@
-import type { RunRecord, RunStore } from "@stepwise/engine";
+import type { IngestInput, RunRecord, RunStore } from "@stepwise/engine";
 import type pg from "pg";
 import { cancelRun, createRuns } from "./cancel-and-rerun.js";
 import { createClaimRun } from "./claim-run.js";
 import { createCommitStep } from "./commit-step.js";
 import { createFinishRun } from "./finish-run.js";
-import type { GroupLimits } from "./group-commit.js";
-import { ingestEvents, ingestsInOneStatement } from "./ingest-events.js";
+import { type GroupLimits, groupedWrite } from "./group-commit.js";
+import { GROUPED_INGEST_MAX_EVENTS, ingestEvents, ingestManyWithoutKeys, ingestsInOneStatement } from "./ingest-events.js";
 import { ListQuery } from "./list-query.js";
 import {
   EVENT_COLUMNS,
@@ -95,6 +95,11 @@ export function createPostgresStore(options: PostgresStoreOptions): RunStore {
   const claimRun = createClaimRun(pool, limits);
   const commitStep = createCommitStep(pool, limits);
   const finishRun = createFinishRun(pool, limits);
+  const ingestGrouped = groupedWrite(
+    limits,
+    (input: IngestInput) => withClient(pool, (client) => ingestEvents(client, input)),
+    (inputs) => withClient(pool, (client) => ingestManyWithoutKeys(client, inputs)),
+  );
 
   async function updateOne(name: string, text: string, values: unknown[]): Promise<boolean> {
     const result = await withClient(pool, (client) => client.query({ name, text, values }));
@@ -108,8 +113,11 @@ export function createPostgresStore(options: PostgresStoreOptions): RunStore {
 
   return {
     // One statement is atomic on its own: BEGIN and COMMIT would only add two round trips.
-    ingest: (input) =>
-      ingestsInOneStatement(input) ? withClient(pool, (client) => ingestEvents(client, input)) : withTransaction(pool, (client) => ingestEvents(client, input)),
+    ingest(input) {
+      if (!ingestsInOneStatement(input)) return withTransaction(pool, (client) => ingestEvents(client, input));
+      // Small ingests without keys arriving together (an Event API request each) share a statement and a commit.
+      return input.events.length <= GROUPED_INGEST_MAX_EVENTS ? ingestGrouped(input) : withClient(pool, (client) => ingestEvents(client, input));
+    },
     claimRun,
     commitStep,
     extendLease: (input) => updateOne("stepwise_extend_lease", EXTEND_LEASE, [input.runId, input.leaseEpoch, timeParam(input.until)]),

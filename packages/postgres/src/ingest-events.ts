@@ -223,6 +223,31 @@ async function ingestWithoutKeys(client: pg.PoolClient, input: IngestInput): Pro
   };
 }
 
+/** Most events an ingest may carry to be grouped with others (a larger batch is a statement of its own). */
+export const GROUPED_INGEST_MAX_EVENTS = 50;
+
+/**
+ * Several ingests without keys in one statement (group commit): their events and runs merged
+ * into one {@link ingestWithoutKeys}, the answer split back per ingest. Times are the latest
+ * `now` of the group (so no run becomes due before its own ingest's time). An event id found
+ * in two ingests of a group is a duplicate in the later one, as within one batch. @internal
+ */
+export async function ingestManyWithoutKeys(client: pg.PoolClient, inputs: IngestInput[]): Promise<IngestResult[]> {
+  const merged: IngestInput = {
+    events: inputs.flatMap((input) => input.events),
+    runs: inputs.flatMap((input) => input.runs),
+    now: Math.max(...inputs.map((input) => input.now)),
+  };
+  const result = await ingestWithoutKeys(client, merged);
+  const created = new Map(result.runs.map((run) => [run.id, run]));
+  let offset = 0;
+  return inputs.map((input) => {
+    const events = result.events.slice(offset, offset + input.events.length);
+    offset += input.events.length;
+    return { events, runs: input.runs.flatMap((run) => created.get(run.id) ?? []) };
+  });
+}
+
 /** The columns of new runs as arrays, in the order the run inserts unnest them. */
 function runColumns(runs: IngestInput["runs"]): Array<Array<string | Date | null>> {
   return [

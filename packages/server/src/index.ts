@@ -2,7 +2,8 @@
  * @module @stepwise/server
  *
  * Stepwise's HTTP surface, on Hono: the Event API (`POST /e/:eventKey`) and the REST API
- * (`/v1`) over an engine. `stepwise dev` and `stepwise start` serve it.
+ * (`/v1`, documented at `/v1/openapi.json`), realtime SSE and webhooks over an engine.
+ * `stepwise dev` and `stepwise start` serve it.
  *
  * @example
  * import { serve } from "@hono/node-server";
@@ -13,9 +14,13 @@
  * Every export of this file is public API.
  */
 
+export { API_ROUTES, type ApiRoute } from "./api/catalogue.js";
+export { createOpenApiDocument } from "./api/openapi.js";
 export { createApiKey, hashSecret, parseApiKey, scopeAllows } from "./auth/api-keys.js";
 export type { AuthOptions } from "./auth/authenticate.js";
-export { createServer, REQUEST_ID_HEADER } from "./create-server.js";
+export type { RealtimeGrant, RealtimeTokens } from "./auth/realtime-tokens.js";
+export { createRealtimeTokens } from "./auth/realtime-tokens.js";
+export { createServer, REQUEST_ID_HEADER, SERVER_VERSION } from "./create-server.js";
 export type { ErrorBody } from "./http/http-status.js";
 export { toErrorResponse } from "./http/http-status.js";
 export type { ResolvedServerOptions, ServerEnv, ServerOptions } from "./server-options.js";

@@ -33,6 +33,12 @@ export interface ApiClientOptions {
   fetch?: typeof fetch;
 }
 
+/** A variable of the environment, where there is one (not in a browser); an empty one counts as unset. */
+function env(name: string): string | undefined {
+  const value = typeof process === "undefined" ? undefined : process.env?.[name];
+  return value === "" ? undefined : value;
+}
+
 /** Filters of {@link StepwiseApi.listRuns}; times are epoch milliseconds. */
 export interface ListRunsQuery {
   /** A function's id, or its qualified id `<app>/<function>`. */
@@ -73,9 +79,9 @@ export type StepwiseApi = ReturnType<typeof createApiClient>;
  * await api.rerun(runs[0].id, { fromStep: "charge" });
  */
 export function createApiClient(options: ApiClientOptions = {}) {
-  const baseUrl = (options.baseUrl ?? process.env["STEPWISE_BASE_URL"] ?? DEFAULT_BASE_URL).replace(/\/$/, "");
-  const eventKey = options.eventKey ?? process.env["STEPWISE_EVENT_KEY"] ?? "dev";
-  const apiKey = options.apiKey ?? process.env["STEPWISE_API_KEY"];
+  const baseUrl = (options.baseUrl ?? env("STEPWISE_BASE_URL") ?? DEFAULT_BASE_URL).replace(/\/$/, "");
+  const eventKey = options.eventKey ?? env("STEPWISE_EVENT_KEY") ?? "dev";
+  const apiKey = options.apiKey ?? env("STEPWISE_API_KEY");
   const doFetch = options.fetch ?? fetch;
 
   async function request<T>(method: "GET" | "POST", path: string, schema: z.ZodType<T>, init: { body?: unknown; signal?: AbortSignal } = {}): Promise<T> {

@@ -14,6 +14,8 @@ export interface IngestOptions {
   /** Matches events the store flagged against the open waits (see `createWaitMatcher`). */
   matchWaits(events: StoredEvent[]): Promise<void>;
   enqueue(items: QueueItem[]): Promise<void>;
+  /** Runs work after the answer, counted as in flight (so `idle()` waits for it). */
+  background(work: Promise<unknown>): void;
 }
 
 /** What an ingest answers: the events' ids (in order) and the runs created. */
@@ -25,7 +27,7 @@ export interface IngestOutcome {
 /**
  * Creates the engine's ingest: route events to the functions they start, store events and runs
  * in one transaction (runs this process has free slots for created already claimed: eager
- * start), then start or queue the runs and match the events against open waits.
+ * start), answer, then start or queue the runs and match the events against open waits.
  *
  * Once the store has committed, the ingest answers the ids whatever happens next: a caller
  * that saw an error would send again, and without an event `id` that creates duplicate runs.
@@ -68,14 +70,24 @@ export function createIngest(dependencies: IngestOptions): (events: StoredEvent[
     // Reserved but not created (the event was a duplicate): the slot goes back.
     for (const runId of reserved) dispatcher.unreserve(runId);
     const ids = result.events.map((event) => event.id);
-    try {
-      // The rest found no free slot at the reservation: for the queue.
-      if (queued.length > 0) await dependencies.enqueue(queued);
-      await dependencies.matchWaits(events.filter((_, index) => result.events[index]?.matchWaits));
-    } catch (error) {
-      lifecycle.emit({ type: "engine-error", error, context: `queueing the runs of stored events ${ids.join(", ")}` });
-      logger.error({ error, eventIds: ids }, "events are stored, but queueing their runs or matching them against waits failed; the reconciler will finish it");
-    }
+    // After the answer: the events are stored, which is all the caller waits for (a queue round
+    // trip less per request). A crash before this lands leaves the runs due in the store, where
+    // the reconciler finds them.
+    dependencies.background(
+      (async () => {
+        try {
+          // The rest found no free slot at the reservation: for the queue.
+          if (queued.length > 0) await dependencies.enqueue(queued);
+          await dependencies.matchWaits(events.filter((_, index) => result.events[index]?.matchWaits));
+        } catch (error) {
+          lifecycle.emit({ type: "engine-error", error, context: `queueing the runs of stored events ${ids.join(", ")}` });
+          logger.error(
+            { error, eventIds: ids },
+            "events are stored, but queueing their runs or matching them against waits failed; the reconciler will finish it",
+          );
+        }
+      })(),
+    );
     return { ids, runs: result.runs };
   };
 }

@@ -22,7 +22,7 @@ export function createMetrics(engine: Engine): Registry {
   });
   const runsEnded = new Counter({
     name: "stepwise_runs_ended_total",
-    help: "Runs this process's workers ended, by function and status (completed, failed)",
+    help: "Runs this process ended, by function and status (completed and failed by its workers, cancelled through its API)",
     labelNames: ["function", "status"],
     registers: [registry],
   });
@@ -76,6 +76,8 @@ export function createMetrics(engine: Engine): Registry {
         return runsEnded.inc({ function: event.functionId, status: "completed" });
       case "run-failed":
         return runsEnded.inc({ function: event.functionId, status: "failed" });
+      case "run-cancelled":
+        return runsEnded.inc({ function: event.functionId, status: "cancelled" });
       case "step-ended":
         steps.inc({ function: event.functionId, status: event.status });
         return stepSeconds.observe({ function: event.functionId, kind: event.kind }, event.durationMs / 1000);

@@ -1,21 +1,28 @@
 import { Stepwise } from "@stepwise/core";
-import { createTestEngine, type TestEngine } from "@stepwise/testing";
+import type { TestEngine } from "@stepwise/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer } from "../src/index.js";
+import { BACKENDS, createBackendEngine, type HttpServer, serveHttp } from "./helpers/backends.js";
 
 // GET /v1/runs and GET /v1/events: newest first, a page at a time on a keyset cursor.
 
-describe("GET /v1/runs", () => {
+describe.each(BACKENDS)("GET /v1/runs on %s", (backend) => {
   let engine: TestEngine;
+  let http: HttpServer;
   beforeAll(async () => {
     const stepwise = new Stepwise({ id: "shop" });
     stepwise.createFunction({ id: "quick" }, { event: "shop/quick" }, async ({ event }) => event.data["n"] ?? null);
     stepwise.createFunction({ id: "naps" }, { event: "shop/nap" }, async ({ step }) => step.sleep("nap", "1d"));
-    engine = await createTestEngine({ clients: [stepwise] });
+    engine = await createBackendEngine(backend, { clients: [stepwise] });
+    http = await serveHttp(createServer({ engine, auth: { mode: "local" } }));
   });
-  afterAll(() => engine.close());
+  afterAll(async () => {
+    await http?.close();
+    await engine?.close();
+  });
 
-  const server = () => createServer({ engine, auth: { mode: "local" } });
+  // Over real HTTP.
+  const server = () => http;
   type Page = { runs: Array<{ id: string; createdAt: number; functionId: string; status: string }>; nextCursor: string | null };
   const page = async (query: string): Promise<Page> => {
     const response = await server().request(`/v1/runs?${query}`);
@@ -74,16 +81,22 @@ describe("GET /v1/runs", () => {
   });
 });
 
-describe("GET /v1/events", () => {
+describe.each(BACKENDS)("GET /v1/events on %s", (backend) => {
   let engine: TestEngine;
+  let http: HttpServer;
   beforeAll(async () => {
     const stepwise = new Stepwise({ id: "shop" });
     stepwise.createFunction({ id: "on-order" }, { event: "shop/order.paid" }, async () => "ok");
-    engine = await createTestEngine({ clients: [stepwise] });
+    engine = await createBackendEngine(backend, { clients: [stepwise] });
+    http = await serveHttp(createServer({ engine, auth: { mode: "local" } }));
   });
-  afterAll(() => engine.close());
+  afterAll(async () => {
+    await http?.close();
+    await engine?.close();
+  });
 
-  const server = () => createServer({ engine, auth: { mode: "local" } });
+  // Over real HTTP.
+  const server = () => http;
   type Page = { events: Array<{ id: string; name: string; receivedAt: number; data: unknown }>; nextCursor: string | null };
   const get = async (path: string) => {
     const response = await server().request(path);

@@ -26,6 +26,7 @@ describe("GET /metrics", () => {
       if (text === "FAIL") throw new Error("asked to fail");
       return text;
     });
+    stepwise.createFunction({ id: "nap" }, { event: "shop/nap" }, async ({ step }) => step.sleep("long", "1d"));
     engine = await createTestEngine({ clients: [stepwise] });
   });
   afterAll(() => engine.close());
@@ -50,6 +51,19 @@ describe("GET /metrics", () => {
     expect(delta('stepwise_step_duration_seconds_count{function="shop/echo",kind="run"}')).toBe(4);
     expect(after.get("stepwise_queue_depth")).toBe(0);
     expect(after.get('stepwise_worker_runs{state="running"}')).toBe(0);
+
+    // A cancelled run counts as ended, cancelled; an open realtime subscription shows in the gauge.
+    const { runIds } = await engine.sendAndGetRuns({ name: "shop/nap" });
+    await engine.idle();
+    await engine.cancel(runIds[0] as string);
+    const unsubscribe = await engine.realtime.subscribe("run:watched", { onMessage() {} });
+    const later = await read();
+    unsubscribe();
+    expect(
+      (later.get('stepwise_runs_ended_total{function="shop/nap",status="cancelled"}') ?? 0) -
+        (after.get('stepwise_runs_ended_total{function="shop/nap",status="cancelled"}') ?? 0),
+    ).toBe(1);
+    expect(later.get("stepwise_realtime_subscribers")).toBe(1);
 
     const guarded = createServer({ engine, auth: { mode: "keys", keys: { findKey: async () => null, countActiveKeys: async () => 1 } as never } });
     expect((await guarded.request("/metrics")).status).toBe(401);

@@ -1,6 +1,6 @@
 import { trace } from "@opentelemetry/api";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
-import { NonRetriableError, Stepwise } from "@stepwise/core";
+import { type Logger, NonRetriableError, Stepwise } from "@stepwise/core";
 import { createTestEngine } from "@stepwise/testing";
 import { afterAll, expect, it } from "vitest";
 
@@ -44,4 +44,28 @@ it("records a span per pass and a child per step, with ids, statuses and errors"
   expect(charge?.status).toMatchObject({ code: 2, message: "card declined" });
   expect(passes[1]?.status.code).toBe(2);
   expect(new Set(spans.map((span) => span.spanContext().traceId)).size).toBeGreaterThanOrEqual(1);
+});
+
+it("gives a handler a logger that carries its run's ids, made only when the handler logs", async () => {
+  const lines: Array<{ bindings: Record<string, unknown>; message: unknown }> = [];
+  let children = 0;
+  const logger = (bindings: Record<string, unknown>): Logger => ({
+    debug: () => undefined,
+    info: (objectOrMessage) => lines.push({ bindings, message: objectOrMessage }),
+    warn: () => undefined,
+    error: () => undefined,
+    child: (more) => {
+      children++;
+      return logger({ ...bindings, ...more });
+    },
+  });
+  const stepwise = new Stepwise({ id: "logged" });
+  stepwise.createFunction({ id: "chatty" }, { event: "log/chatty" }, async ({ logger: log }) => log.info("hello"));
+  stepwise.createFunction({ id: "quiet" }, { event: "log/quiet" }, async () => "shh");
+  await using engine = await createTestEngine({ clients: [stepwise], logger: logger({}) });
+  const { runIds } = await engine.sendAndGetRuns([{ name: "log/chatty" }, { name: "log/quiet" }]);
+  for (const runId of runIds) await engine.result(runId);
+  expect(lines).toEqual([{ bindings: { runId: runIds[0], functionId: "logged/chatty" }, message: "hello" }]);
+  // The quiet handler's pass made no child logger.
+  expect(children).toBe(1);
 });

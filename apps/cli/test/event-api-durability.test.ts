@@ -1,5 +1,6 @@
 import { randomInt } from "node:crypto";
 import { fileURLToPath } from "node:url";
+import { seededRandom } from "@stepwise/testing";
 import { describe, expect, it } from "vitest";
 import { runsByStatus, waitForCompleted } from "./helpers/cluster.js";
 import { runCli } from "./helpers/spawn-cli.js";
@@ -22,18 +23,6 @@ const SEED = Number(process.env["STEPWISE_DURABILITY_SEED"] ?? randomInt(2 ** 31
 const functions = fileURLToPath(new URL("./fixtures/durability-functions.ts", import.meta.url));
 const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379";
 
-/** mulberry32: a small seeded generator, so a failing kill moment can be replayed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** What the client saw for one event: its id when answered 200, the failure otherwise. */
 type Outcome = { answered: true; id: string } | { answered: false; reason: string };
 
@@ -55,7 +44,7 @@ describe("Event API durability across kill -9 of stepwise start", () => {
       expect(created.code, created.output).toBe(0);
       const eventKey = created.stdout.trim();
 
-      const rng = random(SEED);
+      const rng = seededRandom(SEED).next;
       const killAt = Math.floor(EVENTS * (0.1 + 0.8 * rng()));
       // How long after the request at `killAt` leaves the client the kill lands: before the
       // server reads it, while it commits, or after it answered.

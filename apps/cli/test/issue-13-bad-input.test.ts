@@ -5,6 +5,7 @@ import { createTestPglite, createTestPostgres } from "@stepwise/postgres/testing
 import { connectRedis, createRedisBus, createRedisQueue } from "@stepwise/redis";
 import { createTestRedis } from "@stepwise/redis/testing";
 import { createServer } from "@stepwise/server";
+import { type SeededRandom, seededRandom } from "@stepwise/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listen } from "../src/listen.js";
 
@@ -16,22 +17,7 @@ const CASES = Number(process.env["STEPWISE_FUZZ_EVENTS"] ?? 3000);
 const SEED = Number(process.env["STEPWISE_FUZZ_SEED"] ?? 13);
 const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379";
 
-/** mulberry32: a small seeded generator, so every run of the suite sends the same cases. */
-function random(seed: number) {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (below: number) => Math.floor(next() * below);
-  const pick = <T>(items: readonly T[]): T => items[int(items.length)] as T;
-  return { next, int, pick };
-}
-
-type Rng = ReturnType<typeof random>;
+type Rng = SeededRandom;
 
 const POISON = ["\u0000", "\uD800", "\uDFFF", "a\uDBFFb", "\u0000\u0000"];
 const BAD_TS: unknown[] = [8640000000000001, 9007199254740991, -1, 1.5, 1e300, "2024-01-01", null, true, {}];
@@ -230,7 +216,7 @@ describe.each([
   afterAll(() => backend?.close());
 
   it(`refuses ${CASES} malformed events through send() with user errors, and stores fine ones faithfully`, async () => {
-    const rng = random(SEED);
+    const rng = seededRandom(SEED);
     const failures: string[] = [];
     for (let index = 0; index < CASES; index++) {
       const value = malformedValue(rng);
@@ -254,7 +240,7 @@ describe.each([
   }, 120_000);
 
   it(`answers ${CASES} malformed HTTP requests with a 4xx and { error: { code, message } } or stores them faithfully, never a 5xx`, async () => {
-    const rng = random(SEED + 1);
+    const rng = seededRandom(SEED + 1);
     const statuses = new Map<number, number>();
     const bad: string[] = [];
     for (let index = 0; index < CASES; index++) {

@@ -2,9 +2,9 @@ import { randomInt, randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { createApiClient, type RealtimeMessageInfo, realtimeMessageSchema, type StepwiseApi } from "@stepwise/core";
 import { compareMessageIds } from "@stepwise/engine";
+import { readSse, type SseEvent, seededRandom } from "@stepwise/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEventKey, createKey } from "./helpers/event-key.js";
-import { readSse, type SseEvent } from "./helpers/read-sse.js";
 import { killHard } from "./helpers/spawn-dev.js";
 import { type ProductionProcess, spawnProduction } from "./helpers/spawn-production.js";
 import { usePostgresAndRedis } from "./helpers/use-postgres-and-redis.js";
@@ -32,21 +32,9 @@ const PAUSE_MS = 3;
 const functions = fileURLToPath(new URL("./fixtures/realtime-functions.ts", import.meta.url));
 const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379";
 
-/** mulberry32: a small seeded generator, so that a failing set of cuts can be replayed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** `count` distinct message counts in 1..total-1, after which the reader is cut off. */
 function cutPoints(seed: number, count: number, total: number): Set<number> {
-  const rng = random(seed);
+  const rng = seededRandom(seed).next;
   const cuts = new Set<number>();
   while (cuts.size < count) cuts.add(1 + Math.floor(rng() * (total - 1)));
   return cuts;

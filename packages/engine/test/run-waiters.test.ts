@@ -111,17 +111,29 @@ it("answers a wait for a run that a worker in another engine ends, through its n
   }
 });
 
-it("stops reading the store for a wait whose caller went away, and fires a timeout past 2^31-1 ms only when due", async () => {
+/** An engine whose reads of runs are counted, polling waits every 5 ms, with a function that sleeps a day. */
+async function nappingEngine() {
   const clock = createSystemClock();
   const reading = countingStore();
   const stepwise = new Stepwise({ id: "app" });
   stepwise.createFunction({ id: "naps" }, { event: "test/naps" }, async ({ step }) => step.sleep("nap", "1d"));
   const engine = createEngine({ store: reading.store, queue: createMemoryQueue({ clock }), clock, clients: [stepwise], waitPollMs: 5 });
   await engine.start();
+  return { engine, reading };
+}
+
+/** Starts `count` runs that sleep a day; answers their ids. */
+async function napping(engine: Awaited<ReturnType<typeof nappingEngine>>["engine"], count: number): Promise<string[]> {
+  const { ids } = await engine.send(Array.from({ length: count }, () => ({ name: "test/naps" })));
+  const runIds: string[] = [];
+  for (const id of ids) runIds.push(((await engine.runsForEvent(id))[0]?.id ?? "") as string);
+  return runIds;
+}
+
+it("stops reading the store for a wait whose caller went away, and fires a timeout past 2^31-1 ms only when due", async () => {
+  const { engine, reading } = await nappingEngine();
   try {
-    const { ids } = await engine.send(Array.from({ length: 21 }, () => ({ name: "test/naps" })));
-    const runIds: string[] = [];
-    for (const id of ids) runIds.push(((await engine.runsForEvent(id))[0]?.id ?? "") as string);
+    const runIds = await napping(engine, 21);
     const [longRun, ...abandonedRuns] = runIds as [string, ...string[]];
     // Twenty callers wait (one run each) and go away; one more waits with a timeout Node would
     // clamp to 1 ms, which must not fire.
@@ -166,16 +178,9 @@ it("announces the runs ended in one turn of the event loop in one message", asyn
 });
 
 it("reads every waited run in one query per poll, however many wait", async () => {
-  const clock = createSystemClock();
-  const reading = countingStore();
-  const stepwise = new Stepwise({ id: "app" });
-  stepwise.createFunction({ id: "naps" }, { event: "test/naps" }, async ({ step }) => step.sleep("nap", "1d"));
-  const engine = createEngine({ store: reading.store, queue: createMemoryQueue({ clock }), clock, clients: [stepwise], waitPollMs: 5 });
-  await engine.start();
+  const { engine, reading } = await nappingEngine();
   try {
-    const { ids } = await engine.send(Array.from({ length: 200 }, () => ({ name: "test/naps" })));
-    const runIds: string[] = [];
-    for (const id of ids) runIds.push(((await engine.runsForEvent(id))[0]?.id ?? "") as string);
+    const runIds = await napping(engine, 200);
     const caller = new AbortController();
     const waits = runIds.map((runId) => engine.waitForRun(runId, { signal: caller.signal }).catch(() => undefined));
     // Each wait reads its run once as it starts; then the polls begin.

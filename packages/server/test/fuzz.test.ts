@@ -3,7 +3,7 @@ import { isDeepStrictEqual } from "node:util";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { errorBodySchema, githubSignature, type Logger, Stepwise } from "@stepwise/core";
-import type { TestEngine } from "@stepwise/testing";
+import { seededRandom, type TestEngine } from "@stepwise/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, createServer } from "../src/index.js";
 import { BACKENDS, type Backend, createBackendEngine, type HttpServer, serveHttp } from "./helpers/backends.js";
@@ -15,7 +15,6 @@ import {
   MAX_BODY_BYTES,
   memoryKeyStore,
   type Rng,
-  random,
   type Targets,
   WEBHOOK_SECRET,
 } from "./helpers/fuzz-requests.js";
@@ -206,7 +205,7 @@ describe.each(BACKENDS)("malformed requests over HTTP on %s", (backend) => {
 
   /** Sends `count` requests from `seed`; answers the failures (each with its request), the statuses and kinds seen, and the runs of accepted events. */
   async function flood(seed: number, count: number) {
-    const rng = random(seed);
+    const rng = seededRandom(seed);
     const generators = kinds(targets);
     const failures: string[] = [];
     const statuses = new Map<number, number>();

@@ -1,28 +1,18 @@
 import { Stepwise } from "@stepwise/core";
-import type { TestEngine } from "@stepwise/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createServer } from "../src/index.js";
-import { BACKENDS, createBackendEngine, type HttpServer, serveHttp } from "./helpers/backends.js";
+import { describe, expect, it } from "vitest";
+import { BACKENDS, useServedEngine } from "./helpers/backends.js";
 
 // GET /v1/runs and GET /v1/events: newest first, a page at a time on a keyset cursor.
 
 describe.each(BACKENDS)("GET /v1/runs on %s", (backend) => {
-  let engine: TestEngine;
-  let http: HttpServer;
-  beforeAll(async () => {
+  // Over real HTTP.
+  const served = useServedEngine(backend, () => {
     const stepwise = new Stepwise({ id: "shop" });
     stepwise.createFunction({ id: "quick" }, { event: "shop/quick" }, async ({ event }) => event.data["n"] ?? null);
     stepwise.createFunction({ id: "naps" }, { event: "shop/nap" }, async ({ step }) => step.sleep("nap", "1d"));
-    engine = await createBackendEngine(backend, { clients: [stepwise] });
-    http = await serveHttp(createServer({ engine, auth: { mode: "local" } }));
+    return [stepwise];
   });
-  afterAll(async () => {
-    await http?.close();
-    await engine?.close();
-  });
-
-  // Over real HTTP.
-  const server = () => http;
+  const server = () => served.http;
   type Page = { runs: Array<{ id: string; createdAt: number; functionId: string; status: string }>; nextCursor: string | null };
   const page = async (query: string): Promise<Page> => {
     const response = await server().request(`/v1/runs?${query}`);
@@ -31,10 +21,10 @@ describe.each(BACKENDS)("GET /v1/runs on %s", (backend) => {
   };
 
   it("returns every run exactly once while runs are being created between pages", async () => {
-    const before = await engine.send(Array.from({ length: 120 }, (_, n) => ({ name: "shop/quick", data: { n } })));
-    await engine.idle();
+    const before = await served.engine.send(Array.from({ length: 120 }, (_, n) => ({ name: "shop/quick", data: { n } })));
+    await served.engine.idle();
     const existing = new Set<string>();
-    for (const id of before.ids) for (const run of await engine.runsForEvent(id)) existing.add(run.id);
+    for (const id of before.ids) for (const run of await served.engine.runsForEvent(id)) existing.add(run.id);
     const seen: string[] = [];
     let cursor: string | null = null;
     let pages = 0;
@@ -49,7 +39,7 @@ describe.each(BACKENDS)("GET /v1/runs on %s", (backend) => {
       cursor = result.nextCursor;
       pages++;
       // New runs arrive between pages: they land before the cursor, never inside the pages ahead.
-      await engine.send(Array.from({ length: 10 }, () => ({ name: "shop/quick" })));
+      await served.engine.send(Array.from({ length: 10 }, () => ({ name: "shop/quick" })));
     } while (cursor !== null);
     expect(new Set(seen).size).toBe(seen.length);
     for (const id of existing) expect(seen).toContain(id);
@@ -57,8 +47,8 @@ describe.each(BACKENDS)("GET /v1/runs on %s", (backend) => {
   });
 
   it("filters by function (plain or qualified id) and status", async () => {
-    await engine.send({ name: "shop/nap" });
-    await engine.idle();
+    await served.engine.send({ name: "shop/nap" });
+    await served.engine.idle();
     for (const fn of ["naps", "shop/naps"]) {
       const { runs } = await page(`function=${encodeURIComponent(fn)}`);
       expect(runs.map((run) => [run.functionId, run.status])).toEqual([["naps", "sleeping"]]);
@@ -82,21 +72,13 @@ describe.each(BACKENDS)("GET /v1/runs on %s", (backend) => {
 });
 
 describe.each(BACKENDS)("GET /v1/events on %s", (backend) => {
-  let engine: TestEngine;
-  let http: HttpServer;
-  beforeAll(async () => {
+  // Over real HTTP.
+  const served = useServedEngine(backend, () => {
     const stepwise = new Stepwise({ id: "shop" });
     stepwise.createFunction({ id: "on-order" }, { event: "shop/order.paid" }, async () => "ok");
-    engine = await createBackendEngine(backend, { clients: [stepwise] });
-    http = await serveHttp(createServer({ engine, auth: { mode: "local" } }));
+    return [stepwise];
   });
-  afterAll(async () => {
-    await http?.close();
-    await engine?.close();
-  });
-
-  // Over real HTTP.
-  const server = () => http;
+  const server = () => served.http;
   type Page = { events: Array<{ id: string; name: string; receivedAt: number; data: unknown }>; nextCursor: string | null };
   const get = async (path: string) => {
     const response = await server().request(path);
@@ -104,8 +86,8 @@ describe.each(BACKENDS)("GET /v1/events on %s", (backend) => {
   };
 
   it("pages through every event once, by name, while events keep arriving; an event shows the runs it started", async () => {
-    await engine.send(Array.from({ length: 30 }, (_, n) => ({ name: n % 3 === 0 ? "shop/order.paid" : "shop/viewed", data: { n } })));
-    await engine.idle();
+    await served.engine.send(Array.from({ length: 30 }, (_, n) => ({ name: n % 3 === 0 ? "shop/order.paid" : "shop/viewed", data: { n } })));
+    await served.engine.idle();
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
@@ -113,7 +95,7 @@ describe.each(BACKENDS)("GET /v1/events on %s", (backend) => {
       expect(body.events.every((event) => event.name === "shop/viewed")).toBe(true);
       seen.push(...body.events.map((event) => event.id));
       cursor = body.nextCursor;
-      await engine.send({ name: "shop/viewed", data: { late: true } });
+      await served.engine.send({ name: "shop/viewed", data: { late: true } });
     } while (cursor !== null);
     expect(seen).toHaveLength(20);
     expect(new Set(seen).size).toBe(20);
@@ -127,7 +109,7 @@ describe.each(BACKENDS)("GET /v1/events on %s", (backend) => {
   });
 
   it("filters by receive time, as epoch milliseconds or ISO dates, and names a bad parameter", async () => {
-    const now = engine.clock.now();
+    const now = served.engine.clock.now();
     expect((await get(`/v1/events?since=${now + 1}`)).body.events).toEqual([]);
     expect((await get(`/v1/events?until=${new Date(now + 1).toISOString()}&limit=1`)).body.events).toHaveLength(1);
     const bad = await get("/v1/events?since=yesterday");

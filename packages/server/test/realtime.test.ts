@@ -1,11 +1,10 @@
 import { lifecycleEventSchema, realtimeMessageSchema, Stepwise } from "@stepwise/core";
 import { compareMessageIds } from "@stepwise/engine";
-import type { TestEngine } from "@stepwise/testing";
+import { collectSse, type TestEngine } from "@stepwise/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRealtimeTokens } from "../src/auth/realtime-tokens.js";
 import { createServer } from "../src/index.js";
 import { BACKENDS, createBackendEngine, type HttpServer, serveHttp } from "./helpers/backends.js";
-import { collectSse } from "./helpers/sse.js";
 
 // Realtime over real HTTP on both backends: the engine's lifecycle and handlers' publish() on
 // channels, SSE resume with Last-Event-ID, and channel-scoped tokens.

@@ -6,6 +6,8 @@ import { createRedisBus, createRedisQueue } from "@stepwise/redis";
 import { createTestRedis } from "@stepwise/redis/testing";
 import { createTestEngine, FakeClock, type TestEngine, type TestEngineOptions } from "@stepwise/testing";
 import type { Hono } from "hono";
+import { afterAll, beforeAll } from "vitest";
+import { createServer } from "../../src/index.js";
 
 /** The two deployments every server test runs on: embedded (PGlite + memory) and production (Postgres + Redis). */
 export const BACKENDS = ["pglite + memory", "postgres + redis"] as const;
@@ -35,6 +37,23 @@ export async function createBackendEngine(backend: Backend, options: TestEngineO
       await database.close();
     },
   });
+}
+
+/**
+ * For a describe block: an engine on `backend` running `clients()`, served over real HTTP in
+ * local mode, made before its tests and closed after them.
+ */
+export function useServedEngine(backend: Backend, clients: () => TestEngineOptions["clients"]): { engine: TestEngine; http: HttpServer } {
+  const fixture = {} as { engine: TestEngine; http: HttpServer };
+  beforeAll(async () => {
+    fixture.engine = await createBackendEngine(backend, { clients: clients() });
+    fixture.http = await serveHttp(createServer({ engine: fixture.engine, auth: { mode: "local" } }));
+  });
+  afterAll(async () => {
+    await fixture.http?.close();
+    await fixture.engine?.close();
+  });
+  return fixture;
 }
 
 /** An app served over real HTTP on a free loopback port, until `close()`. */

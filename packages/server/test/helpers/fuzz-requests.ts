@@ -1,6 +1,7 @@
 import { createHmac } from "node:crypto";
 import { MAX_EVENT_BYTES } from "@stepwise/core";
 import type { ApiKeyRecord, KeyStore } from "@stepwise/engine";
+import type { SeededRandom } from "@stepwise/testing";
 
 // The malformed requests of fuzz.test.ts: a seeded generator per kind, each with what it expects.
 
@@ -12,21 +13,7 @@ export const WEBHOOK_SECRET = "fuzz-webhook-secret";
 
 export const DEEP = 10_000;
 
-/** mulberry32: a small seeded generator, so every run of the suite sends the same requests. */
-export function random(seed: number) {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (below: number) => Math.floor(next() * below);
-  const pick = <T>(items: readonly T[]): T => items[int(items.length)] as T;
-  return { next, int, pick };
-}
-export type Rng = ReturnType<typeof random>;
+export type Rng = SeededRandom;
 
 /** A 4xx with this status (and code, where given) and the error shape; or a 200 whose events are stored as sent and each start a run. */
 export type Expectation = { status: number; code?: string } | { accepted: true };

@@ -6,6 +6,7 @@ import { runCli } from "./helpers/spawn-cli.js";
 import { killHard } from "./helpers/spawn-dev.js";
 import { type ProductionProcess, spawnProduction } from "./helpers/spawn-production.js";
 import { usePostgresAndRedis } from "./helpers/use-postgres-and-redis.js";
+import { waitFor } from "./helpers/wait-for.js";
 
 // `stepwise runs …` and `stepwise events …` run as an operator runs them, as child processes,
 // against one `stepwise start` on Postgres + Redis that every test shares. The test sets up and
@@ -13,17 +14,6 @@ import { usePostgresAndRedis } from "./helpers/use-postgres-and-redis.js";
 
 const functions = fileURLToPath(new URL("./fixtures/operator-functions.ts", import.meta.url));
 const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379";
-
-/** Polls `check` until it answers a value (not undefined); throws naming `what` after `timeoutMs`. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe("stepwise runs and stepwise events against stepwise start", () => {
   const fixture = usePostgresAndRedis();

@@ -8,6 +8,7 @@ import { createEventKey, createKey } from "./helpers/event-key.js";
 import { killHard } from "./helpers/spawn-dev.js";
 import { type ProductionProcess, spawnProduction } from "./helpers/spawn-production.js";
 import { usePostgresAndRedis } from "./helpers/use-postgres-and-redis.js";
+import { waitFor } from "./helpers/wait-for.js";
 
 // The realtime issue: "a subscriber reading 1,000 messages published from a worker process
 // through a server process is cut off 10 times at random and reconnects with Last-Event-ID: the
@@ -38,17 +39,6 @@ function cutPoints(seed: number, count: number, total: number): Set<number> {
   const cuts = new Set<number>();
   while (cuts.size < count) cuts.add(1 + Math.floor(rng() * (total - 1)));
   return cuts;
-}
-
-/** Polls `check` until it answers a value (not undefined); throws naming `what` after `timeoutMs`. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** What the reader saw over all its connections. */

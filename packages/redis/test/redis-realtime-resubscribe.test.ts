@@ -25,6 +25,19 @@ it("delivers every message after the resume point when a channel is followed aga
     }
     return call(...args);
   };
+  // Replies of the follow read (on the connection the realtime duplicates for it), counted.
+  let followReplies = 0;
+  const duplicate = main.redis.duplicate.bind(main.redis);
+  main.redis.duplicate = ((...args: Parameters<typeof duplicate>) => {
+    const connection = duplicate(...args);
+    const xread = connection.xread.bind(connection) as (...xreadArgs: unknown[]) => Promise<unknown>;
+    (connection as unknown as { xread: (...xreadArgs: unknown[]) => Promise<unknown> }).xread = async (...xreadArgs: unknown[]) => {
+      const reply = await xread(...xreadArgs);
+      followReplies++;
+      return reply;
+    };
+    return connection;
+  }) as typeof main.redis.duplicate;
   const realtime = createRedisRealtime({ redis: main.redis, clock, prefix: main.prefix, blockMs: 10_000 });
   try {
     const first: number[] = [];
@@ -36,9 +49,10 @@ it("delivers every message after the resume point when a channel is followed aga
     stopFirst();
     const second: number[] = [];
     beforeUnblock = async () => {
+      const before = followReplies;
       await publisher.publish({ channel, topic: "tick", data: { n: 11 } });
-      // Lets the blocked read's answer (11) arrive before the UNBLOCK does: forces the order.
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // The blocked read has answered (with 11) before the UNBLOCK goes out: the order the race needs.
+      await expect.poll(() => followReplies).toBeGreaterThan(before);
     };
     await realtime.subscribe(channel, { onMessage: (message: RealtimeMessage) => second.push((message.data as { n: number }).n) }, { after: ids[4] });
     await expect.poll(() => second.length).toBeGreaterThanOrEqual(6);

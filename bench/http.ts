@@ -18,7 +18,8 @@ import { median, ms, percentile } from "./stats.js";
 const quick = process.env["STEPWISE_BENCH_QUICK"] === "1";
 const SECONDS = quick ? 2 : 6;
 const CONNECTIONS = 10;
-const ROUNDS = quick ? 1 : 2;
+const ROUNDS = quick ? 1 : 3;
+const WARM_UP_SECONDS = quick ? 2 : 4;
 const BENCH_SECRET = "bench-realtime-secret-0123456789abcdef";
 
 type RedisClient = Awaited<ReturnType<typeof createTestRedis>>["redis"];
@@ -41,14 +42,14 @@ async function serveApp(app: { fetch: (request: Request) => Response | Promise<R
 }
 
 /** Requests/s and latency percentiles of POST `path` with `body`, from `CONNECTIONS` clients for `SECONDS`. */
-async function load(url: string, body: string) {
+async function load(url: string, body: string, seconds = SECONDS) {
   const result = await autocannon({
     url,
     method: "POST",
     headers: { "content-type": "application/json" },
     body,
     connections: CONNECTIONS,
-    duration: SECONDS,
+    duration: seconds,
   });
   if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url}: ${result.non2xx} non-2xx answers, ${result.errors} errors`);
   // autocannon's percentiles are whole milliseconds; the mean keeps the fraction for the ratio.
@@ -98,6 +99,10 @@ export async function benchHttp(): Promise<void> {
       ["1 event per request", one, 1],
       ["batches of 100", batch, 100],
     ] as const) {
+      // Warm-up, unmeasured: V8 optimizes the hot paths first (the Event API's path is longer
+      // than the floor's, so a cold run measures the compiler more than the server).
+      await load(`${floorServer.url}/e/x`, body, WARM_UP_SECONDS);
+      await load(`${stepwiseServer.url}/e/${key}`, body, WARM_UP_SECONDS);
       const floors: Array<Awaited<ReturnType<typeof load>>> = [];
       const ours: Array<Awaited<ReturnType<typeof load>>> = [];
       // Interleaved, so that both see the same machine.

@@ -1,8 +1,7 @@
 import type { JsonValue } from "@stepwise/core";
-import type { RunStore } from "@stepwise/engine";
+import { createGroupCommit, type RunStore } from "@stepwise/engine";
 import { describe, expect, it } from "vitest";
 import { createPostgresStore } from "../src/create-postgres-store.js";
-import { createGroupCommit } from "../src/group-commit.js";
 import { DATABASES, recordedDatabase } from "./record-statements.js";
 
 // Group commit: step results and run ends of many runs that arrive together become one
@@ -168,6 +167,29 @@ describe.each(DATABASES)("group commit on %s", (_, createDatabase) => {
       expect(await store.getRun(runId)).toMatchObject(runId === "run_5" ? { status: "running" } : { status: "completed", output: { runId }, endedAt: T0 + 5 });
     }
     expect(await store.listSteps("run_0")).toEqual([expect.objectContaining({ key: "call", status: "completed", output: { runId: "run_child" } })]);
+  });
+
+  it("ingests behind one statement in flight by default: concurrent ingests of one event each go out as two statements, each answered its own", async () => {
+    const store = createPostgresStore({ pool: fixture.database.pool });
+    statements.length = 0;
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, (_, index) =>
+        store.ingest({
+          events: [{ id: `evt_one_${index}`, name: "test/group", data: { index }, ts: T0 }],
+          runs: [{ id: `run_one_${index}`, functionId: "fn", eventId: `evt_one_${index}` }],
+          now: T0,
+        }),
+      ),
+    );
+    // The first alone (nothing was in flight), the 29 that arrived meanwhile together.
+    expect(statements.filter((name) => name === "stepwise_insert_events_and_runs")).toHaveLength(2);
+    expect(answers).toEqual(
+      Array.from({ length: 30 }, (_, index) => ({
+        events: [{ id: `evt_one_${index}`, duplicate: false }],
+        runs: [{ id: `run_one_${index}`, functionId: "fn", eventId: `evt_one_${index}` }],
+      })),
+    );
+    expect((await store.getRun("run_one_29"))?.status).toBe("queued");
   });
 
   it("claims concurrent runs in fewer statements: fresh ones, a replay with its steps and due sleep, not one that is not due", async () => {

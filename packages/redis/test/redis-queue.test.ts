@@ -207,3 +207,31 @@ it("says which address it cannot reach when the client has no server", async () 
   await expect(queue.enqueue([item("a", Date.now())])).rejects.toBeInstanceOf(RedisUnavailableError);
   await expect(queue.dequeue(new AbortController().signal)).rejects.toThrow(message);
 });
+
+it("sends the enqueues of one turn of the event loop as one script call, and those made meanwhile as the next", async () => {
+  const { queue, scripts } = await otherProcessQueue();
+  const now = Date.now();
+  // 40 enqueues in one turn (the ingests one store commit answers): one call.
+  await Promise.all(Array.from({ length: 40 }, (_, index) => queue.enqueue([item(`turn-${index}`, now)])));
+  expect(scripts.enqueues()).toBe(1);
+  // Enqueues made while that call is in flight wait for it, then go out together.
+  const first = queue.enqueue([item("first", now)]);
+  await new Promise((resolve) => setImmediate(resolve));
+  const meanwhile = Array.from({ length: 25 }, (_, index) => queue.enqueue([item(`meanwhile-${index}`, now), item(`turn-${index}`, now)]));
+  await Promise.all([first, ...meanwhile]);
+  expect(scripts.enqueues()).toBe(3);
+  expect(await queue.size()).toBe(40 + 1 + 25);
+  // Each item once, whichever call carried it.
+  const taken = (await queue.dequeueMany(AbortSignal.timeout(5000), 100)).map((entry) => entry.runId);
+  expect(new Set(taken).size).toBe(taken.length);
+  expect(taken.length).toBe(66);
+});
+
+it("refuses an item without a finite time before it reaches Redis, and fails no other caller's items", async () => {
+  const { queue, scripts } = await otherProcessQueue();
+  const good = queue.enqueue([item("good", Date.now())]);
+  await expect(queue.enqueue([item("bad", Number.NaN)])).rejects.toThrow(/availableAt must be a finite number \(run bad\)/);
+  await good;
+  expect(scripts.enqueues()).toBe(1);
+  expect(await queue.size()).toBe(1);
+});

@@ -1,4 +1,4 @@
-import { lifecycleEventSchema, realtimeMessageSchema, Stepwise } from "@stepwise/core";
+import { functionChannel, lifecycleEventSchema, realtimeMessageSchema, Stepwise } from "@stepwise/core";
 import { compareMessageIds } from "@stepwise/engine";
 import { collectSse, type TestEngine } from "@stepwise/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -43,7 +43,7 @@ describe.each(BACKENDS)("realtime on %s", (backend) => {
 
   const streamUrl = (query: Record<string, string>) => `${http.url}/v1/realtime?${new URLSearchParams(query)}`;
 
-  it("publishes a run's lifecycle on its channel, with the wire schema, from the start (lastEventId 0-0)", async () => {
+  it("publishes a run's lifecycle on its channel and its function's, with the wire schema, from the start (lastEventId 0-0)", async () => {
     const { runIds } = await engine.sendAndGetRuns({ name: "live/report", data: { count: 2 } });
     const runId = runIds[0] as string;
     await engine.result(runId);
@@ -51,11 +51,20 @@ describe.each(BACKENDS)("realtime on %s", (backend) => {
       until: (seen) => seen.some((event) => JSON.parse(event.data).data.type === "run-completed"),
     });
     const lifecycle = events.map((event) => lifecycleEventSchema.parse(realtimeMessageSchema.parse(JSON.parse(event.data)).data));
-    expect(lifecycle.map((event) => event.type)).toEqual(["run-created", "run-started", "step-started", "step-ended", "run-completed"]);
+    // A run's own channel begins when it starts; its creation is on the function's channel.
+    expect(lifecycle.map((event) => event.type)).toEqual(["run-started", "step-started", "step-ended", "run-completed"]);
     expect(lifecycle.every((event) => event.runId === runId && event.functionId === "live/report")).toBe(true);
     // Every SSE event carries the message id, increasing.
     const ids = events.map((event) => event.id as string);
     for (const [index, id] of ids.entries()) if (index > 0) expect(compareMessageIds(ids[index - 1] as string, id)).toBeLessThan(0);
+
+    const ofFunction = await collectSse(streamUrl({ channel: functionChannel("live/report"), topics: "lifecycle", lastEventId: "0-0" }), {
+      until: (seen) => seen.some((event) => JSON.parse(event.data).data.type === "run-completed" && JSON.parse(event.data).data.runId === runId),
+    });
+    const thisRun = ofFunction.events
+      .map((event) => lifecycleEventSchema.parse(realtimeMessageSchema.parse(JSON.parse(event.data)).data))
+      .filter((event) => event.runId === runId);
+    expect(thisRun.map((event) => event.type)).toEqual(["run-created", "run-started", "step-started", "step-ended", "run-completed"]);
   });
 
   it("streams what handlers publish, and resumes after Last-Event-ID with no gap and no duplicate", async () => {

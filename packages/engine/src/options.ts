@@ -44,7 +44,11 @@ export interface EngineOptions {
    * when the notice was lost (or there is no bus). (Default: 1000)
    */
   waitPollMs?: number;
-  /** Run workers (claim and execute runs). (Default: true) */
+  /**
+   * Run workers (claim and execute runs). Without them (a process that serves the API only), the
+   * reconciler matches events left unmatched but leaves the queue and expired leases to the
+   * processes with workers. (Default: true)
+   */
   workers?: boolean;
   /**
    * Start runs this process creates (from `send`, `invoke`, `step.invoke`, follow-ups) in this

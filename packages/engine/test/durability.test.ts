@@ -131,3 +131,34 @@ describe("events and waits across a crash", () => {
     expect((await engine.result(runIds[0] as string)).output).toBe("ada");
   });
 });
+
+describe("the reconciler in a process without workers", () => {
+  it("leaves the queue to the processes that run the runs, and still matches events left unmatched", async () => {
+    const database = await createTestPglite();
+    const store = createPostgresStore({ pool: database.pool });
+    const clock = new FakeClock();
+    const queue = createMemoryQueue({ clock });
+    const stepwise = new Stepwise({ id: "app" });
+    stepwise.createFunction({ id: "noop" }, { event: "app/noop" }, async () => null);
+    const server = createEngine({ store, queue, clock, clients: [stepwise], workers: false, scheduler: false, reconcileIntervalMs: 86_400_000 });
+    const worker = createEngine({ store, queue, clock, clients: [stepwise], scheduler: false, eagerStart: false, reconcileIntervalMs: 86_400_000 });
+    try {
+      await server.start();
+      // A run stored but never queued: its process died between the commit and the enqueue.
+      await store.ingest({ events: [{ id: "evt_lost", name: "app/noop", data: {}, ts: clock.now() }], runs: [{ id: "run_lost", functionId: "app/noop", eventId: "evt_lost" }], now: clock.now() });
+      clock.advance(60_000);
+      const matched = vi.spyOn(store, "listUnmatchedEvents");
+      await server.reconcile();
+      expect(await queue.size()).toBe(0);
+      // Matching events left unmatched is ingest-side work: it still looks.
+      expect(matched).toHaveBeenCalledTimes(1);
+      // A process with workers re-enqueues it.
+      await worker.reconcile();
+      expect(await queue.size()).toBe(1);
+    } finally {
+      await server.stop();
+      await worker.stop();
+      await database.close();
+    }
+  });
+});

@@ -20,7 +20,7 @@ export interface ReconcilerOptions {
 
 /** The reconciler: the queue and the wait matching are derived state, repaired from the store. */
 export interface Reconciler {
-  /** One pass now: match events left unmatched, recover expired leases, re-enqueue due runs. */
+  /** One pass now: match events left unmatched, and with workers on, recover expired leases and re-enqueue due runs. */
   reconcile(): Promise<void>;
   /** Runs a pass every `reconcileIntervalMs` on the engine's clock; answers the stop function. */
   start(): () => void;
@@ -40,6 +40,10 @@ export function createReconciler(dependencies: ReconcilerOptions): Reconciler {
     // Events a crash left between ingest and wait matching: match them now. The grace keeps us
     // off events whose ingest is still matching them in this or another process.
     await dependencies.matchWaits(await store.listUnmatchedEvents({ before: now - UNMATCHED_EVENT_GRACE_MS, limit: 1000 }));
+    // A process without workers (a server taking events) leaves the queue to the processes that
+    // run them: re-enqueueing a backlog it cannot drain, every pass, cost its Event API a tenth
+    // of its throughput and repaired nothing their reconcilers do not.
+    if (!options.workers) return;
     // Only runs of functions this process can execute: another deployment's workers pick up the rest.
     const known = (run: { functionId: string }) => dependencies.runs(run.functionId);
     const recovered = (await store.recoverLeases({ now })).filter(known);

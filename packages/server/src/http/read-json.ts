@@ -80,11 +80,14 @@ export function checkBody<T>(schema: z.ZodType<T>, body: unknown, shape: string)
   throw requestError(ErrorCode.InvalidRequest, `body${field}: ${message}; send ${shape}`);
 }
 
+// One decoder for every request: a decode without `stream` keeps no state between calls.
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
 /** Decodes UTF-8 (invalid UTF-8 is refused, not turned into U+FFFD and stored altered) and parses JSON; 400 INVALID_JSON otherwise. */
 export function parseJson(bytes: Uint8Array): unknown {
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    text = UTF8.decode(bytes);
   } catch {
     throw requestError(ErrorCode.InvalidJson, "the request body is not valid UTF-8");
   }

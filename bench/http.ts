@@ -1,7 +1,9 @@
 // The HTTP server's figures (issue: HTTP server), on Postgres + Redis over loopback, each next to
 // a floor measured in the same run: the Event API against a bare Hono handler that commits one
 // INSERT per request, and realtime publish → SSE receive against a Redis PUBLISH → message.
+import { spawn } from "node:child_process";
 import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
 import { serve } from "@hono/node-server";
 import { Stepwise } from "@stepwise/core";
 import { createEngine, createSystemClock, type Realtime } from "@stepwise/engine";
@@ -10,9 +12,9 @@ import { createTestPostgres } from "@stepwise/postgres/testing";
 import { createRedisQueue, createRedisRealtime } from "@stepwise/redis";
 import { createTestRedis } from "@stepwise/redis/testing";
 import { createApiKey, createRealtimeTokens, createServer } from "@stepwise/server";
-import autocannon from "autocannon";
 import { Hono } from "hono";
 import pg from "pg";
+import { postgresCpuByPid, postgresCpuSince, redisCpuSeconds } from "./cpu.js";
 import { median, ms, percentile } from "./stats.js";
 
 const quick = process.env["STEPWISE_BENCH_QUICK"] === "1";
@@ -41,19 +43,56 @@ async function serveApp(app: { fetch: (request: Request) => Response | Promise<R
   };
 }
 
-/** Requests/s and latency percentiles of POST `path` with `body`, from `CONNECTIONS` clients for `SECONDS`. */
-async function load(url: string, body: string, seconds = SECONDS) {
-  const result = await autocannon({
-    url,
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body,
-    connections: CONNECTIONS,
-    duration: seconds,
+/** What one load run measured: requests/s, latency, and CPU per request of each part of the machine. */
+interface LoadFigures {
+  rps: number;
+  p50: number;
+  p99: number;
+  mean: number;
+  /** CPU ms per request of this process (the server: HTTP, engine, drivers), of Postgres, of Redis. */
+  cpu: { server: number; postgres: number; redis: number };
+}
+
+const AUTOCANNON = fileURLToPath(new URL("../node_modules/.bin/autocannon", import.meta.url));
+
+/**
+ * POST `url` with `body` from `CONNECTIONS` clients for `seconds`. The load comes from an
+ * autocannon process of its own, as clients would, so that the CPU this process uses is the
+ * server's alone.
+ */
+async function load(url: string, body: string, redis: RedisClient, seconds = SECONDS): Promise<LoadFigures> {
+  const args = ["-j", "-c", String(CONNECTIONS), "-d", String(seconds), "-m", "POST", "-H", "content-type: application/json", "-b", body, url];
+  const postgresBefore = postgresCpuByPid();
+  const redisBefore = await redisCpuSeconds(redis);
+  const serverBefore = process.cpuUsage();
+  const output = await new Promise<string>((resolve, reject) => {
+    const child = spawn(AUTOCANNON, args, { stdio: ["ignore", "pipe", "inherit"] });
+    let text = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      text += chunk.toString();
+    });
+    child.on("error", reject);
+    child.on("exit", (code) => (code === 0 ? resolve(text) : reject(new Error(`autocannon exited with ${code}`))));
   });
+  const server = process.cpuUsage(serverBefore);
+  const postgres = postgresCpuSince(postgresBefore);
+  const redisCpu = (await redisCpuSeconds(redis)) - redisBefore;
+  const result = JSON.parse(output) as {
+    requests: { average: number; total: number };
+    latency: { p50: number; p99: number; mean: number };
+    non2xx: number;
+    errors: number;
+  };
   if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url}: ${result.non2xx} non-2xx answers, ${result.errors} errors`);
+  const perRequest = (seconds: number) => (seconds * 1000) / result.requests.total;
   // autocannon's percentiles are whole milliseconds; the mean keeps the fraction for the ratio.
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, mean: result.latency.mean };
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    mean: result.latency.mean,
+    cpu: { server: perRequest((server.user + server.system) / 1e6), postgres: perRequest(postgres), redis: perRequest(redisCpu) },
+  };
 }
 
 export async function benchHttp(): Promise<void> {
@@ -101,31 +140,37 @@ export async function benchHttp(): Promise<void> {
     ] as const) {
       // Warm-up, unmeasured: V8 optimizes the hot paths first (the Event API's path is longer
       // than the floor's, so a cold run measures the compiler more than the server).
-      await load(`${floorServer.url}/e/x`, body, WARM_UP_SECONDS);
-      await load(`${stepwiseServer.url}/e/${key}`, body, WARM_UP_SECONDS);
-      const floors: Array<Awaited<ReturnType<typeof load>>> = [];
-      const ours: Array<Awaited<ReturnType<typeof load>>> = [];
+      await load(`${floorServer.url}/e/x`, body, redis, WARM_UP_SECONDS);
+      await load(`${stepwiseServer.url}/e/${key}`, body, redis, WARM_UP_SECONDS);
+      const floors: LoadFigures[] = [];
+      const ours: LoadFigures[] = [];
       // Interleaved, so that both see the same machine.
       for (let round = 0; round < ROUNDS; round++) {
-        floors.push(await load(`${floorServer.url}/e/x`, body));
-        ours.push(await load(`${stepwiseServer.url}/e/${key}`, body));
+        floors.push(await load(`${floorServer.url}/e/x`, body, redis));
+        ours.push(await load(`${stepwiseServer.url}/e/${key}`, body, redis));
       }
       const summary = (runs: typeof floors) => ({
         rps: median(runs.map((entry) => entry.rps)),
         p50: median(runs.map((entry) => entry.p50)),
         p99: median(runs.map((entry) => entry.p99)),
         mean: median(runs.map((entry) => entry.mean)),
+        server: median(runs.map((entry) => entry.cpu.server)),
+        postgres: median(runs.map((entry) => entry.cpu.postgres)),
+        redis: median(runs.map((entry) => entry.cpu.redis)),
+        machine: median(runs.map((entry) => entry.cpu.server + entry.cpu.postgres + entry.cpu.redis)),
       });
       const floor = summary(floors);
       const stepwiseFigures = summary(ours);
       rows.push(
         `| Event API, ${label}: events/s | ${Math.round(stepwiseFigures.rps * perRequest)} | ${Math.round(floor.rps)} req/s (one INSERT each) | ${(floor.rps / stepwiseFigures.rps).toFixed(2)}× the floor's time per request |`,
+        `| Event API, ${label}: CPU per event, server / Postgres / Redis | ${ms(stepwiseFigures.server / perRequest)} / ${ms(stepwiseFigures.postgres / perRequest)} / ${ms(stepwiseFigures.redis / perRequest)} | ${ms(floor.server)} / ${ms(floor.postgres)} / ${ms(floor.redis)} per INSERT request | ${(stepwiseFigures.server / perRequest / floor.server).toFixed(2)}× the server's |`,
+        `| Event API, ${label}: CPU per event, the three together | ${ms(stepwiseFigures.machine / perRequest)} | ${ms(floor.machine)} per INSERT request | ${(stepwiseFigures.machine / perRequest / floor.machine).toFixed(2)}× |`,
         `| Event API, ${label}: p50 / p99 (mean) per request | ${stepwiseFigures.p50} / ${stepwiseFigures.p99} ms (${ms(stepwiseFigures.mean)}) | ${floor.p50} / ${floor.p99} ms (${ms(floor.mean)}) | ${(stepwiseFigures.mean / floor.mean).toFixed(2)}× the mean, ${(stepwiseFigures.p99 / Math.max(1, floor.p99)).toFixed(2)}× p99 |`,
       );
     }
     rows.push(...(await realtimeLatency(stepwiseServer.url, engine.realtime, redis, prefix)));
     console.log(
-      `\nStepwise bench, HTTP server on Postgres + Redis (loopback, ${CONNECTIONS} connections, ${SECONDS} s per figure, autocannon), Node ${process.version}`,
+      `\nStepwise bench, HTTP server on Postgres + Redis (loopback, ${CONNECTIONS} connections from an autocannon process, median of ${ROUNDS} interleaved rounds of ${SECONDS} s after a ${WARM_UP_SECONDS} s warm-up each), Node ${process.version}`,
     );
     console.log("| figure | Stepwise | floor (same run) | ratio |");
     console.log("|---|---|---|---|");

@@ -1,7 +1,6 @@
 // Postgres + Redis figures (issue: production backends), each next to floors measured in the same
 // run on the same servers: one single-row INSERT commit, one Redis PING.
 import { type ChildProcess, spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Stepwise } from "@stepwise/core";
 import { createEngine, createSystemClock } from "@stepwise/engine";
@@ -9,6 +8,7 @@ import { createPostgresStore } from "@stepwise/postgres";
 import { createTestPostgres } from "@stepwise/postgres/testing";
 import { createRedisBus, createRedisQueue } from "@stepwise/redis";
 import { createTestRedis } from "@stepwise/redis/testing";
+import { cpuTimes, postgresCpuByPid, postgresCpuSince } from "./cpu.js";
 import { createInsertFloor, defineBenchFunctions, measureEngine } from "./measure.js";
 import { mean, median, ms, percentile, ratioRange } from "./stats.js";
 
@@ -16,18 +16,6 @@ const quick = process.env["STEPWISE_BENCH_QUICK"] === "1";
 /** Connections of each `stepwise worker` process's pool (the CLI's default). */
 const WORKER_POOL_SIZE = 10;
 const THROUGHPUT_RUNS = Number(process.env["STEPWISE_BENCH_RUNS"] ?? (quick ? 2000 : 10_000));
-
-/** CPU seconds a process has used so far, in its own code (user) and in the kernel (system). */
-function cpuTimes(pid: number): { user: number; system: number } {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
-}
-
-/** CPU seconds (user + system) a process has used so far. */
-function cpuSeconds(pid: number): number {
-  const { user, system } = cpuTimes(pid);
-  return user + system;
-}
 
 export async function benchServer(): Promise<void> {
   const database = await createTestPostgres();
@@ -99,30 +87,6 @@ export async function benchServer(): Promise<void> {
     await redisFixture.close();
     await database.close();
   }
-}
-
-/** CPU seconds so far of each Postgres server process (the postmaster, its backends and helpers), by pid. */
-function postgresCpuByPid(): Map<number, number> {
-  const byPid = new Map<number, number>();
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() === "postgres") byPid.set(Number(entry), cpuSeconds(Number(entry)));
-    } catch {
-      // The process ended between the listing and the read.
-    }
-  }
-  return byPid;
-}
-
-/**
- * CPU seconds Postgres processes used since `before`: the growth of those alive at both reads,
- * plus all of those started since (a backend that ended meanwhile is not counted).
- */
-function postgresCpuSince(before: Map<number, number>): number {
-  let total = 0;
-  for (const [pid, seconds] of postgresCpuByPid()) total += seconds - (before.get(pid) ?? 0);
-  return total;
 }
 
 /**

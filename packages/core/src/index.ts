@@ -77,15 +77,17 @@ export { parseDuration } from "./helpers/duration.js";
 export type { Jsonify, JsonValue, StepOutput } from "./helpers/json.js";
 export type { Logger } from "./helpers/logger.js";
 export { consoleLogger, silentLogger } from "./helpers/logger.js";
-export type { PublishInput, RealtimeMessageInfo, RunLifecycleEvent } from "./realtime/realtime-schemas.js";
+export type { FunctionLifecycleEvent, PublishInput, RealtimeMessageInfo, RunLifecycleEvent, RunsCreatedEvent } from "./realtime/realtime-schemas.js";
 export {
   channelNameSchema,
   functionChannel,
+  functionLifecycleEventSchema,
   LIFECYCLE_TOPIC,
   lifecycleEventSchema,
   publishInputSchema,
   realtimeMessageSchema,
   runChannel,
+  runsCreatedSchema,
 } from "./realtime/realtime-schemas.js";
 export type { WebhookRequest, WebhookVerdict, WebhookVerifier } from "./webhooks/verifiers.js";
 export { githubSignature, standardWebhookSignature, stripeSignature, WEBHOOK_TOLERANCE_MS } from "./webhooks/verifiers.js";

@@ -145,7 +145,11 @@ describe("the reconciler in a process without workers", () => {
     try {
       await server.start();
       // A run stored but never queued: its process died between the commit and the enqueue.
-      await store.ingest({ events: [{ id: "evt_lost", name: "app/noop", data: {}, ts: clock.now() }], runs: [{ id: "run_lost", functionId: "app/noop", eventId: "evt_lost" }], now: clock.now() });
+      await store.ingest({
+        events: [{ id: "evt_lost", name: "app/noop", data: {}, ts: clock.now() }],
+        runs: [{ id: "run_lost", functionId: "app/noop", eventId: "evt_lost" }],
+        now: clock.now(),
+      });
       clock.advance(60_000);
       const matched = vi.spyOn(store, "listUnmatchedEvents");
       await server.reconcile();

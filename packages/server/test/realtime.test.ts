@@ -1,4 +1,4 @@
-import { functionChannel, lifecycleEventSchema, realtimeMessageSchema, Stepwise } from "@stepwise/core";
+import { functionChannel, functionLifecycleEventSchema, lifecycleEventSchema, realtimeMessageSchema, Stepwise } from "@stepwise/core";
 import { compareMessageIds } from "@stepwise/engine";
 import { collectSse, type TestEngine } from "@stepwise/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -62,9 +62,43 @@ describe.each(BACKENDS)("realtime on %s", (backend) => {
       until: (seen) => seen.some((event) => JSON.parse(event.data).data.type === "run-completed" && JSON.parse(event.data).data.runId === runId),
     });
     const thisRun = ofFunction.events
-      .map((event) => lifecycleEventSchema.parse(realtimeMessageSchema.parse(JSON.parse(event.data)).data))
-      .filter((event) => event.runId === runId);
-    expect(thisRun.map((event) => event.type)).toEqual(["run-created", "run-started", "step-started", "step-ended", "run-completed"]);
+      .map((event) => functionLifecycleEventSchema.parse(realtimeMessageSchema.parse(JSON.parse(event.data)).data))
+      .filter((event) => (event.type === "runs-created" ? event.runs.some((run) => run.runId === runId) : event.runId === runId));
+    // New runs come as one message per function and turn, naming each run and its event.
+    expect(thisRun.map((event) => event.type)).toEqual(["runs-created", "run-started", "step-started", "step-ended", "run-completed"]);
+    expect(thisRun[0]).toMatchObject({ functionId: "live/report", runs: [{ runId, eventId: expect.stringMatching(/^evt_/) }] });
+  });
+
+  it("announces the runs one ingest created in one message on their function's channel, each run once", async () => {
+    const stepwise = engine;
+    // 40 events in one request: their 40 runs are one message.
+    const response = await fetch(`${http.url}/e/local`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(Array.from({ length: 40 }, () => ({ name: "live/report", data: { count: 0 } }))),
+    });
+    const { ids } = (await response.json()) as { ids: string[] };
+    const runIds = (await Promise.all(ids.map((eventId) => stepwise.store.listRunsForEvent(eventId)))).flatMap((runs) => runs.map((run) => run.id));
+    expect(runIds).toHaveLength(40);
+    const ours = new Set(runIds);
+    const announced: string[] = [];
+    let messages = 0;
+    await collectSse(streamUrl({ channel: functionChannel("live/report"), topics: "lifecycle", lastEventId: "0-0" }), {
+      until: (seen) => {
+        announced.length = 0;
+        messages = 0;
+        for (const event of seen) {
+          const data = functionLifecycleEventSchema.parse(realtimeMessageSchema.parse(JSON.parse(event.data)).data);
+          if (data.type !== "runs-created" || !data.runs.some((run) => ours.has(run.runId))) continue;
+          messages++;
+          announced.push(...data.runs.map((run) => run.runId).filter((runId) => ours.has(runId)));
+        }
+        return runIds.every((runId) => announced.includes(runId));
+      },
+    });
+    expect([...announced].sort()).toEqual([...runIds].sort());
+    expect(messages).toBe(1);
+    await Promise.all(runIds.map((runId) => stepwise.result(runId)));
   });
 
   it("streams what handlers publish, and resumes after Last-Event-ID with no gap and no duplicate", async () => {

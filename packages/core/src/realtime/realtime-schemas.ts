@@ -43,6 +43,8 @@ const stepKind = z.enum(["run", "sleep", "wait", "invoke", "send"]);
 /**
  * A run's lifecycle as the engine publishes it (topic `lifecycle`, on the run's and its
  * function's channels). `functionId` is the qualified id. Times are epoch milliseconds.
+ * `run-created` is the engine's in-process event only: on channels, a run's own channel begins
+ * at `run-started`, and its function's channel carries new runs as {@link runsCreatedSchema}.
  */
 export const lifecycleEventSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("run-created"), ...runRef, eventId: z.string() }),
@@ -67,6 +69,24 @@ export const lifecycleEventSchema = z.discriminatedUnion("type", [
 ]);
 /** A run's lifecycle event; see {@link lifecycleEventSchema}. */
 export type RunLifecycleEvent = z.infer<typeof lifecycleEventSchema>;
+
+/**
+ * The runs of one function that one turn of the engine created (an Event API request's, or the
+ * requests one commit stored together), as one message on the function's channel: a message per
+ * run would cost the Event API a third of its throughput. At most 500 runs a message.
+ */
+export const runsCreatedSchema = z.object({
+  type: z.literal("runs-created"),
+  functionId: z.string(),
+  runs: z.array(z.object({ runId: z.string(), eventId: z.string() })),
+});
+/** See {@link runsCreatedSchema}. */
+export type RunsCreatedEvent = z.infer<typeof runsCreatedSchema>;
+
+/** What a function's channel carries on topic `lifecycle`: its runs' lifecycle events and {@link runsCreatedSchema}. */
+export const functionLifecycleEventSchema = z.discriminatedUnion("type", [...lifecycleEventSchema.options, runsCreatedSchema]);
+/** See {@link functionLifecycleEventSchema}. */
+export type FunctionLifecycleEvent = z.infer<typeof functionLifecycleEventSchema>;
 
 /** A realtime message as the SSE stream carries it (the `data:` of each `message` event). */
 export const realtimeMessageSchema = z.object({

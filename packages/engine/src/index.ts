@@ -15,8 +15,6 @@
 
 export type { Engine, EngineWorkload } from "./create-engine.js";
 export { createEngine } from "./create-engine.js";
-export type { GroupCommitOptions, GroupLimits } from "./group-commit.js";
-export { createGroupCommit, groupedWrite } from "./group-commit.js";
 export { UNMATCHED_EVENT_GRACE_MS } from "./ingest/reconciler.js";
 export type { LifecycleEvent, LifecycleListener } from "./lifecycle.js";
 export { Lifecycle } from "./lifecycle.js";

@@ -41,11 +41,11 @@ export function publishLifecycle(lifecycle: Lifecycle, realtime: Realtime): () =
     created.delete(functionId);
     for (let start = 0; start < runs.length; start += RUNS_PER_MESSAGE) {
       const chunk = runs.slice(start, start + RUNS_PER_MESSAGE);
-      publish(functionChannel(functionId), { type: "runs-created", functionId, runs: chunk }, `runs-created of ${chunk.map((run) => run.runId).join(", ")}`);
+      publish(functionChannel(functionId), { type: "runs-created", functionId, runs: chunk }, `runs-created of ${chunk.length} runs of ${functionId}`);
     }
   };
   const publishAllCreated = () => {
-    for (const functionId of [...created.keys()]) publishCreated(functionId);
+    for (const functionId of created.keys()) publishCreated(functionId);
   };
 
   return lifecycle.on((event) => {

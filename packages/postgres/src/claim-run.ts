@@ -1,6 +1,6 @@
 import type { ClaimedRun, RunStore } from "@stepwise/engine";
-import { type GroupLimits, groupedWrite } from "@stepwise/engine";
 import type pg from "pg";
+import { type GroupLimits, groupedWrite } from "./group-commit.js";
 import { columnArrays, type EventRow, type RunRow, STEP_COLUMNS, type StepRow, timeParam, toRunRecord, toStepRecord, toStoredEvent } from "./map-rows.js";
 import { CLAIM_RUN, CLAIM_RUNS } from "./sql/claim-run.js";
 import { withClient } from "./with-client.js";

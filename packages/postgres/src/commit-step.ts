@@ -1,7 +1,7 @@
 import type { StepCommit, StepRecord } from "@stepwise/core/internal";
 import type { RunStore } from "@stepwise/engine";
-import { type GroupLimits, groupedWrite } from "@stepwise/engine";
 import type pg from "pg";
+import { type GroupLimits, groupedWrite } from "./group-commit.js";
 import { columnArrays, jsonParam, type StepRow, timeParam, toStepRecord } from "./map-rows.js";
 import { COMMIT_NEW_STEP, COMMIT_NEW_STEPS, COMMIT_STEP, COMMIT_STEP_READBACK } from "./sql/commit-step.js";
 import { withClient } from "./with-client.js";

@@ -1,10 +1,10 @@
 import type { IngestInput, RunRecord, RunStore } from "@stepwise/engine";
-import { type GroupLimits, groupedWrite } from "@stepwise/engine";
 import type pg from "pg";
 import { cancelRun, createRuns } from "./cancel-and-rerun.js";
 import { createClaimRun } from "./claim-run.js";
 import { createCommitStep } from "./commit-step.js";
 import { createFinishRun } from "./finish-run.js";
+import { type GroupLimits, groupedWrite } from "./group-commit.js";
 import { GROUPED_INGEST_MAX_EVENTS, ingestEvents, ingestManyWithoutKeys, ingestsInOneStatement } from "./ingest-events.js";
 import { ListQuery } from "./list-query.js";
 import {
@@ -98,7 +98,7 @@ export function createPostgresStore(options: PostgresStoreOptions): RunStore {
   const claimRun = createClaimRun(pool, limits);
   const commitStep = createCommitStep(pool, limits);
   const finishRun = createFinishRun(pool, limits);
-  const ingestLimits = limits && { ...limits, maxInFlight: options.groupCommit === false ? 1 : (options.groupCommit?.maxInFlight ?? 1) };
+  const ingestLimits = limits && { ...limits, maxInFlight: options.groupCommit ? (options.groupCommit.maxInFlight ?? 1) : 1 };
   const ingestGrouped = groupedWrite(
     ingestLimits,
     (input: IngestInput) => withClient(pool, (client) => ingestEvents(client, input)),

@@ -1,7 +1,7 @@
 import { ErrorCode } from "@stepwise/core";
 import type { FinishResult, RunStore } from "@stepwise/engine";
-import { type GroupLimits, groupedWrite } from "@stepwise/engine";
 import type pg from "pg";
+import { type GroupLimits, groupedWrite } from "./group-commit.js";
 import { ingestEvents } from "./ingest-events.js";
 import { columnArrays, jsonParam, timeParam } from "./map-rows.js";
 import { FINISH_RUN, FINISH_RUNS } from "./sql/finish-run.js";

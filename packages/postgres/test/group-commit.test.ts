@@ -1,7 +1,8 @@
 import type { JsonValue } from "@stepwise/core";
-import { createGroupCommit, type RunStore } from "@stepwise/engine";
+import type { RunStore } from "@stepwise/engine";
 import { describe, expect, it } from "vitest";
 import { createPostgresStore } from "../src/create-postgres-store.js";
+import { createGroupCommit } from "../src/group-commit.js";
 import { DATABASES, recordedDatabase } from "./record-statements.js";
 
 // Group commit: step results and run ends of many runs that arrive together become one

@@ -1,4 +1,4 @@
-import { type Clock, createGroupCommit, type InspectableQueue, type QueueItem } from "@stepwise/engine";
+import type { Clock, InspectableQueue, QueueItem } from "@stepwise/engine";
 import type { Redis } from "ioredis";
 import { closeRedis } from "./close-redis.js";
 import { encodePriority, queueKeys } from "./queue-keys.js";
@@ -230,22 +230,13 @@ export function createRedisQueue(options: RedisQueueOptions): InspectableQueue {
 
   // Under load (an Event API taking events one per request) a script call per enqueue costs
   // Redis more than the items do: a call's own overhead is some 60 µs of Redis's one thread.
-  // So enqueues made in one turn of the event loop (the ingests one store commit answered)
-  // go out as one call, and those made while a call is in flight go out together in the next.
-  const enqueueGrouped = createGroupCommit<QueueItem[], void>({
-    maxInFlight: 1,
-    maxBatch: ENQUEUE_CHUNK,
-    single: sendItems,
-    batch: async (lists) => {
-      await sendItems(lists.flat());
-      return lists.map(() => undefined);
-    },
-  });
+  // So the enqueues made in one turn of the event loop (the ingests one store commit answered)
+  // go out as one call.
   let gathered: Array<{ items: QueueItem[]; resolve: () => void; reject: (error: unknown) => void }> = [];
   const sendGathered = () => {
     const turn = gathered;
     gathered = [];
-    enqueueGrouped(turn.flatMap((entry) => entry.items)).then(
+    sendItems(turn.flatMap((entry) => entry.items)).then(
       () => {
         for (const entry of turn) entry.resolve();
       },

@@ -208,13 +208,13 @@ it("says which address it cannot reach when the client has no server", async () 
   await expect(queue.dequeue(new AbortController().signal)).rejects.toThrow(message);
 });
 
-it("sends the enqueues of one turn of the event loop as one script call, and those made meanwhile as the next", async () => {
+it("sends the enqueues of one turn of the event loop as one script call, and those of a later turn as another", async () => {
   const { queue, scripts } = await otherProcessQueue();
   const now = Date.now();
   // 40 enqueues in one turn (the ingests one store commit answers): one call.
   await Promise.all(Array.from({ length: 40 }, (_, index) => queue.enqueue([item(`turn-${index}`, now)])));
   expect(scripts.enqueues()).toBe(1);
-  // Enqueues made while that call is in flight wait for it, then go out together.
+  // One enqueue, then 25 in the next turn while its call is in flight: one call each turn.
   const first = queue.enqueue([item("first", now)]);
   await new Promise((resolve) => setImmediate(resolve));
   const meanwhile = Array.from({ length: 25 }, (_, index) => queue.enqueue([item(`meanwhile-${index}`, now), item(`turn-${index}`, now)]));

@@ -50,11 +50,28 @@ export type { ErrorCategory, JsonObject, StepwiseErrorOptions } from "./errors/s
 export { StepwiseError } from "./errors/stepwise-error.js";
 export type { EventPayload, SendEventResult, StepwiseEvent } from "./events/event.js";
 export { EVENT_DEDUPE_WINDOW_MS, eventPayloadSchema, MAX_EVENT_BYTES, MAX_EVENT_TS, MAX_EVENTS_PER_SEND, parseEvents, storableText } from "./events/event.js";
+export type {
+  ResolvedBatchEvents,
+  ResolvedCancelOn,
+  ResolvedConcurrency,
+  ResolvedDebounce,
+  ResolvedFlowConfig,
+  ResolvedRateLimit,
+  ResolvedThrottle,
+} from "./functions/flow-config.js";
+export {
+  IDEMPOTENCY_WINDOW_MS,
+  MAX_BATCH_SIZE,
+  MAX_CONCURRENCY_RULES,
+  MAX_PRIORITY_SECONDS,
+  MIN_FLOW_PERIOD_MS,
+} from "./functions/flow-config.js";
 export type { AnyStepwiseFunction } from "./functions/stepwise-function.js";
 export { qualifyFunctionId, StepwiseFunction, splitFunctionId } from "./functions/stepwise-function.js";
 export type { CronTrigger, EventTrigger, Trigger } from "./functions/triggers.js";
 export { CRON_EVENT_NAME, FAILURE_EVENT_NAME, INVOKE_EVENT_NAME, isCronTrigger, isEventTrigger } from "./functions/triggers.js";
 export type {
+  ConcurrencyRule,
   EventDataOf,
   EventOf,
   EventSchemas,
@@ -70,7 +87,7 @@ export type {
   TriggerEvent,
   WaitForEventOptions,
 } from "./functions/types.js";
-export type { ResolvedConcurrency, ResolvedFunctionConfig } from "./functions/validate-config.js";
+export type { ResolvedFunctionConfig } from "./functions/validate-config.js";
 export { DEFAULT_RETRIES, MAX_RETRIES, MAX_TRIGGERS } from "./functions/validate-config.js";
 export type { Duration } from "./helpers/duration.js";
 export { parseDuration } from "./helpers/duration.js";

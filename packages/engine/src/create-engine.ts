@@ -13,6 +13,8 @@ import {
   type WaitOptions,
 } from "@stepwise/core";
 import type { StepRecord } from "@stepwise/core/internal";
+import type { RunToQueue } from "./flow/flow-keys.js";
+import { createRunQueuer } from "./flow/queue-runs.js";
 import { FunctionRegistry } from "./function-registry.js";
 import { createIngest } from "./ingest/ingest.js";
 import { createReconciler } from "./ingest/reconciler.js";
@@ -20,7 +22,7 @@ import { createWaitMatcher } from "./ingest/wait-matching.js";
 import { Lifecycle, type LifecycleListener } from "./lifecycle.js";
 import { publishLifecycle } from "./lifecycle-publisher.js";
 import { type EngineOptions, resolveEngineOptions } from "./options.js";
-import type { InspectableQueue, QueueItem } from "./ports/queue.js";
+import type { InspectableQueue } from "./ports/queue.js";
 import type { Realtime } from "./ports/realtime.js";
 import type { ListRunsFilter, RunStore, StoredEvent } from "./ports/run-store.js";
 import { newEventId, newRunId, Router } from "./router.js";
@@ -110,7 +112,10 @@ export interface Engine {
 export interface EngineWorkload {
   /** Passes executing now (at most `concurrency`). */
   running: number;
-  /** Runs taken from the queue that wait here for a slot of their function. */
+  /**
+   * Runs taken from the queue that wait here for a free worker slot (eager starts filled them
+   * meanwhile). Runs waiting for a function's concurrency slot stay in the queue, for any worker.
+   */
   held: number;
   /** Most runs a worker holds that it cannot run yet (its `concurrency`); the rest stay in the queue. */
   maxHeld: number;
@@ -160,16 +165,14 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     }
   };
 
-  const enqueue = async (items: QueueItem[]) => {
-    if (items.length > 0) await queue.enqueue(items);
-  };
+  const enqueue: (runs: RunToQueue[]) => Promise<void> = createRunQueuer({ store, queue, functionOf: (functionId) => functions.get(functionId) });
 
   /**
    * Runs this process just made runnable: due ones with a known function start here when a
    * slot is free (`eagerStart`), the rest go to the queue. Not for the reconciler's re-enqueues:
    * those runs may sit in the queue already, where a second item would cost a wasted claim.
    */
-  const startOrEnqueue = async (items: QueueItem[]) => {
+  const startOrEnqueue = async (items: RunToQueue[]) => {
     if (!options.eagerStart || items.length === 0) return enqueue(items);
     const now = clock.now();
     const due = new Set(items.filter((item) => item.availableAt <= now));
@@ -216,7 +219,16 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     const functionId = registry.require(id);
     const [event] = toStored(parseEvents({ name: INVOKE_EVENT_NAME, data }));
     const runId = newRunId();
-    await ingest([event as StoredEvent], [{ id: runId, functionId, eventId: (event as StoredEvent).id }]);
+    const fields = router.runFields(functionId, event as StoredEvent);
+    const { runs } = await ingest([event as StoredEvent], [{ id: runId, functionId, eventId: (event as StoredEvent).id, ...fields }]);
+    if (!runs.some((run) => run.id === runId)) {
+      throw new StepwiseError({
+        code: ErrorCode.DuplicateRun,
+        category: "user",
+        message: `no run of "${functionId}" was started: a run of it holds idempotency key ${JSON.stringify(fields.idempotencyKey)} (for 24 h)`,
+        details: { functionId, idempotencyKey: fields.idempotencyKey },
+      });
+    }
     return runId;
   }
 
@@ -307,7 +319,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
           clock,
           lifecycle,
           functions: [...functions.values()],
-          onRun: (run) => enqueue([{ runId: run.id, functionId: run.functionId, availableAt: clock.now() }]),
+          onRun: (run) => enqueue([{ runId: run.id, functionId: run.functionId, availableAt: clock.now(), fresh: true }]),
           track,
         });
       }

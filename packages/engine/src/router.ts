@@ -2,17 +2,29 @@ import { randomFillSync } from "node:crypto";
 import { type AnyStepwiseFunction, INVOKE_EVENT_NAME, isEventTrigger, type StepwiseEvent } from "@stepwise/core";
 import { matchesExpression } from "@stepwise/core/internal";
 import { ulid } from "ulid";
+import { keyValue, runFlow } from "./flow/flow-keys.js";
 import type { NewRun } from "./ports/run-store.js";
 
 /** Finds the functions an event starts: by name, then by each trigger's `if`. */
 export class Router {
   private readonly byEvent = new Map<string, Array<{ fn: AnyStepwiseFunction; condition?: string }>>();
+  private readonly byId = new Map<string, AnyStepwiseFunction>();
 
   constructor(functions: Iterable<AnyStepwiseFunction>) {
     for (const fn of functions) this.add(fn);
   }
 
+  /**
+   * What a new run of the function (by qualified id) for `event` carries besides its ids (its
+   * flow keys and idempotency key), for runs created outside routing: invokes and replays.
+   */
+  runFields(functionId: string, event: StepwiseEvent): Pick<NewRun, "flow" | "idempotencyKey"> {
+    const fn = this.byId.get(functionId);
+    return fn ? newRunFields(fn, event) : {};
+  }
+
   add(fn: AnyStepwiseFunction): void {
+    this.byId.set(fn.qualifiedId, fn);
     for (const trigger of fn.config.triggers) {
       if (!isEventTrigger(trigger)) continue;
       const list = this.byEvent.get(trigger.event) ?? [];
@@ -31,10 +43,21 @@ export class Router {
       if (started.has(fn.qualifiedId)) continue;
       if (condition !== undefined && !matchesExpression(condition, { event })) continue;
       started.add(fn.qualifiedId);
-      runs.push({ id: newRunId(), functionId: fn.qualifiedId, eventId: event.id });
+      runs.push({ id: newRunId(), functionId: fn.qualifiedId, eventId: event.id, ...newRunFields(fn, event) });
     }
     return runs;
   }
+}
+
+/**
+ * A new run's flow keys and idempotency key, evaluated from its event; absent when none apply
+ * (most runs: then nothing more is written). An idempotency key that evaluates to nothing (a
+ * missing field) gives the run no key, rather than one key shared by every such event.
+ */
+function newRunFields(fn: AnyStepwiseFunction, event: StepwiseEvent): Pick<NewRun, "flow" | "idempotencyKey"> {
+  const flow = runFlow(fn.config, event);
+  const idempotencyKey = fn.config.idempotency === undefined ? "" : keyValue(fn.config.idempotency, event);
+  return { ...(flow && { flow }), ...(idempotencyKey !== "" && { idempotencyKey }) };
 }
 
 /** A sortable, unique run id. */

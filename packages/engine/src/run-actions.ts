@@ -1,9 +1,9 @@
 import { ErrorCode, isTerminalStatus, type RunInfo, StepwiseError, storableText } from "@stepwise/core";
+import type { RunToQueue } from "./flow/flow-keys.js";
 import type { FunctionRegistry } from "./function-registry.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { ResolvedEngineOptions } from "./options.js";
 import type { Unsubscribe } from "./ports/bus.js";
-import type { QueueItem } from "./ports/queue.js";
 import { newRunId, type Router } from "./router.js";
 import { type RunWaiters, toRunInfo } from "./run-waiters.js";
 import type { Dispatcher } from "./worker/dispatcher.js";
@@ -43,7 +43,7 @@ export function createRunActions(deps: {
   router: Router;
   waiters: RunWaiters;
   dispatcher: Dispatcher;
-  enqueue(items: QueueItem[]): Promise<void>;
+  enqueue(items: RunToQueue[]): Promise<void>;
 }): RunActions {
   const { options, lifecycle, registry, router, waiters, dispatcher, enqueue } = deps;
   const { store, clock, bus } = options;
@@ -71,7 +71,7 @@ export function createRunActions(deps: {
   async function created(runs: Array<{ id: string; functionId: string; eventId: string }>): Promise<RunInfo[]> {
     const now = clock.now();
     for (const run of runs) lifecycle.emit({ type: "run-created", runId: run.id, functionId: run.functionId, eventId: run.eventId });
-    await enqueue(runs.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: now })));
+    await enqueue(runs.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: now, fresh: true })));
     const infos: RunInfo[] = [];
     for (const run of runs) {
       const record = await store.getRun(run.id);
@@ -132,7 +132,7 @@ export function createRunActions(deps: {
         reuseStepsBefore = step.key;
       }
       const runs = await store.createRuns({
-        runs: [{ id: newRunId(), functionId: original.functionId, eventId: original.eventId, rerunOf: original.id, reuseStepsBefore }],
+        runs: [{ id: newRunId(), functionId: original.functionId, eventId: original.eventId, rerunOf: original.id, reuseStepsBefore, flow: original.flow }],
         now: clock.now(),
       });
       const [info] = await created(runs);

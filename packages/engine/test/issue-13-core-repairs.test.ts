@@ -204,7 +204,7 @@ describe("issue 13: core repairs", () => {
     }
   }, 900_000);
 
-  it("gives the runs it holds for a slot back to the queue on stop, for the other workers", async () => {
+  it("leaves runs waiting for a concurrency slot in the queue, for any worker, rather than in one worker's memory", async () => {
     const clock = new FakeClock();
     const queue = createMemoryQueue({ clock });
     const store = database.createStore();
@@ -217,11 +217,14 @@ describe("issue 13: core repairs", () => {
     const engine = createEngine({ store, queue, clock, clients: [stepwise], eagerStart: false, reconcileIntervalMs: 86_400_000 });
     await engine.start();
     await engine.send(Array.from({ length: 10 }, (_, n) => ({ name: "test/serial", data: { n } })));
-    await vi.waitFor(() => expect(engine.workload()).toMatchObject({ running: 1, held: 9 }));
+    await vi.waitFor(() => expect(engine.workload()).toMatchObject({ running: 1, held: 0 }));
+    expect(await queue.size()).toBe(9);
+    expect(await queue.slotsHeld("app/serial#0")).toBe(1);
+    // Stopping first, then ending the running pass: the slot it frees goes to a waiting run,
+    // which a stopping worker does not take, so the nine stay queued for the other workers.
+    const stopped = engine.stop();
     release.open();
-    // The run that ran ends while the worker stops; the nine it held never start (a stopping
-    // worker starts nothing more) and are in the queue again.
-    await engine.stop();
+    await stopped;
     expect((await store.listRuns({ status: "completed" })).length).toBe(1);
     expect((await store.listRuns({ status: "queued" })).length).toBe(9);
     expect(await queue.size()).toBe(9);

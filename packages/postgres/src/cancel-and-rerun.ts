@@ -37,6 +37,7 @@ export function createRuns(pool: pg.Pool, input: Parameters<RunStore["createRuns
         runs.map((run) => run.rerunOf ?? null),
         runs.map((run) => run.reuseStepsBefore ?? null),
         timeParam(input.now),
+        runs.map((run) => (run.flow === undefined ? null : JSON.stringify(run.flow))),
       ],
     });
     return result.rows.map((row) => ({ id: row.id, functionId: row.function_id, eventId: row.event_id }));

@@ -1,4 +1,4 @@
-import type { IngestInput, RunRecord, RunStore } from "@stepwise/engine";
+import type { IngestInput, RunFlow, RunRecord, RunStore } from "@stepwise/engine";
 import type pg from "pg";
 import { cancelRun, createRuns } from "./cancel-and-rerun.js";
 import { createClaimRun } from "./claim-run.js";
@@ -67,7 +67,7 @@ UPDATE runs SET status = 'queued', attempt = attempt + 1, error = $3::jsonb, wak
 WHERE id = $1 AND lease_epoch = $2 AND status = 'running'`;
 
 const LIST_DUE_RUNS = `
-SELECT id, function_id, wake_at FROM runs
+SELECT id, function_id, wake_at, flow, started_at IS NULL AS fresh FROM runs
 WHERE status IN ('queued', 'sleeping', 'waiting') AND wake_at <= $1
 ORDER BY wake_at, id
 LIMIT $2`;
@@ -76,7 +76,7 @@ LIMIT $2`;
 const RECOVER_LEASES = `
 UPDATE runs SET status = 'queued', wake_at = $1, lease_owner = NULL, lease_expires_at = NULL
 WHERE status = 'running' AND ($2 OR lease_expires_at < $1)
-RETURNING id, function_id`;
+RETURNING id, function_id, flow`;
 
 /**
  * The engine's `RunStore` on Postgres SQL: one implementation for a Postgres server (15+ with
@@ -156,24 +156,30 @@ export function createPostgresStore(options: PostgresStoreOptions): RunStore {
 
     async listDueRuns(input) {
       const result = await withClient(pool, (client) =>
-        client.query<{ id: string; function_id: string; wake_at: Date }>({
+        client.query<{ id: string; function_id: string; wake_at: Date; flow: RunFlow | null; fresh: boolean }>({
           name: "stepwise_list_due_runs",
           text: LIST_DUE_RUNS,
           values: [timeParam(input.until), input.limit],
         }),
       );
-      return result.rows.map((row) => ({ id: row.id, functionId: row.function_id, wakeAt: row.wake_at.getTime() }));
+      return result.rows.map((row) => ({
+        id: row.id,
+        functionId: row.function_id,
+        wakeAt: row.wake_at.getTime(),
+        ...(row.flow !== null && { flow: row.flow }),
+        ...(row.fresh && { fresh: true }),
+      }));
     },
 
     async recoverLeases(input) {
       const result = await withClient(pool, (client) =>
-        client.query<{ id: string; function_id: string }>({
+        client.query<{ id: string; function_id: string; flow: RunFlow | null }>({
           name: "stepwise_recover_leases",
           text: RECOVER_LEASES,
           values: [timeParam(input.now), input.all === true],
         }),
       );
-      return result.rows.map((row) => ({ id: row.id, functionId: row.function_id }));
+      return result.rows.map((row) => ({ id: row.id, functionId: row.function_id, ...(row.flow !== null && { flow: row.flow }) }));
     },
 
     recordCronTick: (input) => recordCronTick(pool, input),

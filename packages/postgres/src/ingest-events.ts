@@ -1,4 +1,4 @@
-import { EVENT_DEDUPE_WINDOW_MS } from "@stepwise/core";
+import { EVENT_DEDUPE_WINDOW_MS, IDEMPOTENCY_WINDOW_MS } from "@stepwise/core";
 import type { IngestInput, IngestResult } from "@stepwise/engine";
 import type pg from "pg";
 import { timeParam } from "./map-rows.js";
@@ -19,6 +19,20 @@ RETURNING key`;
 
 const ORIGINAL_EVENT_IDS = "SELECT key, event_id FROM event_keys WHERE key = ANY($1::text[])";
 
+/**
+ * Claims the idempotency keys of new runs whose window is free (a new key, or one whose 24 h
+ * ended), as {@link CLAIM_EVENT_KEYS} does for events. Answers the runs that got their key.
+ *
+ * $1 function ids, $2 keys, $3 run ids (one element per run, unique by function and key, sorted);
+ * $4 expiry of new claims, $5 now.
+ */
+const CLAIM_IDEMPOTENCY_KEYS = `
+INSERT INTO idempotency_keys (function_id, key, run_id, expires_at)
+SELECT function_id, key, run_id, $4 FROM unnest($1::text[], $2::text[], $3::text[]) AS input (function_id, key, run_id)
+ON CONFLICT (function_id, key) DO UPDATE SET run_id = excluded.run_id, expires_at = excluded.expires_at
+  WHERE idempotency_keys.expires_at <= $5
+RETURNING run_id`;
+
 /** An event whose id is already stored is a duplicate too (ids are deterministic on retries). */
 const INSERT_EVENTS = `
 INSERT INTO events (id, key, name, data, ts, received_at, waits_matched_at)
@@ -33,16 +47,16 @@ RETURNING id, waits_matched_at IS NULL AS match_waits`;
  */
 const NEW_RUN_VALUES = (now: string) => `id, function_id, event_id,
   CASE WHEN lease_owner IS NULL THEN 'queued' ELSE 'running' END, 0, CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END,
-  lease_owner, lease_expires_at, ${now}, parent_run_id, parent_step_key, ${now}, CASE WHEN lease_owner IS NULL THEN NULL ELSE ${now} END`;
+  lease_owner, lease_expires_at, ${now}, parent_run_id, parent_step_key, ${now}, CASE WHEN lease_owner IS NULL THEN NULL ELSE ${now} END, flow::jsonb`;
 
 const RUN_INSERT_COLUMNS =
-  "id, function_id, event_id, status, attempt, lease_epoch, lease_owner, lease_expires_at, wake_at, parent_run_id, parent_step_key, created_at, started_at";
+  "id, function_id, event_id, status, attempt, lease_epoch, lease_owner, lease_expires_at, wake_at, parent_run_id, parent_step_key, created_at, started_at, flow";
 
 const INSERT_RUNS = `
 INSERT INTO runs (${RUN_INSERT_COLUMNS})
-SELECT ${NEW_RUN_VALUES("$8::timestamptz")}
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
-  AS input (id, function_id, event_id, parent_run_id, parent_step_key, lease_owner, lease_expires_at)
+SELECT ${NEW_RUN_VALUES("$9::timestamptz")}
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::text[])
+  AS input (id, function_id, event_id, parent_run_id, parent_step_key, lease_owner, lease_expires_at, flow)
 ON CONFLICT (function_id, event_id) WHERE rerun_of IS NULL DO NOTHING
 RETURNING id`;
 
@@ -56,22 +70,22 @@ RETURNING id`;
  * are in. Answers one row per inserted event (`kind` 'event', with `match_waits`) and per
  * created run (`kind` 'run').
  *
- * $1–$4 event ids, names, data (JSON text), ts; $5–$9 run ids, function ids, event ids,
- * parent run ids, parent step keys; $10 now.
+ * $1–$4 event ids, names, data (JSON text), ts; $5–$12 the run columns ({@link runColumns});
+ * $13 now.
  */
 const INSERT_EVENTS_AND_RUNS = `
 WITH inserted AS (
   INSERT INTO events (id, key, name, data, ts, received_at, waits_matched_at)
-  SELECT id, NULL, name, data::jsonb, ts, $12::timestamptz, CASE WHEN EXISTS (SELECT 1 FROM waits WHERE waits.event_name = input.name) THEN NULL ELSE $12::timestamptz END
+  SELECT id, NULL, name, data::jsonb, ts, $13::timestamptz, CASE WHEN EXISTS (SELECT 1 FROM waits WHERE waits.event_name = input.name) THEN NULL ELSE $13::timestamptz END
   FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS input (id, name, data, ts)
   ON CONFLICT (id) DO NOTHING
   RETURNING id, waits_matched_at IS NULL AS match_waits
 ),
 created AS (
   INSERT INTO runs (${RUN_INSERT_COLUMNS})
-  SELECT ${NEW_RUN_VALUES("$12::timestamptz")}
-  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
-    AS input (id, function_id, event_id, parent_run_id, parent_step_key, lease_owner, lease_expires_at)
+  SELECT ${NEW_RUN_VALUES("$13::timestamptz")}
+  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[])
+    AS input (id, function_id, event_id, parent_run_id, parent_step_key, lease_owner, lease_expires_at, flow)
   WHERE input.event_id IN (SELECT id FROM inserted) OR input.event_id <> ALL ($1::text[])
   ON CONFLICT (function_id, event_id) WHERE rerun_of IS NULL DO NOTHING
   RETURNING id
@@ -82,7 +96,7 @@ SELECT 'run', id, NULL FROM created`;
 
 /** Whether {@link ingestEvents} stores `input` in one statement, so needs no transaction of its own. @internal */
 export function ingestsInOneStatement(input: IngestInput): boolean {
-  return input.events.every((event) => event.key === undefined);
+  return input.events.every((event) => event.key === undefined) && input.runs.every((run) => run.idempotencyKey === undefined);
 }
 
 /**
@@ -165,7 +179,11 @@ export async function ingestEvents(client: pg.PoolClient, input: IngestInput): P
 
   // Runs of duplicate events are not created: the original event already started its own.
   const duplicateIds = new Set(events.filter((_, index) => answer[index]?.duplicate).map((event) => event.id));
-  const wanted = runs.filter((run) => !duplicateIds.has(run.eventId));
+  const wanted = await claimIdempotencyKeys(
+    client,
+    runs.filter((run) => !duplicateIds.has(run.eventId)),
+    now,
+  );
   if (wanted.length === 0) return { events: answer, runs: [] };
   const created = await client.query<{ id: string }>({
     name: "stepwise_insert_runs",
@@ -177,6 +195,36 @@ export async function ingestEvents(client: pg.PoolClient, input: IngestInput): P
     events: answer,
     runs: wanted.filter((run) => createdIds.has(run.id)).map((run) => ({ id: run.id, functionId: run.functionId, eventId: run.eventId })),
   };
+}
+
+/**
+ * The runs to create once their idempotency keys are claimed: runs without a key, and runs that
+ * got theirs (the first of a batch per function and key; a key held by a run of the last 24 h
+ * leaves its run out).
+ */
+async function claimIdempotencyKeys(client: pg.PoolClient, runs: IngestInput["runs"], now: number): Promise<IngestInput["runs"]> {
+  const keyed = new Map<string, IngestInput["runs"][number]>();
+  for (const run of runs) {
+    if (run.idempotencyKey === undefined) continue;
+    const id = JSON.stringify([run.functionId, run.idempotencyKey]);
+    if (!keyed.has(id)) keyed.set(id, run);
+  }
+  if (keyed.size === 0) return runs;
+  // Sorted, so that concurrent batches lock their keys in one order and cannot deadlock.
+  const claims = [...keyed.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, run]) => run);
+  const claimed = await client.query<{ run_id: string }>({
+    name: "stepwise_claim_idempotency_keys",
+    text: CLAIM_IDEMPOTENCY_KEYS,
+    values: [
+      claims.map((run) => run.functionId),
+      claims.map((run) => run.idempotencyKey),
+      claims.map((run) => run.id),
+      timeParam(now + IDEMPOTENCY_WINDOW_MS),
+      timeParam(now),
+    ],
+  });
+  const winners = new Set(claimed.rows.map((row) => row.run_id));
+  return runs.filter((run) => run.idempotencyKey === undefined || winners.has(run.id));
 }
 
 /** {@link ingestEvents} for a batch without keys: {@link INSERT_EVENTS_AND_RUNS}, with the same answers. */
@@ -258,5 +306,6 @@ function runColumns(runs: IngestInput["runs"]): Array<Array<string | Date | null
     runs.map((run) => run.parentStepKey ?? null),
     runs.map((run) => run.lease?.workerId ?? null),
     runs.map((run) => timeParam(run.lease?.expiresAt)),
+    runs.map((run) => (run.flow === undefined ? null : JSON.stringify(run.flow))),
   ];
 }

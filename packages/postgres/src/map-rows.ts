@@ -1,6 +1,6 @@
 import type { JsonValue, RunStatus, SerializedError } from "@stepwise/core";
 import type { StepRecord } from "@stepwise/core/internal";
-import type { RunRecord, StoredEvent } from "@stepwise/engine";
+import type { RunFlow, RunRecord, StoredEvent } from "@stepwise/engine";
 
 // Selected column lists, shared by every query that answers runs, steps or events. JSON
 // values that may be a top-level `null` are read as text: pg would turn both SQL NULL and
@@ -20,7 +20,7 @@ export const RUN_COLUMNS = [
   "id, function_id, event_id, status, attempt, lease_epoch, lease_owner",
   epochMs("lease_expires_at"),
   epochMs("wake_at"),
-  "output::text AS output, error, parent_run_id, parent_step_key, rerun_of",
+  "output::text AS output, error, parent_run_id, parent_step_key, rerun_of, flow",
   epochMs("created_at"),
   epochMs("started_at"),
   epochMs("ended_at"),
@@ -52,6 +52,7 @@ export interface RunRow {
   parent_run_id: string | null;
   parent_step_key: string | null;
   rerun_of: string | null;
+  flow: RunFlow | null;
   created_at: number;
   started_at: number | null;
   ended_at: number | null;
@@ -121,6 +122,7 @@ export function toRunRecord(row: RunRow): RunRecord {
   if (row.parent_run_id !== null) record.parentRunId = row.parent_run_id;
   if (row.parent_step_key !== null) record.parentStepKey = row.parent_step_key;
   if (row.rerun_of !== null) record.rerunOf = row.rerun_of;
+  if (row.flow !== null) record.flow = row.flow;
   if (row.started_at !== null) record.startedAt = row.started_at;
   if (row.ended_at !== null) record.endedAt = row.ended_at;
   return record;

@@ -2,6 +2,10 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { assertSchemaCurrent, loadMigrations, migrate, SCHEMA_VERSION } from "../src/migrate.js";
+
+/** Every migration's version, as a fresh database applies them. */
+const ALL_VERSIONS = Array.from({ length: SCHEMA_VERSION }, (_, index) => index + 1);
+
 import { openPglite } from "../src/pglite.js";
 import { DEFAULT_TEST_DATABASE_URL } from "../src/testing.js";
 
@@ -27,9 +31,9 @@ describe("migrations", () => {
     const { pool, close } = await openPglite();
     try {
       await expect(assertSchemaCurrent(pool)).rejects.toThrow(
-        /not current: 4 migration\(s\) pending \(000001_init, 000002_api_keys, 000003_event_listing, 000004_reruns\)/,
+        /not current: 5 migration\(s\) pending \(000001_init, 000002_api_keys, 000003_event_listing, 000004_reruns, 000005_flow_control\)/,
       );
-      expect(await migrate(pool)).toEqual([1, 2, 3, 4]);
+      expect(await migrate(pool)).toEqual(ALL_VERSIONS);
       expect(await migrate(pool)).toEqual([]);
       await expect(assertSchemaCurrent(pool)).resolves.toBeUndefined();
       expect(await query(pool, "SELECT version, name FROM stepwise_migrations")).toEqual([
@@ -37,6 +41,7 @@ describe("migrations", () => {
         { version: 2, name: "api_keys" },
         { version: 3, name: "event_listing" },
         { version: 4, name: "reruns" },
+        { version: 5, name: "flow_control" },
       ]);
       expect(await query(pool, "SELECT '[1,2,3]'::vector <-> '[1,2,5]'::vector AS distance")).toEqual([{ distance: 2 }]);
     } finally {
@@ -79,7 +84,7 @@ describe("migrations", () => {
       await admin.query(`CREATE DATABASE ${name}`).finally(() => admin.end());
       for (let index = 0; index < 4; index++) pools.push(new pg.Pool({ connectionString: url.toString(), max: 1 }));
       const applied = await Promise.all(pools.map((pool) => migrate(pool)));
-      expect(applied.flat().sort()).toEqual([1, 2, 3, 4]);
+      expect(applied.flat().sort()).toEqual(ALL_VERSIONS);
       await assertSchemaCurrent(pools[0]!);
       expect(await query(pools[0]!, "SELECT extversion IS NOT NULL AS loaded FROM pg_extension WHERE extname = 'vector'")).toEqual([{ loaded: true }]);
     });
@@ -100,7 +105,7 @@ describe("migrations", () => {
         const pool = new pg.Pool({ connectionString: withDatabase(adminUrl, database, role), max: 1 });
         try {
           expect(await query(pool, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).toEqual([{ rolsuper: false }]);
-          expect(await migrate(pool)).toEqual([1, 2, 3, 4]);
+          expect(await migrate(pool)).toEqual(ALL_VERSIONS);
           await assertSchemaCurrent(pool);
         } finally {
           await pool.end();

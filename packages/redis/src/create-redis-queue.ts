@@ -1,8 +1,10 @@
+import { createHash } from "node:crypto";
 import type { Clock, InspectableQueue, QueueItem } from "@stepwise/engine";
 import type { Redis } from "ioredis";
 import { closeRedis } from "./close-redis.js";
+import { gatherPerTurn } from "./gather-per-turn.js";
 import { encodePriority, queueKeys } from "./queue-keys.js";
-import { type DequeueAttempt, defineQueueScripts } from "./queue-scripts.js";
+import { type DequeueAttempt, defineQueueScripts, type SlotLease } from "./queue-scripts.js";
 import { isConnectionError, rethrowUnavailable } from "./redis-unavailable-error.js";
 
 /** Options of {@link createRedisQueue}. */
@@ -26,6 +28,9 @@ export interface RedisQueueOptions {
   /** Whether `close()` also quits `redis`. (Default: false) */
   ownsConnection?: boolean;
 }
+
+/** Default lifetime of a concurrency slot without renewal (ms), as the engine's default lease. */
+const DEFAULT_SLOT_TTL_MS = 30_000;
 
 /** Enqueue batches go to Redis in chunks of this many items, each chunk one script call. */
 const ENQUEUE_CHUNK = 500;
@@ -208,7 +213,12 @@ export function createRedisQueue(options: RedisQueueOptions): InspectableQueue {
    */
   function putBackLate(attempt: Promise<DequeueAttempt>): void {
     const task = attempt
-      .then((result) => (result.kind === "items" ? enqueueItems(result.json.map((json) => JSON.parse(json) as QueueItem)) : undefined))
+      .then(async (result) => {
+        if (result.kind !== "items") return;
+        const items = result.json.map((json, index) => ({ ...(JSON.parse(json) as QueueItem), slotToken: result.tokens[index] || undefined }));
+        await releaseSlots(leasesOf(items));
+        await enqueueItems(items);
+      })
       .catch(() => undefined);
     putBacks.add(task);
     void task.finally(() => putBacks.delete(task));
@@ -218,7 +228,8 @@ export function createRedisQueue(options: RedisQueueOptions): InspectableQueue {
     for (let start = 0; start < items.length; start += ENQUEUE_CHUNK) {
       const entries = items
         .slice(start, start + ENQUEUE_CHUNK)
-        .map((item) => [item.runId, String(item.availableAt), encodePriority(item.priority), JSON.stringify(item)] as const);
+        // A token belongs to one dequeue: an item given back is queued without it.
+        .map(({ slotToken: _token, ...item }) => [item.runId, String(item.availableAt), encodePriority(item.priority), JSON.stringify(item)] as const);
       try {
         await scripts.enqueue(clock.now(), entries);
         reachedRedis = true;
@@ -232,40 +243,58 @@ export function createRedisQueue(options: RedisQueueOptions): InspectableQueue {
   // Redis more than the items do: a call's own overhead is some 60 µs of Redis's one thread.
   // So the enqueues made in one turn of the event loop (the ingests one store commit answered)
   // go out as one call.
-  let gathered: Array<{ items: QueueItem[]; resolve: () => void; reject: (error: unknown) => void }> = [];
-  const sendGathered = () => {
-    const turn = gathered;
-    gathered = [];
-    sendItems(turn.flatMap((entry) => entry.items)).then(
-      () => {
-        for (const entry of turn) entry.resolve();
-      },
-      (error: unknown) => {
-        for (const entry of turn) entry.reject(error);
-      },
-    );
-  };
+  const sendGathered = gatherPerTurn<QueueItem>(sendItems);
 
   function enqueueItems(items: QueueItem[]): Promise<void> {
     for (const item of items) {
       if (!Number.isFinite(item.availableAt)) return Promise.reject(new TypeError(`QueueItem.availableAt must be a finite number (run ${item.runId})`));
     }
-    if (items.length === 0) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      if (gathered.length === 0) setImmediate(sendGathered);
-      gathered.push({ items, resolve, reject });
-    });
+    return sendGathered(items);
   }
+
+  /** The slot leases of dequeued items: `[key, token]` per slot. */
+  const leasesOf = (items: QueueItem[]): SlotLease[] =>
+    items.flatMap((item) => (item.slotToken === undefined ? [] : (item.concurrency ?? []).map((slot) => [slot.key, item.slotToken as string] as const)));
+
+  // Passes that end together give their slots back in one call (as enqueues do).
+  const releaseSlots = gatherPerTurn<SlotLease>(async (leases) => {
+    try {
+      await scripts.release(clock.now(), leases);
+    } catch (error) {
+      rethrowUnavailable(redis, error);
+    }
+  });
 
   const queue: InspectableQueue = {
     enqueue: enqueueItems,
+
+    releaseSlots: (items) => releaseSlots(leasesOf(items)),
+
+    async renewSlots(items, until) {
+      const leases = leasesOf(items);
+      if (leases.length === 0) return;
+      try {
+        await scripts.renew(until, leases);
+      } catch (error) {
+        rethrowUnavailable(redis, error);
+      }
+    },
+
+    async slotsHeld(key) {
+      try {
+        return await redis.zcount(`${keys.base}slot:${createHash("sha1").update(key).digest("hex")}`, `(${clock.now()}`, "+inf");
+      } catch (error) {
+        rethrowUnavailable(redis, error);
+      }
+    },
 
     async dequeue(signal) {
       return (await queue.dequeueMany(signal, 1))[0] ?? null;
     },
 
-    async dequeueMany(signal, max) {
+    async dequeueMany(signal, max, dequeueOptions = {}) {
       if (closed || signal.aborted) return [];
+      const slotTtlMs = dequeueOptions.slotTtlMs ?? DEFAULT_SLOT_TTL_MS;
       const stop = watchStop(signal);
       try {
         try {
@@ -276,7 +305,7 @@ export function createRedisQueue(options: RedisQueueOptions): InspectableQueue {
         }
         while (!stop.stopped) {
           missedWake = false;
-          const attempt = scripts.dequeue(clock.now(), max);
+          const attempt = scripts.dequeue(clock.now(), max, slotTtlMs);
           let result: Awaited<typeof attempt> | typeof STOPPED;
           try {
             result = await raceStop(attempt, stop);
@@ -293,7 +322,11 @@ export function createRedisQueue(options: RedisQueueOptions): InspectableQueue {
           reachedRedis = true;
           if (result.kind === "items") {
             if (result.more) wakeOne();
-            return result.json.map((json) => JSON.parse(json) as QueueItem);
+            return result.json.map((json, index) => {
+              const item = JSON.parse(json) as QueueItem;
+              const token = result.tokens[index];
+              return token ? { ...item, slotToken: token } : item;
+            });
           }
           if (result.kind === "later") armTimer(result.availableAt);
           if (missedWake) continue;
@@ -309,7 +342,8 @@ export function createRedisQueue(options: RedisQueueOptions): InspectableQueue {
 
     async size() {
       try {
-        return await redis.zcard(keys.schedule);
+        const [scheduled, waiting] = await Promise.all([redis.zcard(keys.schedule), redis.hlen(keys.blockedRuns)]);
+        return scheduled + waiting;
       } catch (error) {
         rethrowUnavailable(redis, error);
       }
@@ -317,10 +351,11 @@ export function createRedisQueue(options: RedisQueueOptions): InspectableQueue {
 
     async nextAvailableAt() {
       try {
+        // The head of the schedule, or the earliest lease end that frees a slot for waiting items.
         // RESP2 answers [member, score]; RESP3 answers [[member, score]].
-        const head = (await redis.zrange(keys.schedule, 0, "0", "WITHSCORES")) as unknown[];
-        const score = head.flat()[1];
-        return score === undefined ? null : Number(score);
+        const heads = await Promise.all([keys.schedule, keys.sweeps].map((key) => redis.zrange(key, 0, "0", "WITHSCORES") as Promise<unknown[]>));
+        const scores = heads.map((head) => head.flat()[1]).filter((score) => score !== undefined);
+        return scores.length === 0 ? null : Math.min(...scores.map(Number));
       } catch (error) {
         rethrowUnavailable(redis, error);
       }

@@ -7,7 +7,14 @@
  * |                      |        | is `sortKey + runId`, `sortKey` = 16 hex of the priority (higher   |
  * |                      |        | first) + 16 hex of an arrival number                               |
  * | `{P}:queue:items`    | HASH   | runId → `sortKey + item JSON`                                       |
- * | `{P}:queue:arrivals` | STRING | counter (INCR) giving each enqueued item its arrival number         |
+ * | `{P}:queue:arrivals` | STRING | counter (INCR) giving each enqueued item its arrival number (and   |
+ * |                      |        | each slot lease its token)                                         |
+ * | `{P}:queue:slot:<h>` | ZSET   | the leases of slot key `h` (SHA-1 of the key): token → lease end   |
+ * | `{P}:queue:blocked:<h>` | ZSET | members (as in the schedule) waiting for a slot of `h`, score 0, so |
+ * |                      |        | in member (queue) order                                            |
+ * | `{P}:queue:blocked-runs` | HASH | runId → `h` of the key it waits on                               |
+ * | `{P}:queue:sweeps`   | ZSET   | `h` of keys with waiting items → their earliest lease end          |
+ * | `{P}:queue:limits`   | HASH   | `h` → the slot limit of the items waiting on it                    |
  *
  * Channel (not a key; PUBLISH is not slotted): `P:queue:notify`.
  *
@@ -30,6 +37,11 @@ export interface QueueKeys {
   schedule: string;
   items: string;
   arrivals: string;
+  blockedRuns: string;
+  sweeps: string;
+  limits: string;
+  /** Prefix of the per-slot-key keys (`slot:<h>`, `blocked:<h>`). */
+  base: string;
   notifyChannel: string;
 }
 
@@ -40,6 +52,10 @@ export function queueKeys(prefix: string): QueueKeys {
     schedule: `{${prefix}}:queue:schedule`,
     items: `{${prefix}}:queue:items`,
     arrivals: `{${prefix}}:queue:arrivals`,
+    blockedRuns: `{${prefix}}:queue:blocked-runs`,
+    sweeps: `{${prefix}}:queue:sweeps`,
+    limits: `{${prefix}}:queue:limits`,
+    base: `{${prefix}}:queue:`,
     notifyChannel: `${prefix}:queue:notify`,
   };
 }

@@ -10,8 +10,10 @@ import { type QueueKeys, SORT_KEY_LENGTH } from "./queue-keys.js";
  * channel when an item is available now or becomes the new earliest, so that waiting workers
  * dequeue it or re-arm their timer.
  *
- * KEYS: schedule, items, arrivals. ARGV: now, channel, then per item: runId, availableAt,
- * priority key, item JSON. Returns how many items were added or moved earlier.
+ * An item waiting for a concurrency slot (in `blockedRuns`) stays as it is.
+ *
+ * KEYS: schedule, items, arrivals, blockedRuns. ARGV: now, channel, then per item: runId,
+ * availableAt, priority key, item JSON. Returns how many items were added or moved earlier.
  */
 const ENQUEUE_LUA = `
 local now = tonumber(ARGV[1])
@@ -31,6 +33,9 @@ for i = 3, #ARGV, 4 do
       keep = true
     elseif existingAt then
       redis.call('ZREM', KEYS[1], member)
+    elseif redis.call('HEXISTS', KEYS[4], runId) == 1 then
+      -- Queued already, waiting for a concurrency slot: it comes back when one frees.
+      keep = true
     end
   end
   if not keep then
@@ -47,60 +52,189 @@ return added
 `;
 
 /**
+ * Lua shared by the dequeue and release scripts: `unblock(h)` moves items waiting on the slot
+ * key of hash `h` back to the schedule (due now, same member, so same order), as many as the
+ * key has free slots after dropping expired leases, and keeps the key's sweep time (its
+ * earliest lease end, when expiry would free a slot) while items still wait. Needs `now`,
+ * `base` (the `{P}:queue:` prefix of the per-key keys) and KEYS schedule, blockedRuns, sweeps,
+ * limits at the indexes given.
+ */
+const UNBLOCK_LUA = (schedule: number, blockedRuns: number, sweeps: number, limits: number) => `
+local function unblock(h)
+  local slot = base .. 'slot:' .. h
+  local waiting = base .. 'blocked:' .. h
+  redis.call('ZREMRANGEBYSCORE', slot, '-inf', now)
+  local limit = tonumber(redis.call('HGET', KEYS[${limits}], h) or '1')
+  local free = limit - redis.call('ZCARD', slot)
+  local moved = 0
+  if free > 0 then
+    for _, member in ipairs(redis.call('ZRANGE', waiting, 0, free - 1)) do
+      redis.call('ZREM', waiting, member)
+      redis.call('HDEL', KEYS[${blockedRuns}], string.sub(member, ${SORT_KEY_LENGTH + 1}))
+      redis.call('ZADD', KEYS[${schedule}], now, member)
+      moved = moved + 1
+    end
+  end
+  if redis.call('ZCARD', waiting) == 0 then
+    redis.call('ZREM', KEYS[${sweeps}], h)
+    redis.call('HDEL', KEYS[${limits}], h)
+  else
+    local head = redis.call('ZRANGE', slot, 0, 0, 'WITHSCORES')
+    redis.call('ZADD', KEYS[${sweeps}], head[2] or now, h)
+  end
+  return moved
+end
+`;
+
+/**
  * Removes and returns up to `max` items from the head that are available at `now`, in queue
  * order. Members whose items entry is gone or belongs to a newer enqueue (a partial loss of
  * keys) are dropped on the way; each pass removes a member, so the loop ends.
  *
- * KEYS: schedule, items. ARGV: now, max.
- * Returns `{0}` when empty, `{1, availableAt}` when the head is not yet due,
- * `{2, 1 if another item is due, item JSON...}` when items were taken.
+ * An item with `concurrency` is handed out only when every one of its slot keys has a free
+ * slot: it takes one in each (a lease until `now + ttl`, held by a token returned with it).
+ * Otherwise it moves to the waiting set of the first full key (kept in `items`, named in
+ * `blockedRuns`), where nothing looks at it until that key frees a slot: a release, or the
+ * expiry of a lease (the key's time in `sweeps`, which each call checks first).
+ *
+ * KEYS: schedule, items, arrivals, blockedRuns, sweeps, limits. ARGV: now, max, ttl, base.
+ * Returns `{0}` when empty, `{1, availableAt}` when nothing is due before that time (the head,
+ * or the earliest sweep), `{2, 1 if another item is due, item JSON, token, ...}` when items
+ * were taken (token `""` for an item without slots).
  */
 const DEQUEUE_LUA = `
 local now = tonumber(ARGV[1])
 local max = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local base = ARGV[4]
+${UNBLOCK_LUA(1, 4, 5, 6)}
+for _, h in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 50)) do unblock(h) end
 local taken = {}
-while #taken < max do
+-- Items moved to a waiting set count against a budget, so that one call stays short.
+local budget = 1000
+while #taken < 2 * max and budget > 0 do
   local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  if #head == 0 then break end
-  if tonumber(head[2]) > now then
-    if #taken == 0 then return {1, head[2]} end
-    break
-  end
+  if #head == 0 or tonumber(head[2]) > now then break end
   local member = head[1]
   local runId = string.sub(member, ${SORT_KEY_LENGTH + 1})
   local value = redis.call('HGET', KEYS[2], runId)
   redis.call('ZREM', KEYS[1], member)
   if value and string.sub(value, 1, ${SORT_KEY_LENGTH}) == string.sub(member, 1, ${SORT_KEY_LENGTH}) then
-    redis.call('HDEL', KEYS[2], runId)
-    taken[#taken + 1] = string.sub(value, ${SORT_KEY_LENGTH + 1})
+    local json = string.sub(value, ${SORT_KEY_LENGTH + 1})
+    local token = ''
+    local full = nil
+    local fullLimit = nil
+    local slots = nil
+    if string.find(json, '"concurrency"', 1, true) then
+      slots = cjson.decode(json).concurrency
+      for _, slot in ipairs(slots) do
+        local h = redis.sha1hex(slot.key)
+        local key = base .. 'slot:' .. h
+        redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+        if redis.call('ZCARD', key) >= slot.limit then
+          full = h
+          fullLimit = slot.limit
+          break
+        end
+      end
+    end
+    if full then
+      budget = budget - 1
+      redis.call('ZADD', base .. 'blocked:' .. full, 0, member)
+      redis.call('HSET', KEYS[4], runId, full)
+      redis.call('HSET', KEYS[6], full, fullLimit)
+      local earliest = redis.call('ZRANGE', base .. 'slot:' .. full, 0, 0, 'WITHSCORES')
+      local sweep = redis.call('ZSCORE', KEYS[5], full)
+      if earliest[2] and (not sweep or tonumber(earliest[2]) < tonumber(sweep)) then redis.call('ZADD', KEYS[5], earliest[2], full) end
+    else
+      if slots then
+        token = runId .. ':' .. redis.call('INCR', KEYS[3])
+        for _, slot in ipairs(slots) do redis.call('ZADD', base .. 'slot:' .. redis.sha1hex(slot.key), now + ttl, token) end
+      end
+      redis.call('HDEL', KEYS[2], runId)
+      taken[#taken + 1] = json
+      taken[#taken + 1] = token
+    end
   end
 end
-if #taken == 0 then return {0} end
+if #taken == 0 then
+  local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  local sweep = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+  local at = head[2]
+  if sweep[2] and (not at or tonumber(sweep[2]) < tonumber(at)) then at = sweep[2] end
+  if budget <= 0 and (not at or tonumber(at) > now) then at = ARGV[1] end
+  if not at then return {0} end
+  return {1, at}
+end
 local following = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local more = 0
 if following[2] and tonumber(following[2]) <= now then more = 1 end
 return {2, more, unpack(taken)}
 `;
 
-/** What one dequeue attempt found. @internal */
-export type DequeueAttempt = { kind: "empty" } | { kind: "later"; availableAt: number } | { kind: "items"; json: string[]; more: boolean };
+/**
+ * Gives back slots (a token's lease in each of its keys) and moves items waiting on those keys
+ * back to the schedule, as many as are now free. Publishes on the notify channel when it moved
+ * any, so that a waiting worker takes them.
+ *
+ * KEYS: schedule, items, blockedRuns, sweeps, limits. ARGV: now, channel, base, then per slot:
+ * key, token.
+ */
+const RELEASE_LUA = `
+local now = tonumber(ARGV[1])
+local base = ARGV[3]
+${UNBLOCK_LUA(1, 3, 4, 5)}
+local moved = 0
+for i = 4, #ARGV, 2 do
+  local h = redis.sha1hex(ARGV[i])
+  redis.call('ZREM', base .. 'slot:' .. h, ARGV[i + 1])
+  if redis.call('EXISTS', base .. 'blocked:' .. h) == 1 then moved = moved + unblock(h) end
+end
+if moved > 0 then redis.call('PUBLISH', ARGV[2], 'enqueued') end
+return moved
+`;
+
+/**
+ * Extends leases still held (`ZADD XX`: a lease that expired and was dropped is not revived,
+ * since its slot may have gone to another run meanwhile). ARGV: until, base, then per slot:
+ * key, token.
+ */
+const RENEW_LUA = `
+local base = ARGV[2]
+for i = 3, #ARGV, 2 do redis.call('ZADD', base .. 'slot:' .. redis.sha1hex(ARGV[i]), 'XX', ARGV[1], ARGV[i + 1]) end
+return 0
+`;
+
+/** What one dequeue attempt found: `tokens[i]` holds the slots of `json[i]` (`""`: none). @internal */
+export type DequeueAttempt = { kind: "empty" } | { kind: "later"; availableAt: number } | { kind: "items"; json: string[]; tokens: string[]; more: boolean };
+
+/** A slot lease to give back or renew: its key and holder token. @internal */
+export type SlotLease = readonly [key: string, token: string];
 
 /** The queue's Lua scripts, bound to one client and one key layout. @internal */
 export interface QueueScripts {
   /** `entries` are `[runId, availableAt, priorityKey, json]`. Returns how many were added or moved earlier. */
   enqueue(now: number, entries: ReadonlyArray<readonly [string, string, string, string]>): Promise<number>;
-  /** Takes up to `max` due items, in queue order. */
-  dequeue(now: number, max: number): Promise<DequeueAttempt>;
+  /** Takes up to `max` due items, in queue order, with slots leased for `ttl` ms. */
+  dequeue(now: number, max: number, ttl: number): Promise<DequeueAttempt>;
+  /** Gives back slot leases, moving runs that waited for them back to the schedule. */
+  release(now: number, leases: readonly SlotLease[]): Promise<number>;
+  /** Extends slot leases still held until `until`. */
+  renew(until: number, leases: readonly SlotLease[]): Promise<number>;
 }
 
 // Command names carry a version, so that a client shared with another version of this package
 // never runs the other version's script under the same name.
-const ENQUEUE_COMMAND = "stepwiseQueueEnqueueV1";
-const DEQUEUE_COMMAND = "stepwiseQueueDequeueV2";
+const ENQUEUE_COMMAND = "stepwiseQueueEnqueueV2";
+const DEQUEUE_COMMAND = "stepwiseQueueDequeueV3";
+const RELEASE_COMMAND = "stepwiseQueueReleaseV1";
+const RENEW_COMMAND = "stepwiseQueueRenewV1";
 
 type ScriptCommands = {
   [ENQUEUE_COMMAND](...args: string[]): Promise<number>;
   [DEQUEUE_COMMAND](...args: string[]): Promise<Array<number | string>>;
+  [RELEASE_COMMAND](...args: string[]): Promise<number>;
+  [RENEW_COMMAND](...args: string[]): Promise<number>;
 };
 
 /**
@@ -111,17 +245,54 @@ type ScriptCommands = {
  */
 export function defineQueueScripts(redis: Redis, keys: QueueKeys): QueueScripts {
   const commands = redis as unknown as Partial<ScriptCommands> & ScriptCommands;
-  if (typeof commands[ENQUEUE_COMMAND] !== "function") redis.defineCommand(ENQUEUE_COMMAND, { lua: ENQUEUE_LUA, numberOfKeys: 3 });
-  if (typeof commands[DEQUEUE_COMMAND] !== "function") redis.defineCommand(DEQUEUE_COMMAND, { lua: DEQUEUE_LUA, numberOfKeys: 2 });
+  if (typeof commands[ENQUEUE_COMMAND] !== "function") redis.defineCommand(ENQUEUE_COMMAND, { lua: ENQUEUE_LUA, numberOfKeys: 4 });
+  if (typeof commands[DEQUEUE_COMMAND] !== "function") redis.defineCommand(DEQUEUE_COMMAND, { lua: DEQUEUE_LUA, numberOfKeys: 6 });
+  if (typeof commands[RELEASE_COMMAND] !== "function") redis.defineCommand(RELEASE_COMMAND, { lua: RELEASE_LUA, numberOfKeys: 5 });
+  if (typeof commands[RENEW_COMMAND] !== "function") redis.defineCommand(RENEW_COMMAND, { lua: RENEW_LUA, numberOfKeys: 0 });
   return {
     enqueue(now, entries) {
-      return commands[ENQUEUE_COMMAND](keys.schedule, keys.items, keys.arrivals, String(now), keys.notifyChannel, ...entries.flat());
+      return commands[ENQUEUE_COMMAND](keys.schedule, keys.items, keys.arrivals, keys.blockedRuns, String(now), keys.notifyChannel, ...entries.flat());
     },
-    async dequeue(now, max) {
-      const reply = await commands[DEQUEUE_COMMAND](keys.schedule, keys.items, String(now), String(max));
-      if (reply[0] === 2) return { kind: "items", json: reply.slice(2).map(String), more: reply[1] === 1 };
+    async dequeue(now, max, ttl) {
+      const reply = await commands[DEQUEUE_COMMAND](
+        keys.schedule,
+        keys.items,
+        keys.arrivals,
+        keys.blockedRuns,
+        keys.sweeps,
+        keys.limits,
+        String(now),
+        String(max),
+        String(ttl),
+        keys.base,
+      );
+      if (reply[0] === 2) {
+        const json: string[] = [];
+        const tokens: string[] = [];
+        for (let index = 2; index < reply.length; index += 2) {
+          json.push(String(reply[index]));
+          tokens.push(String(reply[index + 1] ?? ""));
+        }
+        return { kind: "items", json, tokens, more: reply[1] === 1 };
+      }
       if (reply[0] === 1) return { kind: "later", availableAt: Number(reply[1]) };
       return { kind: "empty" };
+    },
+    release(now, leases) {
+      return commands[RELEASE_COMMAND](
+        keys.schedule,
+        keys.items,
+        keys.blockedRuns,
+        keys.sweeps,
+        keys.limits,
+        String(now),
+        keys.notifyChannel,
+        keys.base,
+        ...leases.flat(),
+      );
+    },
+    renew(until, leases) {
+      return commands[RENEW_COMMAND](String(until), keys.base, ...leases.flat());
     },
   };
 }

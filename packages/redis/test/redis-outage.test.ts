@@ -117,7 +117,7 @@ it("resolves an aborted dequeue at once even while Redis does not answer, and pu
     result = next;
   });
   // Its script call is sent (and held by the pause).
-  await vi.waitFor(() => expect(scripts.calls.filter((call) => call.keys.length === 2)).toHaveLength(1));
+  await vi.waitFor(() => expect(scripts.calls.filter((call) => call.keys.length === 6)).toHaveLength(1));
   abort.abort();
   // Answered while Redis still holds the script: the abort did not wait for Redis.
   await vi.waitFor(() => expect(result).toBeNull());

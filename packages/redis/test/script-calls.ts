@@ -2,7 +2,7 @@ import type { Redis } from "ioredis";
 
 /** One Lua script call (EVAL or EVALSHA) a client sent, and whether Redis has answered it. */
 export interface ScriptCall {
-  /** The keys it names: the queue's dequeue script names two (schedule, items), its enqueue script three (schedule, items, arrivals). */
+  /** The keys it names: the queue's dequeue script names six, its enqueue script four, its release script five. */
   keys: string[];
   answered: boolean;
 }
@@ -40,5 +40,5 @@ export function recordScriptCalls(redis: Redis): ScriptCalls {
     return send(command, ...rest);
   }) as Redis["sendCommand"];
   const answered = (keyCount: number) => calls.filter((call) => call.answered && call.keys.length === keyCount).length;
-  return { calls, dequeues: () => answered(2), enqueues: () => answered(3) };
+  return { calls, dequeues: () => answered(6), enqueues: () => answered(4) };
 }

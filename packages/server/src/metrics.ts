@@ -57,7 +57,7 @@ export function createMetrics(engine: Engine): Registry {
   });
   new Gauge({
     name: "stepwise_worker_runs",
-    help: "Runs this process's workers hold: running, or held waiting for a slot of their function",
+    help: "Runs this process's workers hold: running, or taken from the queue and held for a free worker slot",
     labelNames: ["state"],
     registers: [registry],
     collect() {

@@ -20,6 +20,8 @@ export interface TestEngineOptions extends Omit<EngineOptions, "store" | "queue"
 export interface TestEngine extends Engine {
   clock: FakeClock;
   store: RunStore;
+  /** The engine's queue (to read what it holds: items, concurrency slots). */
+  queue: Queue;
   /** Advances the fake clock, then waits until the engine is idle. */
   advance(duration: Duration): Promise<void>;
   /** Advances the fake clock to `date` (never backwards), then waits until the engine is idle. */
@@ -71,6 +73,7 @@ export async function createTestEngine(options: TestEngineOptions = {}): Promise
   return Object.assign(engine, {
     clock,
     store: ownStore,
+    queue,
     async advance(duration: Duration) {
       await engine.idle();
       await clock.advance(duration);

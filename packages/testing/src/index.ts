@@ -12,6 +12,8 @@
  * Every export of this file is public API.
  */
 
+export type { Backend } from "./backends.js";
+export { BACKENDS, createBackendEngine } from "./backends.js";
 export type { TestEngine, TestEngineOptions } from "./create-test-engine.js";
 export { createTestEngine } from "./create-test-engine.js";
 export { FakeClock } from "./fake-clock.js";

@@ -60,7 +60,8 @@ export const functionInfoSchema = z.object({
   /** `{ event, if? }` or `{ cron }` triggers. */
   triggers: z.array(z.record(z.string(), z.unknown())),
   retries: z.number().int(),
-  concurrency: z.unknown().optional(),
+  /** The function's flow controls as resolved (`concurrency`, `idempotency`, ...; durations in ms); absent when it has none. */
+  flow: z.record(z.string(), z.unknown()).optional(),
 });
 export type FunctionInfo = z.infer<typeof functionInfoSchema>;
 

@@ -27,6 +27,8 @@ export const ErrorCode = {
   RunAlreadyEnded: "RUN_ALREADY_ENDED",
   /** The run was cancelled. */
   RunCancelled: "RUN_CANCELLED",
+  /** No run was started: a run of the function holds the same idempotency key (within 24 h). */
+  DuplicateRun: "DUPLICATE_RUN",
   /** `step.invoke` or `stepwise.invoke` did not get a result within its timeout. */
   InvokeTimeout: "INVOKE_TIMEOUT",
   /** Waiting for a run's result took longer than the caller allowed. */

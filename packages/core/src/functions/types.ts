@@ -148,10 +148,48 @@ export interface FunctionConfig {
   name?: string;
   /** Retries after the first attempt, for each step and for the handler (0–20). (Default: 4) */
   retries?: number;
-  /** At most this many runs of the function execute at once; a number or `{ limit, key? }`. (Default: no limit) */
-  concurrency?: number | { limit: number; key?: string };
+  /**
+   * At most this many runs execute steps at once: a number, a rule, or up to 2 rules (a run
+   * needs a slot of each). Sleeping and waiting runs hold no slot; a run that finds none waits
+   * in the queue and starts as soon as one frees, on whichever worker. (Default: no limit)
+   *
+   * @example
+   * concurrency: { limit: 1, key: "event.data.userId" } // one run at a time per user
+   */
+  concurrency?: number | ConcurrencyRule | ConcurrencyRule[];
   /** Called once, as a durable run of its own, when a run of this function fails for good. */
   onFailure?: FailureHandler;
+  /**
+   * Delays starts beyond `limit` per `period` (GCRA: one start every `period / limit`, with
+   * `burst` more at once after a quiet spell). Never drops a run. (Default: none)
+   */
+  throttle?: { limit: number; period: Duration; burst?: number; key?: string };
+  /** Skips events beyond `limit` per `period` (1 s to 24 h); each skip is recorded. (Default: none) */
+  rateLimit?: { limit: number; period: Duration; key?: string };
+  /** Starts one run with the last event of a quiet `period`; `timeout` caps how long events push it back. (Default: none) */
+  debounce?: { period: Duration; key?: string; timeout?: Duration };
+  /** `run`: CEL giving seconds (−600 to 600) by which a run moves ahead (or, negative, behind) in the queue. (Default: 0) */
+  priority?: { run: string };
+  /** Starts one run per batch of up to `maxSize` events, or after `timeout`; the handler gets `events`. (Default: none) */
+  batchEvents?: { maxSize: number; timeout: Duration; key?: string; if?: string };
+  /** CEL over `event` giving a key: one run per key per function for 24 h. (Default: none; event `id`s still dedupe) */
+  idempotency?: string;
+  /** At most one run per key: `skip` drops a new event while one runs, `cancel` cancels the running one for it. (Default: none) */
+  singleton?: { key?: string; mode: "skip" | "cancel" };
+  /** Cancels a run when a matching event arrives (`match`: a field equal in both, or `if`: CEL), within `timeout`. (Default: none) */
+  cancelOn?: Array<{ event: string; match?: string; if?: string; timeout?: Duration }>;
+  /** Cancels a run not started within `start` of its event, or not finished within `finish` of its start. (Default: none) */
+  timeouts?: { start?: Duration; finish?: Duration };
+}
+
+/** One concurrency rule (see {@link FunctionConfig.concurrency}). */
+export interface ConcurrencyRule {
+  /** Most runs holding a slot of one key at once (at least 1). */
+  limit: number;
+  /** CEL over `event` giving the key, e.g. `"event.data.userId"`. (Default: one key for the scope) */
+  key?: string;
+  /** `"fn"`: this function's runs share the slots; `"env"`: runs of every function with the same key value do. (Default: `"fn"`) */
+  scope?: "fn" | "env";
 }
 
 /** Any trigger or list of triggers. */

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { ErrorCode } from "../errors/error-code.js";
 import { StepwiseError } from "../errors/stepwise-error.js";
 import { compileExpression } from "../helpers/expression.js";
+import { flowConfigShape, type ResolvedFlowConfig, resolveFlowConfig } from "./flow-config.js";
 import type { Trigger } from "./triggers.js";
 
 /** Default number of retries after the first attempt of a step or handler. */
@@ -19,7 +20,7 @@ const triggerSchema = z.union([
   z.strictObject({ cron: z.string().min(1), timezone: z.string().min(1).optional() }),
 ]);
 
-const configSchema = z.object({
+const configSchema = z.strictObject({
   id: z
     .string({ error: 'id is required, e.g. { id: "send-welcome-email" }' })
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "id must be letters, digits, '.', '_' or '-', e.g. \"send-welcome-email\"")
@@ -31,27 +32,21 @@ const configSchema = z.object({
     .min(0, "retries must be 0 or more")
     .max(MAX_RETRIES, `retries must be at most ${MAX_RETRIES}`)
     .optional(),
-  concurrency: z
-    .union([
-      z.number().int().min(1, "concurrency must be at least 1"),
-      z.object({ limit: z.number().int().min(1, "concurrency.limit must be at least 1"), key: celString.optional() }),
-    ])
-    .optional(),
   onFailure: z.function().optional(),
+  ...flowConfigShape,
 });
 
-/** Resolved concurrency: at most `limit` runs of the function execute steps at once. */
-export interface ResolvedConcurrency {
-  limit: number;
-  key?: string;
-}
+/**
+ * Options that parse but do not run yet: naming one fails at `createFunction` rather than
+ * leaving the user to believe a control protects them when it does not.
+ */
+const NOT_YET_AVAILABLE = new Set<string>(["throttle", "rateLimit", "debounce", "priority", "batchEvents", "singleton", "cancelOn", "timeouts"]);
 
 /** A function's configuration after validation, with defaults applied. */
-export interface ResolvedFunctionConfig {
+export interface ResolvedFunctionConfig extends ResolvedFlowConfig {
   id: string;
   name: string;
   retries: number;
-  concurrency?: ResolvedConcurrency;
   triggers: Trigger[];
 }
 
@@ -77,13 +72,19 @@ export function validateFunctionConfig(config: unknown, triggers: unknown): Reso
     if ("cron" in value) return cronTrigger(label, index, value);
     return value;
   });
-  const { concurrency } = parsed.data;
-  if (typeof concurrency === "object" && concurrency.key) rethrowAs(label, () => compileExpression(concurrency.key as string, "concurrency.key"));
+  for (const option of Object.keys(parsed.data)) {
+    if (NOT_YET_AVAILABLE.has(option) && (parsed.data as Record<string, unknown>)[option] !== undefined) {
+      throw configError(label, `${option}: not available in this version of Stepwise yet`, option);
+    }
+  }
+  const flow = resolveFlowConfig(parsed.data, (option, message) => {
+    throw configError(label, `${option}: ${message}`, option);
+  });
   return {
     id: parsed.data.id,
     name: parsed.data.name ?? parsed.data.id,
     retries: parsed.data.retries ?? DEFAULT_RETRIES,
-    concurrency: typeof concurrency === "number" ? { limit: concurrency } : concurrency,
+    ...flow,
     triggers: resolved,
   };
 }
@@ -121,9 +122,91 @@ function cronTrigger(label: string, index: number, trigger: { cron: string; time
 }
 
 function invalid(label: string, error: z.ZodError): StepwiseError {
-  const issue = error.issues[0];
-  const option = issue?.path.join(".") ?? "";
+  const issue = error.issues[0] && meaningfulIssue(error.issues[0]);
+  const option = formatPath(issue?.path ?? []);
+  if (issue?.code === "unrecognized_keys") {
+    const [unknown] = issue.keys;
+    const valid = optionsAt(issue.path);
+    const nearest = unknown === undefined ? undefined : closest(unknown, valid);
+    const hint = nearest ? `; did you mean ${JSON.stringify(nearest)}?` : `; the options are ${valid.map((name) => JSON.stringify(name)).join(", ")}`;
+    return configError(
+      label,
+      `${option ? `${option}: ` : ""}${JSON.stringify(unknown)} is not an option${hint}`,
+      option ? `${option}.${unknown}` : String(unknown),
+    );
+  }
   return configError(label, `${option ? `${option}: ` : ""}${issue?.message ?? "invalid"}`, option);
+}
+
+/**
+ * The issue worth reporting: inside a union (`concurrency` is a number, a rule or a list), the
+ * branch whose type the value has, and there an unknown option first (its did-you-mean is the
+ * likelier fix than the missing field it causes).
+ */
+function meaningfulIssue(issue: z.core.$ZodIssue): z.core.$ZodIssue {
+  if (issue.code !== "invalid_union") return issue;
+  const branch = issue.errors.find((issues) => !(issues.length === 1 && issues[0]?.code === "invalid_type" && issues[0].path.length === 0));
+  const chosen = branch?.find((inner) => inner.code === "unrecognized_keys") ?? branch?.[0];
+  return chosen ? meaningfulIssue({ ...chosen, path: [...issue.path, ...chosen.path] }) : issue;
+}
+
+/** `cancelOn[0].if` from `["cancelOn", 0, "if"]`. */
+function formatPath(path: PropertyKey[]): string {
+  return path.reduce<string>((text, part) => (typeof part === "number" ? `${text}[${part}]` : text ? `${text}.${String(part)}` : String(part)), "");
+}
+
+/** The option names valid in the object at `path` of the config (its nested object schemas). */
+function optionsAt(path: PropertyKey[]): string[] {
+  let schema: z.ZodType = configSchema;
+  for (const part of path) {
+    if (typeof part === "number") continue;
+    const shape = objectShape(schema);
+    const next = shape?.[String(part)];
+    if (!next) return [];
+    schema = next;
+  }
+  return Object.keys(objectShape(schema) ?? {});
+}
+
+/** The shape of the object schema inside `schema` (through optional, array and union), if any. */
+function objectShape(schema: z.ZodType): Record<string, z.ZodType> | undefined {
+  if (schema instanceof z.ZodObject) return schema.shape as Record<string, z.ZodType>;
+  if (schema instanceof z.ZodOptional) return objectShape(schema.unwrap() as z.ZodType);
+  if (schema instanceof z.ZodArray) return objectShape(schema.element as z.ZodType);
+  if (schema instanceof z.ZodUnion) {
+    for (const option of schema.options as z.ZodType[]) {
+      const shape = objectShape(option);
+      if (shape) return shape;
+    }
+  }
+  return undefined;
+}
+
+/** The valid name nearest to `name` (case-insensitive edit distance, at most a third of its length), if any. */
+function closest(name: string, valid: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.ceil(name.length / 3)) + 1;
+  for (const candidate of valid) {
+    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance, one row at a time. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min((previous[j] as number) + 1, (row[j - 1] as number) + 1, (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = row;
+  }
+  return previous[b.length] as number;
 }
 
 function rethrowAs(label: string, check: () => unknown): void {

@@ -1,6 +1,6 @@
+import type { RunToQueue } from "../flow/flow-keys.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { ResolvedEngineOptions } from "../options.js";
-import type { QueueItem } from "../ports/queue.js";
 import type { NewRun, RunRecord, StoredEvent } from "../ports/run-store.js";
 import type { Router } from "../router.js";
 import type { Dispatcher } from "../worker/dispatcher.js";
@@ -13,7 +13,7 @@ export interface IngestOptions {
   dispatcher: Dispatcher;
   /** Matches events the store flagged against the open waits (see `createWaitMatcher`). */
   matchWaits(events: StoredEvent[]): Promise<void>;
-  enqueue(items: QueueItem[]): Promise<void>;
+  enqueue(items: RunToQueue[]): Promise<void>;
   /** Runs work after the answer, counted as in flight (so `idle()` waits for it). */
   background(work: Promise<unknown>): void;
 }
@@ -54,14 +54,14 @@ export function createIngest(dependencies: IngestOptions): (events: StoredEvent[
     // Committed. Nothing below may reject the call.
     for (const [index, event] of events.entries()) lifecycle.emit({ type: "event-received", event, duplicate: result.events[index]?.duplicate ?? false });
     for (const run of result.runs) lifecycle.emit({ type: "run-created", runId: run.id, functionId: run.functionId, eventId: run.eventId });
-    const queued: QueueItem[] = [];
+    const queued: RunToQueue[] = [];
     const eventsById = new Map(events.map((event) => [event.id, event]));
     const routed = new Map(runs.map((run) => [run.id, run]));
     for (const run of result.runs) {
       const event = eventsById.get(run.eventId);
       const newRun = routed.get(run.id);
       if (!reserved.has(run.id) || !event || !newRun) {
-        queued.push({ runId: run.id, functionId: run.functionId, availableAt: now });
+        queued.push({ runId: run.id, functionId: run.functionId, availableAt: now, flow: newRun?.flow ?? null, fresh: true });
         continue;
       }
       reserved.delete(run.id);

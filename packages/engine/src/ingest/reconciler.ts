@@ -1,6 +1,6 @@
+import type { RunToQueue } from "../flow/flow-keys.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { ResolvedEngineOptions } from "../options.js";
-import type { QueueItem } from "../ports/queue.js";
 import type { StoredEvent } from "../ports/run-store.js";
 
 /** Age after which an event not yet matched against open waits is matched by the reconciler (5 s). */
@@ -13,7 +13,7 @@ export interface ReconcilerOptions {
   /** Whether this process can execute runs of the function. */
   runs(functionId: string): boolean;
   matchWaits(events: StoredEvent[]): Promise<void>;
-  enqueue(items: QueueItem[]): Promise<void>;
+  enqueue(items: RunToQueue[]): Promise<void>;
   /** Counts the pass as work in flight (see `engine.idle()`). */
   track<T>(work: Promise<T>): Promise<T>;
 }
@@ -48,9 +48,9 @@ export function createReconciler(dependencies: ReconcilerOptions): Reconciler {
     const known = (run: { functionId: string }) => dependencies.runs(run.functionId);
     const recovered = (await store.recoverLeases({ now })).filter(known);
     const due = (await store.listDueRuns({ until: now + options.reconcileIntervalMs, limit: 1000 })).filter(known);
-    const items = [
-      ...recovered.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: now })),
-      ...due.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: run.wakeAt })),
+    const items: RunToQueue[] = [
+      ...recovered.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: now, flow: run.flow ?? null })),
+      ...due.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: run.wakeAt, flow: run.flow ?? null, fresh: run.fresh === true })),
     ];
     if (items.length > 0) await dependencies.enqueue(items);
   }

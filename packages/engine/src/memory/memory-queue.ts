@@ -1,20 +1,35 @@
 import type { Clock } from "../ports/clock.js";
-import type { InspectableQueue, QueueItem } from "../ports/queue.js";
+import type { DequeueOptions, InspectableQueue, QueueItem } from "../ports/queue.js";
 
 interface Entry {
   item: QueueItem;
   version: number;
 }
 
+/** Default lifetime of a concurrency slot without renewal (ms), as the engine's default lease. */
+const DEFAULT_SLOT_TTL_MS = 30_000;
+
 /**
  * The in-memory `Queue` of the embedded mode: a binary heap ordered by `availableAt`, then
  * priority, then arrival, with timers on the engine's `Clock` for delayed items. Holds one
  * entry per run; a lost queue is rebuilt from the `RunStore` by the reconciler.
+ *
+ * Concurrency slots live here too, as expiring leases per key (one process owns the embedded
+ * queue, so its memory is the one place they can be counted; a crash takes them along with the
+ * runs holding them). An item whose slots are full leaves the heap for the key's waiting list
+ * and comes back when a holder releases its slot or its lease expires: no polling.
  */
 export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
   const { clock } = options;
   const current = new Map<string, Entry>();
   const heap: Entry[] = [];
+  // Per slot key: holder token → lease end; the entries waiting for a slot, in queue order;
+  // and the timer that sweeps expired leases while entries wait.
+  const holders = new Map<string, Map<string, number>>();
+  const blocked = new Map<string, Entry[]>();
+  const blockedRuns = new Map<string, string>();
+  const sweeps = new Map<string, () => void>();
+  let tokens = 0;
   let version = 0;
   let waiters: Array<() => void> = [];
   let cancelTimer: (() => void) | undefined;
@@ -86,13 +101,84 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
     }, at - clock.now());
   }
 
-  async function dequeueMany(signal: AbortSignal, max: number): Promise<QueueItem[]> {
+  /** The key's live holders, expired leases dropped. */
+  function liveHolders(key: string, now: number): Map<string, number> {
+    let held = holders.get(key);
+    if (!held) {
+      held = new Map();
+      holders.set(key, held);
+    }
+    for (const [token, until] of held) if (until <= now) held.delete(token);
+    return held;
+  }
+
+  /** Holds `entry` until a slot of `key` frees; sweeps the key when its earliest lease ends. */
+  function block(key: string, entry: Entry): void {
+    const waiting = blocked.get(key) ?? [];
+    waiting.push(entry);
+    blocked.set(key, waiting);
+    blockedRuns.set(entry.item.runId, key);
+    armSweep(key);
+  }
+
+  function armSweep(key: string): void {
+    if (sweeps.has(key)) return;
+    const held = holders.get(key);
+    if (!held || held.size === 0) return;
+    const earliest = Math.min(...held.values());
+    sweeps.set(
+      key,
+      clock.setTimer(
+        () => {
+          sweeps.delete(key);
+          unblock(key);
+        },
+        Math.max(0, earliest - clock.now()),
+      ),
+    );
+  }
+
+  /** Moves entries waiting on `key` back to the heap, as many as the key has free slots. */
+  function unblock(key: string): void {
+    const waiting = blocked.get(key);
+    if (!waiting || waiting.length === 0) return;
+    const limit = waiting[0]?.item.concurrency?.find((slot) => slot.key === key)?.limit ?? 1;
+    const free = limit - liveHolders(key, clock.now()).size;
+    for (const entry of waiting.splice(0, Math.max(0, free))) {
+      blockedRuns.delete(entry.item.runId);
+      const moved = { item: entry.item, version: entry.version };
+      current.set(entry.item.runId, moved);
+      push(moved);
+    }
+    if (waiting.length === 0) {
+      blocked.delete(key);
+      sweeps.get(key)?.();
+      sweeps.delete(key);
+    } else armSweep(key);
+    if (free > 0) wake();
+  }
+
+  async function dequeueMany(signal: AbortSignal, max: number, dequeueOptions: DequeueOptions = {}): Promise<QueueItem[]> {
+    const ttl = dequeueOptions.slotTtlMs ?? DEFAULT_SLOT_TTL_MS;
     while (!signal.aborted && !closed) {
       const taken: QueueItem[] = [];
-      for (let top = peek(); top && top.item.availableAt <= clock.now() && taken.length < max; top = peek()) {
+      const now = clock.now();
+      for (let top = peek(); top && top.item.availableAt <= now && taken.length < max; top = peek()) {
         pop();
         current.delete(top.item.runId);
-        taken.push(top.item);
+        const slots = top.item.concurrency;
+        if (!slots || slots.length === 0) {
+          taken.push(top.item);
+          continue;
+        }
+        const full = slots.find((slot) => liveHolders(slot.key, now).size >= slot.limit);
+        if (full) {
+          block(full.key, top);
+          continue;
+        }
+        const token = `${top.item.runId}:${++tokens}`;
+        for (const slot of slots) liveHolders(slot.key, now).set(token, now + ttl);
+        taken.push({ ...top.item, slotToken: token });
       }
       if (taken.length > 0) return taken;
       const top = peek();
@@ -112,9 +198,13 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
   return {
     async enqueue(items) {
       for (const item of items) {
+        // Queued already, waiting for a slot: it comes back when one frees.
+        if (blockedRuns.has(item.runId)) continue;
         const existing = current.get(item.runId);
         if (existing && existing.item.availableAt <= item.availableAt) continue;
-        const entry = { item: { ...item }, version: version++ };
+        // A token belongs to one dequeue: an item given back is queued without it.
+        const { slotToken: _token, ...queued } = item;
+        const entry = { item: queued, version: version++ };
         current.set(item.runId, entry);
         push(entry);
       }
@@ -127,8 +217,32 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
 
     dequeueMany,
 
+    async releaseSlots(items) {
+      for (const item of items) {
+        if (item.slotToken === undefined) continue;
+        for (const slot of item.concurrency ?? []) {
+          holders.get(slot.key)?.delete(item.slotToken);
+          unblock(slot.key);
+        }
+      }
+    },
+
+    async renewSlots(items, until) {
+      for (const item of items) {
+        if (item.slotToken === undefined) continue;
+        for (const slot of item.concurrency ?? []) {
+          const held = holders.get(slot.key);
+          if (held?.has(item.slotToken)) held.set(item.slotToken, until);
+        }
+      }
+    },
+
+    async slotsHeld(key) {
+      return liveHolders(key, clock.now()).size;
+    },
+
     async size() {
-      return current.size;
+      return current.size + blockedRuns.size;
     },
 
     async nextAvailableAt() {
@@ -138,6 +252,8 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
     async close() {
       closed = true;
       cancelTimer?.();
+      for (const cancel of sweeps.values()) cancel();
+      sweeps.clear();
       wake();
     },
   };

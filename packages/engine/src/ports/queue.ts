@@ -1,3 +1,11 @@
+/** A concurrency slot a run must hold while a pass executes: at most `limit` holders per `key`. */
+export interface ConcurrencySlot {
+  /** Which slots: runs with the same key share them (e.g. `<function id>#0:user-1`). */
+  key: string;
+  /** Most holders at once. */
+  limit: number;
+}
+
 /** A run waiting to be worked on. */
 export interface QueueItem {
   runId: string;
@@ -6,6 +14,25 @@ export interface QueueItem {
   availableAt: number;
   /** Higher runs first among available items. (Default: 0) */
   priority?: number;
+  /**
+   * Slots the run needs (its function's concurrency rules, at most 2): the queue hands the
+   * item out only with a slot of every key taken for it, and holds it, without polling, until
+   * slots free. (Default: none)
+   */
+  concurrency?: ConcurrencySlot[];
+  /**
+   * Set by `dequeue` on an item with `concurrency`: the holder of the slots taken for it. The
+   * worker renews them while its pass executes ({@link Queue.renewSlots}) and gives them back
+   * when it ends ({@link Queue.releaseSlots}); slots not renewed expire, so a crashed worker
+   * never keeps one.
+   */
+  slotToken?: string;
+}
+
+/** Options of {@link Queue.dequeueMany}. */
+export interface DequeueOptions {
+  /** How long the slots taken for dequeued items last without renewal, in ms. (Default: 30000) */
+  slotTtlMs?: number;
 }
 
 /**
@@ -26,8 +53,18 @@ export interface Queue {
    * `[]` once `signal` aborts. A worker with many free slots takes a burst in one round trip,
    * and the claims of the burst reach the store together.
    */
-  dequeueMany(signal: AbortSignal, max: number): Promise<QueueItem[]>;
-  /** Items held, available or not. */
+  dequeueMany(signal: AbortSignal, max: number, options?: DequeueOptions): Promise<QueueItem[]>;
+  /**
+   * Gives back the slots of dequeued items (their pass ended, or they were not run): runs held
+   * for those slots become available, as many as there are free slots. Items without a
+   * `slotToken` are ignored.
+   */
+  releaseSlots(items: QueueItem[]): Promise<void>;
+  /** Extends the slots of dequeued items until `until` (epoch ms); a slot already expired stays lost. */
+  renewSlots(items: QueueItem[], until: number): Promise<void>;
+  /** Slots of `key` held now, not counting expired ones (for tests, metrics and the dashboard). */
+  slotsHeld(key: string): Promise<number>;
+  /** Items held, available, delayed or waiting for a slot. */
   size(): Promise<number>;
   close(): Promise<void>;
 }

@@ -6,6 +6,20 @@ export interface StoredEvent extends StepwiseEvent {
   key?: string;
 }
 
+/**
+ * What flow control needs of a run, evaluated once from its event when the run is created and
+ * stored with it (absent for functions without such controls): every process that queues the
+ * run again reads it here rather than evaluating the function's expressions.
+ */
+export interface RunFlow {
+  /** The value of each concurrency rule's `key`, in rule order (`""` for a rule without one). */
+  concurrency?: string[];
+  /** The value of `throttle.key` (`""` without one). */
+  throttle?: string;
+  /** Seconds `priority.run` moves the run's start ahead (negative: behind). */
+  priority?: number;
+}
+
 /** A run as stored. Times are epoch milliseconds. */
 export interface RunRecord {
   id: string;
@@ -26,6 +40,8 @@ export interface RunRecord {
   parentStepKey?: string;
   /** The run this one repeats (a rerun, or a replay of its event). */
   rerunOf?: string;
+  /** Flow-control keys (see {@link RunFlow}); absent when its function has none. */
+  flow?: RunFlow;
   createdAt: number;
   startedAt?: number;
   endedAt?: number;
@@ -44,13 +60,23 @@ export interface NewRun {
    * now): eager start, which saves the claim's round trip. (Default: queued)
    */
   lease?: { workerId: string; expiresAt: number };
+  /** Flow-control keys to store with the run (see {@link RunFlow}). (Default: none) */
+  flow?: RunFlow;
+  /**
+   * The run's `idempotency` key: the run is created only when no run of its function holds the
+   * key within the last 24 h (`IDEMPOTENCY_WINDOW_MS`); otherwise it is left out. (Default: none)
+   */
+  idempotencyKey?: string;
 }
 
 /** Events and the runs they start, stored in one transaction. */
 export interface IngestInput {
   /** Events with ids assigned; `key` deduplicates against events stored in the last 24 h. */
   events: StoredEvent[];
-  /** Runs to create for those events; runs of an event found to be a duplicate are not created. */
+  /**
+   * Runs to create for those events; runs of an event found to be a duplicate are not created,
+   * nor runs whose idempotency key a run of their function holds.
+   */
   runs: NewRun[];
   now: number;
 }
@@ -209,7 +235,7 @@ export interface RunStore {
    * on. Answers the runs created.
    */
   createRuns(input: {
-    runs: Array<{ id: string; functionId: string; eventId: string; rerunOf?: string; reuseStepsBefore?: string }>;
+    runs: Array<{ id: string; functionId: string; eventId: string; rerunOf?: string; reuseStepsBefore?: string; flow?: RunFlow }>;
     now: number;
   }): Promise<IngestResult["runs"]>;
 
@@ -232,11 +258,14 @@ export interface RunStore {
    */
   listUnmatchedEvents(input: { before: number; limit: number }): Promise<StoredEvent[]>;
 
-  /** Runs runnable by `until` (queued, sleeping or waiting with `wakeAt <= until`), oldest first. */
-  listDueRuns(input: { until: number; limit: number }): Promise<Array<{ id: string; functionId: string; wakeAt: number }>>;
+  /**
+   * Runs runnable by `until` (queued, sleeping or waiting with `wakeAt <= until`), oldest first,
+   * with their flow keys and `fresh` when the run never started.
+   */
+  listDueRuns(input: { until: number; limit: number }): Promise<Array<{ id: string; functionId: string; wakeAt: number; flow?: RunFlow; fresh?: boolean }>>;
 
   /** Makes runs whose lease expired before `now` (or, with `all`, every running run) runnable again. */
-  recoverLeases(input: { now: number; all?: boolean }): Promise<Array<{ id: string; functionId: string }>>;
+  recoverLeases(input: { now: number; all?: boolean }): Promise<Array<{ id: string; functionId: string; flow?: RunFlow }>>;
 
   /**
    * Records a cron tick and, when it is new, its event and run, in one transaction. Answers the

@@ -1,7 +1,6 @@
 import type { AnyStepwiseFunction } from "@stepwise/core";
 import type { QueueItem } from "../ports/queue.js";
 import type { ClaimedRun } from "../ports/run-store.js";
-import { FunctionSlots } from "./function-slots.js";
 import type { ProcessContext } from "./process-run.js";
 import { processRun } from "./process-run.js";
 
@@ -22,8 +21,9 @@ export interface Dispatcher {
   stop(graceMs: number): Promise<{ released: number }>;
   /**
    * Launches passes for due `items` at once while slots are free (eager start), and answers
-   * the items it did not take, for the queue: no free slot, a function at its concurrency
-   * limit or unknown here, a run whose pass is still running, or the dispatcher not running.
+   * the items it did not take, for the queue: no free slot, a function with concurrency
+   * limits (their slots are counted in the queue) or unknown here, a run whose pass is still
+   * running, or the dispatcher not running.
    */
   offer(items: QueueItem[]): QueueItem[];
   /**
@@ -47,10 +47,10 @@ export interface Dispatcher {
   readonly activeCount: number;
   /**
    * Work this process holds: passes, reserved slots, and runs taken from the queue that wait
-   * here for a slot. Zero means nothing here will start or end a run without new input.
+   * here for a worker slot. Zero means nothing here will start or end a run without new input.
    */
   readonly pendingCount: number;
-  /** Runs taken from the queue that wait here for a slot (at most {@link Dispatcher.maxHeld}). */
+  /** Runs taken from the queue that wait here for a worker slot (at most {@link Dispatcher.maxHeld}). */
   readonly heldCount: number;
   /** Most runs held here that cannot run yet: the worker's `concurrency`. */
   readonly maxHeld: number;
@@ -66,9 +66,10 @@ interface ActivePass {
 }
 
 /**
- * Creates the dispatcher. `concurrency` bounds passes in this process; a function's
- * `concurrency.limit` bounds its passes (a run holds a slot only while a pass executes, never
- * while it sleeps or waits).
+ * Creates the dispatcher. `concurrency` bounds passes in this process. A function's own
+ * concurrency rules are enforced by the queue across every worker: it hands a run out only
+ * with its slots taken (a run holds them only while a pass executes, never while it sleeps
+ * or waits); the dispatcher renews them with the pass and gives them back when it ends.
  */
 export function createDispatcher(context: ProcessContext, functions: ReadonlyMap<string, AnyStepwiseFunction>): Dispatcher {
   const { options, lifecycle } = context;
@@ -76,8 +77,9 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
   const passes = new Map<string, ActivePass>();
   // Runs being created already claimed by this worker (eager start), by id: they hold a slot.
   const reserved = new Map<string, string>();
-  // A worker holds at most as many runs it cannot run yet as it can run at once.
-  const slots = new FunctionSlots((functionId) => functions.get(functionId)?.config.concurrency?.limit, options.concurrency);
+  // Items holding concurrency slots taken by the queue, by run id: renewed until their pass ends.
+  const holding = new Map<string, QueueItem>();
+  let cancelRenewal: (() => void) | undefined;
   // Items taken from the queue while eager starts filled the slots meanwhile: first in line.
   // Never more than one burst, itself at most `concurrency` items.
   const overflow: QueueItem[] = [];
@@ -98,18 +100,46 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
   /** Slots in use: passes and reservations. */
   const busy = () => passes.size + reserved.size;
 
+  /** Whether runs of the function need concurrency slots, which only the queue hands out. */
+  const limited = (functionId: string) => (functions.get(functionId)?.config.concurrency.length ?? 0) > 0;
+
   /**
    * Whether a run can start here now without waiting (eager start): a free slot, no pass or
-   * reservation of it yet, its function known here and below its concurrency limit.
+   * reservation of it yet, its function known here and without concurrency rules.
    */
   function startsHere(runId: string, functionId: string): boolean {
     return (
-      busy() < options.concurrency &&
-      !passes.has(runId) &&
-      !reserved.has(runId) &&
-      context.resolveFunction(functionId) !== undefined &&
-      slots.hasRoom(functionId)
+      busy() < options.concurrency && !passes.has(runId) && !reserved.has(runId) && context.resolveFunction(functionId) !== undefined && !limited(functionId)
     );
+  }
+
+  /** Gives back the concurrency slots an item holds (once its pass is over, or it is not run). */
+  function releaseSlots(items: QueueItem[]): void {
+    const held = items.filter((item) => item.slotToken !== undefined);
+    if (held.length === 0) return;
+    for (const item of held) if (holding.get(item.runId) === item) holding.delete(item.runId);
+    if (holding.size === 0) {
+      cancelRenewal?.();
+      cancelRenewal = undefined;
+    }
+    // A failure costs only time: a slot not given back expires with its lease.
+    queue.releaseSlots(held).catch((error: unknown) => lifecycle.emit({ type: "engine-error", error, context: "giving concurrency slots back" }));
+  }
+
+  /**
+   * Renews the slots of running passes every third of a lease, in one call, while any are held
+   * (an idle worker keeps no timer: a fake clock's long advance would fire it thousands of times).
+   */
+  function armRenewal(): void {
+    if (cancelRenewal) return;
+    cancelRenewal = clock.setTimer(() => {
+      cancelRenewal = undefined;
+      if (holding.size === 0) return;
+      queue
+        .renewSlots([...holding.values()], clock.now() + options.leaseMs)
+        .catch((error: unknown) => lifecycle.emit({ type: "engine-error", error, context: "renewing concurrency slots" }));
+      armRenewal();
+    }, options.leaseMs / 3);
   }
 
   /** Starts a pass in a slot already taken for it. */
@@ -117,13 +147,17 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
     // Two items for one run (a re-enqueue while its pass runs) need one pass: the claim of the
     // second would fail anyway.
     if (passes.has(item.runId)) {
-      passEnded(item.functionId);
+      releaseSlots([item]);
+      passEnded();
       return;
+    }
+    if (item.slotToken !== undefined) {
+      holding.set(item.runId, item);
+      armRenewal();
     }
     // In the map before the pass starts: a run created claimed reports its epoch at once.
     const entry: ActivePass = { pass: Promise.resolve(), leaseEpoch: claimed?.run.leaseEpoch, abort: new AbortController() };
     passes.set(item.runId, entry);
-    const started = performance.now();
     entry.pass = processRun(passContext, { runId: item.runId, claimed, abort: entry.abort })
       .catch((error: unknown) => {
         lifecycle.emit({ type: "engine-error", error, context: `processing run ${item.runId}` });
@@ -131,38 +165,19 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       })
       .finally(() => {
         passes.delete(item.runId);
-        slots.recordPass(item.functionId, performance.now() - started);
-        passEnded(item.functionId);
+        releaseSlots([item]);
+        passEnded();
       });
   }
 
-  /**
-   * A slot of the function freed: the next run parked for it starts (not once stopping: held
-   * runs go back to the queue), and the loop may dequeue.
-   */
-  function passEnded(functionId: string): void {
-    const next = slots.release(functionId, running);
-    if (next) launch(next);
+  /** A worker slot freed: the loop may dequeue. */
+  function passEnded(): void {
     freeSlot?.();
-  }
-
-  /** Starts `item` if its function has room, else holds it here or defers it; false when deferred. */
-  function startOrHold(item: QueueItem): boolean {
-    if (slots.take(item.functionId)) {
-      launch(item);
-      return true;
-    }
-    return slots.park(item);
   }
 
   async function dispatch(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
-      const deferred: QueueItem[] = [];
-      while (overflow.length > 0 && busy() < options.concurrency) {
-        const item = overflow.shift() as QueueItem;
-        if (!startOrHold(item)) deferred.push(item);
-      }
-      if (deferred.length > 0) await giveBack(deferred);
+      while (overflow.length > 0 && busy() < options.concurrency) launch(overflow.shift() as QueueItem);
       if (busy() >= options.concurrency) {
         await new Promise<void>((resolve) => {
           freeSlot = resolve;
@@ -176,7 +191,7 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       let items: QueueItem[];
       try {
         // As many as there are free slots, in one round trip: their claims reach the store together.
-        items = await queue.dequeueMany(signal, options.concurrency - busy());
+        items = await queue.dequeueMany(signal, options.concurrency - busy(), { slotTtlMs: options.leaseMs });
         if (items.length === 0) return;
       } catch (error) {
         // The queue is unreachable for now: keep the loop alive and try again; what was lost
@@ -185,32 +200,31 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
         await new Promise((resolve) => setTimeout(resolve, DISPATCH_RETRY_MS));
         continue;
       }
-      const foreign: QueueItem[] = [];
+      const now = clock.now();
+      const back: QueueItem[] = [];
       for (const item of items) {
         // A wake-up queued by an older version, which left the function id out: the run is due
         // in the store, where the reconciler finds it and queues it with its function id.
         if (item.functionId === "") continue;
-        if (!context.resolveFunction(item.functionId)) foreign.push(item);
-        else if (busy() >= options.concurrency) overflow.push(item);
-        else if (!startOrHold(item)) deferred.push(item);
+        if (!context.resolveFunction(item.functionId)) {
+          // A run of a function this process does not have (another app shares the queue):
+          // briefly out of this worker's way, for a worker that has it.
+          releaseSlots([item]);
+          back.push({ ...item, availableAt: now + FOREIGN_RUN_DELAY_MS, concurrency: undefined, slotToken: undefined });
+        } else if (limited(item.functionId) && item.slotToken === undefined) {
+          // Queued by a process that does not have the function, so without its slots: queued
+          // again with them (the engine's queueing reads the run's keys from the store).
+          back.push({ ...item, concurrency: undefined });
+        } else if (busy() >= options.concurrency) overflow.push(item);
+        else launch(item);
       }
-      // Runs of functions this process does not have (another app shares the queue): leave
-      // them, briefly out of this worker's way, for a worker that has them.
-      const now = clock.now();
-      const back = [...foreign.map((item) => ({ ...item, availableAt: now + FOREIGN_RUN_DELAY_MS })), ...deferred];
-      if (back.length > 0) await giveBack(back, deferred.length > 0);
+      if (back.length > 0) await giveBack(back);
     }
   }
 
-  /**
-   * Back to the queue: foreign runs as they are, and runs beyond the parking bound at a time
-   * their function can plausibly take them (`spaced`). A failure is reported; the reconciler
-   * re-enqueues the runs from the store.
-   */
-  async function giveBack(items: QueueItem[], spaced = true): Promise<void> {
-    const now = clock.now();
-    const timed = items.map((item) => (spaced && item.availableAt <= now ? { ...item, availableAt: slots.deferUntil(item.functionId, now) } : item));
-    await context.enqueue(timed).catch((error: unknown) => lifecycle.emit({ type: "engine-error", error, context: "giving runs back to the queue" }));
+  /** Back to the queue. A failure is reported; the reconciler re-enqueues the runs from the store. */
+  async function giveBack(items: QueueItem[]): Promise<void> {
+    await context.enqueue(items).catch((error: unknown) => lifecycle.emit({ type: "engine-error", error, context: "giving runs back to the queue" }));
   }
 
   return {
@@ -219,11 +233,11 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
     },
 
     get pendingCount() {
-      return passes.size + reserved.size + slots.parkedCount + overflow.length;
+      return passes.size + reserved.size + overflow.length;
     },
 
     get heldCount() {
-      return slots.parkedCount + overflow.length;
+      return overflow.length;
     },
 
     maxHeld: options.concurrency,
@@ -239,7 +253,7 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       const taken = new Set<string>();
       if (!running) return taken;
       for (const run of runs) {
-        if (!startsHere(run.runId, run.functionId) || !slots.take(run.functionId)) continue;
+        if (!startsHere(run.runId, run.functionId)) continue;
         reserved.set(run.runId, run.functionId);
         taken.add(run.runId);
       }
@@ -256,7 +270,7 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
         return;
       }
       // Stopped while the run was being created: hand it on to the other workers.
-      passEnded(functionId);
+      passEnded();
       void store
         .releaseRun({ runId, leaseEpoch, wakeAt: clock.now() })
         .then((released) => (released ? context.enqueue([{ runId, functionId, availableAt: clock.now() }]) : undefined))
@@ -267,14 +281,14 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       const functionId = reserved.get(runId);
       if (functionId === undefined) return;
       reserved.delete(runId);
-      passEnded(functionId);
+      passEnded();
     },
 
     offer(items) {
       if (!running) return items;
       const left: QueueItem[] = [];
       for (const item of items) {
-        if (startsHere(item.runId, item.functionId) && slots.take(item.functionId)) launch(item);
+        if (startsHere(item.runId, item.functionId)) launch(item);
         else left.push(item);
       }
       return left;
@@ -292,9 +306,12 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       freeSlot?.();
       await loop;
       // Taken from the queue but never started: back to the queue, for the other workers.
-      const held = [...slots.drain(), ...overflow.splice(0)];
+      const held = overflow.splice(0);
       if (held.length > 0) {
-        await context.enqueue(held).catch((error: unknown) => lifecycle.emit({ type: "engine-error", error, context: "giving held runs back to the queue" }));
+        releaseSlots(held);
+        await context
+          .enqueue(held.map((item) => ({ ...item, slotToken: undefined })))
+          .catch((error: unknown) => lifecycle.emit({ type: "engine-error", error, context: "giving held runs back to the queue" }));
       }
       const inFlight = [...passes.values()].map((entry) => entry.pass);
       let timer: NodeJS.Timeout | undefined;
@@ -302,6 +319,8 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       const grace = Number.isFinite(graceMs) && graceMs < 2 ** 31 ? new Promise((resolve) => (timer = setTimeout(resolve, graceMs))) : new Promise(() => {});
       await Promise.race([Promise.allSettled(inFlight), grace]);
       clearTimeout(timer);
+      cancelRenewal?.();
+      cancelRenewal = undefined;
       let released = 0;
       for (const [runId, entry] of passes) {
         // Their step bodies stop (if they heed their signal) and nothing of them is committed.

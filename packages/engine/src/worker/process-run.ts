@@ -11,6 +11,7 @@ import {
   type StepwiseEvent,
 } from "@stepwise/core";
 import { backoffDelay, type ExecutionResult, executeFunction, LeaseLostError, type StepRecord, type SuspendOp } from "@stepwise/core/internal";
+import type { RunToQueue } from "../flow/flow-keys.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { ResolvedEngineOptions } from "../options.js";
 import type { ClaimedRun, IngestInput, RunRecord, StoredEvent, SuspendedStep, SuspendInput } from "../ports/run-store.js";
@@ -33,7 +34,7 @@ export interface ProcessContext {
   /** Stores events from `step.sendEvent` and routes them. */
   sendEvents(events: Array<{ name: string; data?: Record<string, unknown>; id?: string; ts?: number }>): Promise<{ ids: string[] }>;
   /** Enqueues runs made runnable now or later. */
-  enqueue(items: Array<{ runId: string; functionId: string; availableAt: number }>): Promise<void>;
+  enqueue(items: RunToQueue[]): Promise<void>;
   /** Tells waiters a run has ended. */
   runEnded(run: RunInfo): void;
   /** Called once a pass holds the run's lease, with the epoch its writes carry. */
@@ -164,7 +165,7 @@ async function settle(context: ProcessContext, claimed: ClaimedRun, target: Runn
         const wakeAt = now + (result.retryAfterMs ?? backoffDelay(run.attempt));
         if (await store.retryRun({ runId: run.id, leaseEpoch: run.leaseEpoch, error: result.error, wakeAt, now })) {
           context.lifecycle.emit({ type: "run-retrying", ...base, attempt: run.attempt + 1, error: result.error, wakeAt });
-          await context.enqueue([{ runId: run.id, functionId: run.functionId, availableAt: wakeAt }]);
+          await context.enqueue([{ runId: run.id, functionId: run.functionId, availableAt: wakeAt, flow: run.flow ?? null }]);
         }
         return;
       }
@@ -243,7 +244,14 @@ async function suspend(context: ProcessContext, claimed: ClaimedRun, ops: Suspen
     } else if (op.kind === "invoke") {
       const child: StoredEvent = { id: newEventId(), key: `invoke-${run.id}-${op.key}`, name: INVOKE_EVENT_NAME, data: op.data, ts: now };
       input.invokes.events.push(child);
-      input.invokes.runs.push({ id: newRunId(), functionId: op.functionId, eventId: child.id, parentRunId: run.id, parentStepKey: op.key });
+      input.invokes.runs.push({
+        id: newRunId(),
+        functionId: op.functionId,
+        eventId: child.id,
+        parentRunId: run.id,
+        parentStepKey: op.key,
+        ...context.router.runFields(op.functionId, child),
+      });
     }
   }
   const result = await store.suspendRun(input);
@@ -252,8 +260,15 @@ async function suspend(context: ProcessContext, claimed: ClaimedRun, ops: Suspen
     return;
   }
   context.lifecycle.emit({ type: "run-suspended", runId: run.id, functionId: run.functionId, reasons, wakeAt: result.wakeAt });
-  const wake = result.childRuns.map((child) => ({ runId: child.id, functionId: child.functionId, availableAt: now }));
-  if (result.wakeAt !== undefined) wake.push({ runId: run.id, functionId: run.functionId, availableAt: result.wakeAt });
+  const routed = new Map(input.invokes.runs.map((child) => [child.id, child]));
+  const wake: RunToQueue[] = result.childRuns.map((child) => ({
+    runId: child.id,
+    functionId: child.functionId,
+    availableAt: now,
+    flow: routed.get(child.id)?.flow ?? null,
+    fresh: true,
+  }));
+  if (result.wakeAt !== undefined) wake.push({ runId: run.id, functionId: run.functionId, availableAt: result.wakeAt, flow: run.flow ?? null });
   if (wake.length > 0) await context.enqueue(wake);
 }
 

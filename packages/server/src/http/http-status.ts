@@ -13,6 +13,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, ContentfulStatusCode>> = {
   [ErrorCode.EventNotFound]: 404,
   [ErrorCode.StepNotFound]: 404,
   [ErrorCode.RunAlreadyEnded]: 409,
+  [ErrorCode.DuplicateRun]: 409,
   [ErrorCode.NotFound]: 404,
   [ErrorCode.Unauthorized]: 401,
   [ErrorCode.Forbidden]: 403,

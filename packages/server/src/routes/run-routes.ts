@@ -1,4 +1,4 @@
-import { ErrorCode } from "@stepwise/core";
+import { type AnyStepwiseFunction, ErrorCode } from "@stepwise/core";
 import type { KeyScope } from "@stepwise/engine";
 import type { Hono, MiddlewareHandler } from "hono";
 import { invokeBodySchema, listRunsQuery, waitQuery } from "../api/request-schemas.js";
@@ -62,15 +62,18 @@ export function runRoutes(app: Hono<ServerEnv>, options: ResolvedServerOptions, 
   });
 }
 
-function describeFunction(fn: {
-  id: string;
-  appId: string;
-  qualifiedId: string;
-  config: { name: string; triggers: unknown[]; retries: number; concurrency?: unknown };
-}) {
-  const { name, triggers, retries, concurrency } = fn.config;
-  return { id: fn.id, appId: fn.appId, qualifiedId: fn.qualifiedId, name, triggers, retries, ...(concurrency !== undefined && { concurrency }) };
+/** A function as the API lists it: ids, triggers, retries, and the flow controls it has (`flow`, absent when none). */
+function describeFunction(fn: AnyStepwiseFunction) {
+  const { name, triggers, retries, concurrency, cancelOn, ...rest } = fn.config;
+  const flow: Record<string, unknown> = {};
+  if (concurrency.length > 0) flow["concurrency"] = concurrency;
+  if (cancelOn.length > 0) flow["cancelOn"] = cancelOn;
+  for (const option of FLOW_OPTIONS) if (rest[option] !== undefined) flow[option] = rest[option];
+  return { id: fn.id, appId: fn.appId, qualifiedId: fn.qualifiedId, name, triggers, retries, ...(Object.keys(flow).length > 0 && { flow }) };
 }
+
+/** The flow-control options of a resolved config besides `concurrency` and `cancelOn` (lists, shown when not empty). */
+const FLOW_OPTIONS = ["throttle", "rateLimit", "debounce", "priority", "batchEvents", "idempotency", "singleton", "timeouts"] as const;
 
 /** The runs cursor as the store takes it. */
 function before(cursor: string | undefined): { createdAt: number; id: string } | undefined {

@@ -1,43 +1,11 @@
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
-import { createPostgresStore } from "@stepwise/postgres";
-import { createTestPostgres } from "@stepwise/postgres/testing";
-import { createRedisBus, createRedisQueue } from "@stepwise/redis";
-import { createTestRedis } from "@stepwise/redis/testing";
-import { createTestEngine, FakeClock, type TestEngine, type TestEngineOptions } from "@stepwise/testing";
+import { BACKENDS, type Backend, createBackendEngine, type TestEngine, type TestEngineOptions } from "@stepwise/testing";
 import type { Hono } from "hono";
 import { afterAll, beforeAll } from "vitest";
 import { createServer } from "../../src/index.js";
 
-/** The two deployments every server test runs on: embedded (PGlite + memory) and production (Postgres + Redis). */
-export const BACKENDS = ["pglite + memory", "postgres + redis"] as const;
-export type Backend = (typeof BACKENDS)[number];
-
-/**
- * A started test engine on `backend`: a fresh PGlite database with a memory queue, or a fresh
- * Postgres database (cloned from the migrated template) with a Redis queue and bus under a
- * fresh prefix. `close()` drops what it made.
- */
-export async function createBackendEngine(backend: Backend, options: TestEngineOptions = {}): Promise<TestEngine> {
-  if (backend === "pglite + memory") return createTestEngine(options);
-  const clock = options.clock ?? new FakeClock();
-  const database = await createTestPostgres();
-  const redis = await createTestRedis();
-  const queue = createRedisQueue({ redis: redis.redis, clock, prefix: redis.prefix, pollIntervalMs: 200 });
-  const bus = createRedisBus({ redis: redis.redis, prefix: redis.prefix });
-  return createTestEngine({
-    ...options,
-    clock,
-    store: createPostgresStore({ pool: database.pool }),
-    queue,
-    bus,
-    async onClose() {
-      await bus.close();
-      await redis.close();
-      await database.close();
-    },
-  });
-}
+export { BACKENDS, type Backend, createBackendEngine };
 
 /**
  * For a describe block: an engine on `backend` running `clients()`, served over real HTTP in

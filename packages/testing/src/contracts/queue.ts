@@ -1,4 +1,4 @@
-import type { Clock, Queue } from "@stepwise/engine";
+import type { Clock, Queue, QueueItem } from "@stepwise/engine";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FakeClock } from "../fake-clock.js";
 
@@ -6,8 +6,9 @@ import { FakeClock } from "../fake-clock.js";
 export type QueueFactory = (clock: Clock) => Promise<{ queue: Queue; close(): Promise<void> }>;
 
 /**
- * The contract every `Queue` adapter passes (in-memory now, Redis later): ordering by time then
- * priority, one item per run, delays on the engine's clock, abortable waits.
+ * The contract every `Queue` adapter passes (in memory and on Redis): ordering by time then
+ * priority, one item per run, delays on the engine's clock, abortable waits, and concurrency
+ * slots as expiring leases that gate what is handed out.
  */
 export function queueContract(name: string, makeQueue: QueueFactory): void {
   describe(`Queue contract: ${name}`, () => {
@@ -70,6 +71,70 @@ export function queueContract(name: string, makeQueue: QueueFactory): void {
       const aborted = queue.dequeueMany(abort.signal, 10);
       abort.abort();
       expect(await aborted).toEqual([]);
+    });
+
+    const limited = (runId: string, ...slots: Array<[string, number]>) => ({ ...item(runId), concurrency: slots.map(([key, limit]) => ({ key, limit })) });
+    const ids = (items: QueueItem[]) => items.map((taken) => taken.runId);
+
+    it("hands out an item with concurrency only with its slots taken, and holds the rest until one is released", async () => {
+      await queue.enqueue(["a", "b", "c", "d"].map((runId) => limited(runId, ["k", 2])));
+      const first = await queue.dequeueMany(abort.signal, 10, { slotTtlMs: 60_000 });
+      expect(ids(first)).toEqual(["a", "b"]);
+      expect(first.every((taken) => typeof taken.slotToken === "string" && taken.slotToken !== "")).toBe(true);
+      expect(await queue.slotsHeld("k")).toBe(2);
+      // The other two wait in the queue, counted, not handed out.
+      expect(await queue.size()).toBe(2);
+      const waiting = queue.dequeueMany(abort.signal, 10, { slotTtlMs: 60_000 });
+      await queue.releaseSlots([first[0] as QueueItem]);
+      const next = await waiting;
+      expect(ids(next)).toEqual(["c"]);
+      expect(await queue.slotsHeld("k")).toBe(2);
+      await queue.releaseSlots([...first, ...next]);
+      expect(ids(await queue.dequeueMany(abort.signal, 10))).toEqual(["d"]);
+      expect(await queue.size()).toBe(0);
+    });
+
+    it("keeps keys apart, and needs a slot of every key an item names", async () => {
+      await queue.enqueue([limited("u1-a", ["user:1", 1]), limited("u1-b", ["user:1", 1]), limited("u2-a", ["user:2", 1])]);
+      const taken = await queue.dequeueMany(abort.signal, 10);
+      expect(ids(taken).sort()).toEqual(["u1-a", "u2-a"]);
+      await queue.enqueue([limited("both", ["user:2", 1], ["total", 5])]);
+      await queue.releaseSlots(taken.filter((entry) => entry.runId === "u1-a"));
+      // user:2 is still held by u2-a, so "both" waits even though "total" has room.
+      expect(ids(await queue.dequeueMany(abort.signal, 10))).toEqual(["u1-b"]);
+      await queue.releaseSlots(taken.filter((entry) => entry.runId === "u2-a"));
+      const both = await queue.dequeueMany(abort.signal, 10);
+      expect(ids(both)).toEqual(["both"]);
+      expect(await queue.slotsHeld("total")).toBe(1);
+      expect(await queue.slotsHeld("user:2")).toBe(1);
+    });
+
+    it("frees a slot whose lease expired (a crashed worker), and keeps one that was renewed", async () => {
+      await queue.enqueue([limited("crashed", ["k", 1]), limited("kept", ["j", 1]), limited("after-crash", ["k", 1]), limited("after-kept", ["j", 1])]);
+      const taken = await queue.dequeueMany(abort.signal, 10, { slotTtlMs: 1000 });
+      expect(ids(taken).sort()).toEqual(["crashed", "kept"]);
+      await queue.renewSlots(
+        taken.filter((entry) => entry.runId === "kept"),
+        clock.now() + 5000,
+      );
+      const waiting = queue.dequeueMany(abort.signal, 10, { slotTtlMs: 1000 });
+      await clock.advance(1000);
+      expect(ids(await waiting)).toEqual(["after-crash"]);
+      expect(await queue.slotsHeld("k")).toBe(1);
+      expect(await queue.slotsHeld("j")).toBe(1);
+      await clock.advance(4000);
+      expect(ids(await queue.dequeueMany(abort.signal, 10, { slotTtlMs: 1000 }))).toEqual(["after-kept"]);
+    });
+
+    it("keeps one item for a run waiting for a slot when it is enqueued again", async () => {
+      await queue.enqueue([limited("holder", ["k", 1]), limited("waiter", ["k", 1])]);
+      const [holder] = await queue.dequeueMany(abort.signal, 10);
+      expect(await queue.size()).toBe(1);
+      await queue.enqueue([limited("waiter", ["k", 1])]);
+      expect(await queue.size()).toBe(1);
+      await queue.releaseSlots([holder as QueueItem]);
+      expect(ids(await queue.dequeueMany(abort.signal, 10))).toEqual(["waiter"]);
+      expect(await queue.size()).toBe(0);
     });
 
     it("wakes a waiting dequeue when an item arrives, and resolves null on abort", async () => {

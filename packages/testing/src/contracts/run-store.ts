@@ -20,7 +20,7 @@ export type { RunStoreFixture } from "./run-store-kit.js";
 export function runStoreContract(name: string, makeStore: () => Promise<RunStoreFixture>): void {
   describe(`RunStore contract: ${name}`, () => {
     const kit = runStoreKit(makeStore);
-    const { event, startRun, claim, done, runsFor, sleep, suspension, invoke } = kit;
+    const { event, newId, startRun, claim, done, runsFor, sleep, suspension, invoke } = kit;
     // The store of the test running now (a fresh one each test).
     let store: RunStore;
     beforeEach(() => {
@@ -430,6 +430,29 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
       expect((await claim(long.runId, T0 + 1002, "worker-b")).run.leaseEpoch).toBe(2);
     });
 
+    it("stores a run's flow keys and answers them wherever the run is queued again", async () => {
+      const flow = { concurrency: ["user-1", ""], priority: 30 };
+      const trigger = event();
+      const [run] = runsFor([trigger]);
+      const plain = { id: newId("run"), functionId: "fn", eventId: trigger.id };
+      await store.ingest({ events: [trigger], runs: [{ ...(run as NewRun), flow }, plain], now: T0 });
+      expect((await store.getRun((run as NewRun).id))?.flow).toEqual(flow);
+      expect((await store.getRun(plain.id))?.flow).toBeUndefined();
+      const due = await store.listDueRuns({ until: T0, limit: 10 });
+      expect(due.find((entry) => entry.id === (run as NewRun).id)).toEqual({ id: (run as NewRun).id, functionId: "fn", wakeAt: T0, flow, fresh: true });
+      const claimed = await claim((run as NewRun).id);
+      expect(claimed.run.flow).toEqual(flow);
+      // A started run is no longer fresh: its start is behind it (priority moved only that).
+      const recovered = await store.recoverLeases({ now: T0 + LEASE_MS + 1 });
+      expect(recovered).toEqual([{ id: (run as NewRun).id, functionId: "fn", flow }]);
+      expect((await store.listDueRuns({ until: T0 + LEASE_MS + 1, limit: 10 })).find((entry) => entry.id === (run as NewRun).id)?.fresh).toBeUndefined();
+      const [rerun] = await store.createRuns({
+        runs: [{ id: newId("run"), functionId: "fn", eventId: trigger.id, rerunOf: (run as NewRun).id, flow }],
+        now: T0,
+      });
+      expect((await store.getRun(rerun?.id as string))?.flow).toEqual(flow);
+    });
+
     it("lists due runs oldest first, and runs newest first with filters", async () => {
       const r0 = (await startRun({ now: T0, functionId: "fn-a" })).runId;
       const r1 = (await startRun({ now: T0 + 10, functionId: "fn-b" })).runId;
@@ -437,8 +460,8 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
       const r3 = (await startRun({ now: T0 + 5, functionId: "fn-a" })).runId;
       await claim(r3, T0 + 5);
       const due = [
-        { id: r0, functionId: "fn-a", wakeAt: T0 },
-        { id: r1, functionId: "fn-b", wakeAt: T0 + 10 },
+        { id: r0, functionId: "fn-a", wakeAt: T0, fresh: true },
+        { id: r1, functionId: "fn-b", wakeAt: T0 + 10, fresh: true },
       ];
       expect(await store.listDueRuns({ until: T0 + 15, limit: 10 })).toEqual(due);
       expect(await store.listDueRuns({ until: T0 + 15, limit: 1 })).toEqual(due.slice(0, 1));

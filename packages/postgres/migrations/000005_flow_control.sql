@@ -1,0 +1,18 @@
+-- 000005_flow_control: what flow control needs from a run, evaluated once from its event when it
+-- is created: its concurrency key values, its throttle key and its priority (`flow`, NULL for
+-- runs of functions without such controls, so the common insert writes nothing more). Every
+-- process that queues the run again (a wake-up, the reconciler after a FLUSHALL) reads the keys
+-- here instead of evaluating the function's expressions, which it may not even have.
+-- Append-only: add the next numbered file instead of editing this.
+ALTER TABLE runs ADD COLUMN flow jsonb;
+
+-- `idempotency`: one run per (function, key) while the key's 24 h window is open. An expired row
+-- is taken over by the next run with that key (as event_keys are), so the window needs no sweep
+-- to reopen. The run id is informational (which run holds the key).
+CREATE TABLE idempotency_keys (
+  function_id text NOT NULL,
+  key text NOT NULL,
+  run_id text NOT NULL,
+  expires_at timestamptz NOT NULL,
+  PRIMARY KEY (function_id, key)
+);

@@ -15,6 +15,8 @@
  * | `{P}:queue:blocked-runs` | HASH | runId → `h` of the key it waits on                               |
  * | `{P}:queue:sweeps`   | ZSET   | `h` of keys with waiting items → their earliest lease end          |
  * | `{P}:queue:limits`   | HASH   | `h` → the slot limit of the items waiting on it                    |
+ * | `{P}:queue:throttle:<h>` | STRING | the throttle key's next on-pace start (GCRA TAT), expiring once |
+ * |                      |        | it is in the past                                                  |
  *
  * Channel (not a key; PUBLISH is not slotted): `P:queue:notify`.
  *

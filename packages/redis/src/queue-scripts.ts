@@ -68,10 +68,12 @@ local function unblock(h)
   local free = limit - redis.call('ZCARD', slot)
   local moved = 0
   if free > 0 then
-    for _, member in ipairs(redis.call('ZRANGE', waiting, 0, free - 1)) do
-      redis.call('ZREM', waiting, member)
-      redis.call('HDEL', KEYS[${blockedRuns}], string.sub(member, ${SORT_KEY_LENGTH + 1}))
-      redis.call('ZADD', KEYS[${schedule}], now, member)
+    local first = redis.call('ZRANGE', waiting, 0, free - 1, 'WITHSCORES')
+    for i = 1, #first, 2 do
+      redis.call('ZREM', waiting, first[i])
+      redis.call('HDEL', KEYS[${blockedRuns}], string.sub(first[i], ${SORT_KEY_LENGTH + 1}))
+      -- Back at its own time (due already), so that it keeps its place among due items.
+      redis.call('ZADD', KEYS[${schedule}], math.min(tonumber(first[i + 1]), now), first[i])
       moved = moved + 1
     end
   end
@@ -93,6 +95,8 @@ end
  *
  * An item with `concurrency` is handed out only when every one of its slot keys has a free
  * slot: it takes one in each (a lease until `now + ttl`, held by a token returned with it).
+ * An item with `throttle` books its start on the key's pace (GCRA, the TAT in
+ * `throttle:<h>`); one whose turn is later goes back to the schedule at that time.
  * Otherwise it moves to the waiting set of the first full key (kept in `items`, named in
  * `blockedRuns`), where nothing looks at it until that key frees a slot: a release, or the
  * expiry of a lease (the key's time in `sweeps`, which each call checks first).
@@ -125,8 +129,11 @@ while #taken < 2 * max and budget > 0 do
     local full = nil
     local fullLimit = nil
     local slots = nil
-    if string.find(json, '"concurrency"', 1, true) then
-      slots = cjson.decode(json).concurrency
+    local item = nil
+    local paced = false
+    if string.find(json, '"concurrency"', 1, true) or string.find(json, '"throttle"', 1, true) then item = cjson.decode(json) end
+    if item and item.concurrency then
+      slots = item.concurrency
       for _, slot in ipairs(slots) do
         local h = redis.sha1hex(slot.key)
         local key = base .. 'slot:' .. h
@@ -138,9 +145,29 @@ while #taken < 2 * max and budget > 0 do
         end
       end
     end
-    if full then
+    if not full and item and item.throttle then
+      -- GCRA: book the start's turn; one too early waits in the schedule until it (once: the
+      -- booking is its turn, so the item goes back without its throttle).
+      local rule = item.throttle
+      local interval = rule.periodMs / rule.limit
+      local pace = base .. 'throttle:' .. redis.sha1hex(rule.key)
+      local arrival = math.max(tonumber(redis.call('GET', pace) or '0'), now)
+      redis.call('SET', pace, string.format('%.3f', arrival + interval), 'PX', math.ceil(arrival + interval - now) + 1)
+      local startAt = math.max(now, arrival - rule.burst * interval)
+      if startAt > now then
+        paced = true
+        budget = budget - 1
+        item.throttle = nil
+        redis.call('HSET', KEYS[2], runId, string.sub(value, 1, ${SORT_KEY_LENGTH}) .. cjson.encode(item))
+        redis.call('ZADD', KEYS[1], startAt, member)
+      end
+    end
+    if paced then
+      -- Waiting for its turn in the schedule.
+    elseif full then
       budget = budget - 1
-      redis.call('ZADD', base .. 'blocked:' .. full, 0, member)
+      -- Scored by its time in the schedule, so that a priority's advance keeps its place.
+      redis.call('ZADD', base .. 'blocked:' .. full, head[2], member)
       redis.call('HSET', KEYS[4], runId, full)
       redis.call('HSET', KEYS[6], full, fullLimit)
       local earliest = redis.call('ZRANGE', base .. 'slot:' .. full, 0, 0, 'WITHSCORES')

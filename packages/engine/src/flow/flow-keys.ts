@@ -41,6 +41,7 @@ export function runFlow(config: ResolvedFunctionConfig, event: StepwiseEvent): R
   if (config.concurrency.some((rule) => rule.key !== undefined)) {
     flow.concurrency = config.concurrency.map((rule) => (rule.key === undefined ? "" : keyValue(rule.key, event)));
   }
+  if (config.throttle?.key !== undefined) flow.throttle = keyValue(config.throttle.key, event);
   if (config.priority) {
     const seconds = priorityOf(config.priority.run, event);
     if (seconds !== 0) flow.priority = seconds;
@@ -62,25 +63,31 @@ export function concurrencySlots(fn: AnyStepwiseFunction, flow: RunFlow | undefi
 
 /** Whether queueing a run of `fn` needs its stored {@link RunFlow} (keyed slots, or a priority). */
 export function needsRunFlow(fn: AnyStepwiseFunction): boolean {
-  return fn.config.concurrency.some((rule) => rule.key !== undefined) || fn.config.priority !== undefined;
+  const { concurrency, priority, throttle } = fn.config;
+  return concurrency.some((rule) => rule.key !== undefined) || priority !== undefined || throttle !== undefined;
 }
 
 /** A run to queue, as the engine's parts hand it over: the item, and what flow control needs. */
 export interface RunToQueue extends QueueItem {
   /** The run's stored flow keys; `null` when known to have none, `undefined` when not known here. */
   flow?: RunFlow | null;
-  /** The run never started: its start is what `priority` moves. */
+  /** The run never started: its start is what `priority` moves and `throttle` paces. */
   fresh?: boolean;
 }
 
 /**
  * The queue item for a run of `fn` (or of a function this process does not have): its slots,
- * and a fresh start moved by its priority (earlier by the advance, or later when negative).
+ * and for a fresh start its throttle (per function: two functions with the same key value do
+ * not share a pace) and its priority (earlier by the advance, or later when negative).
  */
 export function toQueueItem(fn: AnyStepwiseFunction | undefined, run: RunToQueue): QueueItem {
   const { flow, fresh, ...item } = run;
   if (!fn) return item;
   if (fn.config.concurrency.length > 0 && item.concurrency === undefined) item.concurrency = concurrencySlots(fn, flow ?? undefined);
+  const { throttle } = fn.config;
+  if (fresh && throttle && item.throttle === undefined) {
+    item.throttle = { key: `${fn.qualifiedId}:${flow?.throttle ?? ""}`, limit: throttle.limit, periodMs: throttle.periodMs, burst: throttle.burst };
+  }
   if (fresh && flow?.priority) item.availableAt -= flow.priority * 1000;
   return item;
 }

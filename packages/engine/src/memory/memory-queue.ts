@@ -1,10 +1,13 @@
 import type { Clock } from "../ports/clock.js";
-import type { DequeueOptions, InspectableQueue, QueueItem } from "../ports/queue.js";
+import type { DequeueOptions, InspectableQueue, QueueItem, ThrottleRule } from "../ports/queue.js";
 
 interface Entry {
   item: QueueItem;
   version: number;
 }
+
+/** Throttle keys kept before those whose pace is behind them (equal to a fresh key's) are dropped. */
+const MAX_IDLE_PACES = 10_000;
 
 /** Default lifetime of a concurrency slot without renewal (ms), as the engine's default lease. */
 const DEFAULT_SLOT_TTL_MS = 30_000;
@@ -29,6 +32,8 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
   const blocked = new Map<string, Entry[]>();
   const blockedRuns = new Map<string, string>();
   const sweeps = new Map<string, () => void>();
+  // Per throttle key: its theoretical arrival time (GCRA), the earliest an on-pace start is due.
+  const paces = new Map<string, number>();
   let tokens = 0;
   let version = 0;
   let waiters: Array<() => void> = [];
@@ -115,7 +120,10 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
   /** Holds `entry` until a slot of `key` frees; sweeps the key when its earliest lease ends. */
   function block(key: string, entry: Entry): void {
     const waiting = blocked.get(key) ?? [];
-    waiting.push(entry);
+    // In queue order: an entry that arrives later may still come first (a priority's advance).
+    let at = waiting.length;
+    while (at > 0 && before(entry, waiting[at - 1] as Entry)) at--;
+    waiting.splice(at, 0, entry);
     blocked.set(key, waiting);
     blockedRuns.set(entry.item.runId, key);
     armSweep(key);
@@ -158,6 +166,18 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
     if (free > 0) wake();
   }
 
+  /**
+   * GCRA: books a start of `rule` and answers its time, `now` when on pace. Starts are one per
+   * `periodMs / limit`; `burst` more may start at once after a quiet spell.
+   */
+  function pace(rule: ThrottleRule, now: number): number {
+    const interval = rule.periodMs / rule.limit;
+    const arrival = Math.max(paces.get(rule.key) ?? now, now);
+    if (paces.size >= MAX_IDLE_PACES) for (const [key, at] of paces) if (at <= now) paces.delete(key);
+    paces.set(rule.key, arrival + interval);
+    return Math.max(now, arrival - rule.burst * interval);
+  }
+
   async function dequeueMany(signal: AbortSignal, max: number, dequeueOptions: DequeueOptions = {}): Promise<QueueItem[]> {
     const ttl = dequeueOptions.slotTtlMs ?? DEFAULT_SLOT_TTL_MS;
     while (!signal.aborted && !closed) {
@@ -167,13 +187,23 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
         pop();
         current.delete(top.item.runId);
         const slots = top.item.concurrency;
-        if (!slots || slots.length === 0) {
-          taken.push(top.item);
-          continue;
-        }
-        const full = slots.find((slot) => liveHolders(slot.key, now).size >= slot.limit);
+        const full = slots?.find((slot) => liveHolders(slot.key, now).size >= slot.limit);
         if (full) {
           block(full.key, top);
+          continue;
+        }
+        const startAt = top.item.throttle ? pace(top.item.throttle, now) : now;
+        if (startAt > now) {
+          // Too early for its throttle: its start is booked at the time its pace gives it, and
+          // it waits in the queue until then (once: the booking is its turn).
+          const { throttle: _paced, ...rest } = top.item;
+          const later = { item: { ...rest, availableAt: startAt }, version: top.version };
+          current.set(top.item.runId, later);
+          push(later);
+          continue;
+        }
+        if (!slots || slots.length === 0) {
+          taken.push(top.item);
           continue;
         }
         const token = `${top.item.runId}:${++tokens}`;

@@ -6,6 +6,17 @@ export interface ConcurrencySlot {
   limit: number;
 }
 
+/** The pace of {@link QueueItem.throttle}. */
+export interface ThrottleRule {
+  /** Which items share the pace (e.g. `<function id>:user-1`). */
+  key: string;
+  /** Starts per `periodMs`. */
+  limit: number;
+  periodMs: number;
+  /** Starts allowed at once beyond the pace after a quiet spell. */
+  burst: number;
+}
+
 /** A run waiting to be worked on. */
 export interface QueueItem {
   runId: string;
@@ -20,6 +31,12 @@ export interface QueueItem {
    * slots free. (Default: none)
    */
   concurrency?: ConcurrencySlot[];
+  /**
+   * Paces the run's start (GCRA): items of one `key` are handed out at most one per
+   * `periodMs / limit`, with `burst` more at once after a quiet spell; an item that comes too
+   * early is rescheduled to its time, never dropped. (Default: none)
+   */
+  throttle?: ThrottleRule;
   /**
    * Set by `dequeue` on an item with `concurrency`: the holder of the slots taken for it. The
    * worker renews them while its pass executes ({@link Queue.renewSlots}) and gives them back

@@ -21,8 +21,8 @@ export interface Dispatcher {
   stop(graceMs: number): Promise<{ released: number }>;
   /**
    * Launches passes for due `items` at once while slots are free (eager start), and answers
-   * the items it did not take, for the queue: no free slot, a function with concurrency
-   * limits (their slots are counted in the queue) or unknown here, a run whose pass is still
+   * the items it did not take, for the queue: no free slot, a function with flow control the
+   * queue applies (concurrency, throttle, priority) or unknown here, a run whose pass is still
    * running, or the dispatcher not running.
    */
   offer(items: QueueItem[]): QueueItem[];
@@ -102,14 +102,19 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
 
   /** Whether runs of the function need concurrency slots, which only the queue hands out. */
   const limited = (functionId: string) => (functions.get(functionId)?.config.concurrency.length ?? 0) > 0;
+  /** Whether the queue decides when runs of the function start (slots, a throttle's pace, a priority's place): no eager start. */
+  const queuedOnly = (functionId: string) => {
+    const config = functions.get(functionId)?.config;
+    return config !== undefined && (config.concurrency.length > 0 || config.throttle !== undefined || config.priority !== undefined);
+  };
 
   /**
    * Whether a run can start here now without waiting (eager start): a free slot, no pass or
-   * reservation of it yet, its function known here and without concurrency rules.
+   * reservation of it yet, its function known here and without flow control the queue applies.
    */
   function startsHere(runId: string, functionId: string): boolean {
     return (
-      busy() < options.concurrency && !passes.has(runId) && !reserved.has(runId) && context.resolveFunction(functionId) !== undefined && !limited(functionId)
+      busy() < options.concurrency && !passes.has(runId) && !reserved.has(runId) && context.resolveFunction(functionId) !== undefined && !queuedOnly(functionId)
     );
   }
 

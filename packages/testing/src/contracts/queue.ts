@@ -1,4 +1,4 @@
-import type { Clock, Queue, QueueItem } from "@stepwise/engine";
+import type { Clock, InspectableQueue, Queue, QueueItem } from "@stepwise/engine";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FakeClock } from "../fake-clock.js";
 
@@ -135,6 +135,52 @@ export function queueContract(name: string, makeQueue: QueueFactory): void {
       await queue.releaseSlots([holder as QueueItem]);
       expect(ids(await queue.dequeueMany(abort.signal, 10))).toEqual(["waiter"]);
       expect(await queue.size()).toBe(0);
+    });
+
+    const paced = (runId: string, key: string, burst = 0) => ({ ...item(runId), throttle: { key, limit: 2, periodMs: 1000, burst } });
+
+    it("paces the items of a throttle key (one per period / limit), delaying and never dropping them", async () => {
+      await queue.enqueue(["p1", "p2", "p3", "p4", "p5"].map((runId) => paced(runId, "t")));
+      await queue.enqueue([paced("other", "u")]);
+      // One of "t" now and the one of "u": its own pace.
+      expect(ids(await queue.dequeueMany(abort.signal, 10)).sort()).toEqual(["other", "p1"]);
+      expect(await queue.size()).toBe(4);
+      const seen: string[][] = [];
+      for (let step = 0; step < 4; step++) {
+        await clock.advance(499);
+        expect(await (queue as Partial<InspectableQueue>).nextAvailableAt?.()).toBe(clock.now() + 1);
+        await clock.advance(1);
+        seen.push(ids(await queue.dequeueMany(abort.signal, 10)));
+      }
+      expect(seen).toEqual([["p2"], ["p3"], ["p4"], ["p5"]]);
+      expect(await queue.size()).toBe(0);
+    });
+
+    it("lets a throttle's burst start at once after a quiet spell, then keeps the pace", async () => {
+      await queue.enqueue(["b1", "b2", "b3", "b4"].map((runId) => paced(runId, "t", 2)));
+      expect(ids(await queue.dequeueMany(abort.signal, 10))).toEqual(["b1", "b2", "b3"]);
+      await clock.advance(500);
+      expect(ids(await queue.dequeueMany(abort.signal, 10))).toEqual(["b4"]);
+      // Quiet for a period: the burst is back.
+      await clock.advance(1500);
+      await queue.enqueue(["c1", "c2", "c3", "c4"].map((runId) => paced(runId, "t", 2)));
+      expect(ids(await queue.dequeueMany(abort.signal, 10))).toEqual(["c1", "c2", "c3"]);
+    });
+
+    it("keeps queue order among items waiting for a slot: an earlier time (a priority's advance) goes first", async () => {
+      await queue.enqueue([limited("holder", ["k", 1])]);
+      const [holder] = await queue.dequeueMany(abort.signal, 10);
+      // "routine" waits for the slot (the dequeue that hands out "free" finds it first).
+      await queue.enqueue([limited("routine", ["k", 1]), item("free", 1)]);
+      await clock.advance(1);
+      expect(ids(await queue.dequeueMany(abort.signal, 10))).toEqual(["free"]);
+      // Arrives later, but 60 s ahead in the queue (as `priority: { run: "60" }` queues it).
+      await queue.enqueue([{ ...limited("urgent", ["k", 1]), availableAt: clock.now() - 60_000 }]);
+      await queue.releaseSlots([holder as QueueItem]);
+      const [next] = await queue.dequeueMany(abort.signal, 10);
+      expect(next?.runId).toBe("urgent");
+      await queue.releaseSlots([next as QueueItem]);
+      expect(ids(await queue.dequeueMany(abort.signal, 10))).toEqual(["routine"]);
     });
 
     it("wakes a waiting dequeue when an item arrives, and resolves null on abort", async () => {

@@ -75,6 +75,8 @@ export function logLifecycle(logger: Logger): LifecycleListener {
         return logger.info({ runId: event.runId, functionId: event.functionId }, "run completed");
       case "run-failed":
         return logger.error({ runId: event.runId, functionId: event.functionId, error: event.error }, "run failed");
+      case "run-skipped":
+        return logger.info({ runId: event.runId, functionId: event.functionId, reason: event.reason }, "run skipped");
       case "run-cancelled":
         return logger.info({ runId: event.runId, functionId: event.functionId, reason: event.reason }, "run cancelled");
       case "run-aborted":

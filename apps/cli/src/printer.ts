@@ -76,6 +76,8 @@ export function createPrinter(options: PrinterOptions = {}): (event: LifecycleEv
         return line("run", "red", `${paint("bold", event.functionId)} ${paint("gray", event.runId)} ${paint("red", "failed")}: ${raw(event.error.message)}`);
       case "run-aborted":
         return line("run", "yellow", `${paint("bold", event.functionId)} ${paint("gray", event.runId)} pass stopped: ${raw(event.reason)}`);
+      case "run-skipped":
+        return line("run", "yellow", `${paint("bold", event.functionId)} ${paint("gray", event.runId)} ${paint("yellow", "skipped")}: ${raw(event.reason)}`);
       case "run-cancelled":
         return line("run", "yellow", `${paint("bold", event.functionId)} ${paint("gray", event.runId)} ${paint("yellow", "cancelled")}: ${raw(event.reason)}`);
       case "cron-tick":

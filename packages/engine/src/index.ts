@@ -29,7 +29,7 @@ export type { CancelTimer, Clock, SystemClockOptions } from "./ports/clock.js";
 export { createSystemClock, measureClockOffset, syncClockOffset } from "./ports/clock.js";
 export type { ApiKeyRecord, KeyScope, KeyStore } from "./ports/key-store.js";
 export { KEY_SCOPES } from "./ports/key-store.js";
-export type { ConcurrencySlot, DequeueOptions, InspectableQueue, Queue, QueueItem, ThrottleRule } from "./ports/queue.js";
+export type { ConcurrencySlot, DequeueOptions, InspectableQueue, Queue, QueueItem, RateLimitCheck, ThrottleRule } from "./ports/queue.js";
 export type { Realtime, RealtimeMessage, RealtimeSubscriber, SubscribeOptions } from "./ports/realtime.js";
 export { compareMessageIds, parseMessageId, REALTIME_DEFAULTS } from "./ports/realtime.js";
 export type {

@@ -11,6 +11,7 @@ const RUN_EVENTS = new Set<LifecycleEvent["type"]>([
   "run-completed",
   "run-failed",
   "run-cancelled",
+  "run-skipped",
   "run-aborted",
 ]);
 

@@ -14,6 +14,11 @@ export class Router {
     for (const fn of functions) this.add(fn);
   }
 
+  /** The function of a qualified id, if this router has it. */
+  functionOf(functionId: string): AnyStepwiseFunction | undefined {
+    return this.byId.get(functionId);
+  }
+
   /**
    * What a new run of the function (by qualified id) for `event` carries besides its ids (its
    * flow keys and idempotency key), for runs created outside routing: invokes and replays.

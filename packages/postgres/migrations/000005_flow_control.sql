@@ -16,3 +16,15 @@ CREATE TABLE idempotency_keys (
   expires_at timestamptz NOT NULL,
   PRIMARY KEY (function_id, key)
 );
+
+-- `rateLimit` (and `singleton: skip`) record what they turn away: a run created `skipped`, ended
+-- at once with the reason as its error, so that the API lists every skip. The status checks of
+-- 000001 gain it (added NOT VALID, then validated: the scan takes no lock that blocks writes).
+ALTER TABLE runs DROP CONSTRAINT runs_status_check, DROP CONSTRAINT runs_check3, DROP CONSTRAINT runs_check4;
+ALTER TABLE runs
+  ADD CONSTRAINT runs_status_check CHECK (status IN ('queued', 'running', 'sleeping', 'waiting', 'completed', 'failed', 'cancelled', 'skipped')) NOT VALID,
+  ADD CONSTRAINT runs_ended_check CHECK ((status IN ('completed', 'failed', 'cancelled', 'skipped')) = (ended_at IS NOT NULL)) NOT VALID,
+  ADD CONSTRAINT runs_ended_wake_check CHECK (status NOT IN ('completed', 'failed', 'cancelled', 'skipped') OR wake_at IS NULL) NOT VALID;
+ALTER TABLE runs VALIDATE CONSTRAINT runs_status_check;
+ALTER TABLE runs VALIDATE CONSTRAINT runs_ended_check;
+ALTER TABLE runs VALIDATE CONSTRAINT runs_ended_wake_check;

@@ -42,21 +42,23 @@ ON CONFLICT (id) DO NOTHING
 RETURNING id, waits_matched_at IS NULL AS match_waits`;
 
 /**
- * The columns of a new run from the run columns (see {@link runColumns}) and the time: queued, or
- * already claimed (epoch 1) by the worker named in `lease_owner` (eager start).
+ * The columns of a new run from the run columns (see {@link runColumns}) and the time: queued,
+ * already claimed (epoch 1) by the worker named in `lease_owner` (eager start), or skipped by
+ * flow control (ended at once, `skipped` its error).
  */
 const NEW_RUN_VALUES = (now: string) => `id, function_id, event_id,
-  CASE WHEN lease_owner IS NULL THEN 'queued' ELSE 'running' END, 0, CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END,
-  lease_owner, lease_expires_at, ${now}, parent_run_id, parent_step_key, ${now}, CASE WHEN lease_owner IS NULL THEN NULL ELSE ${now} END, flow::jsonb`;
+  CASE WHEN skipped IS NOT NULL THEN 'skipped' WHEN lease_owner IS NULL THEN 'queued' ELSE 'running' END, 0, CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END,
+  lease_owner, lease_expires_at, CASE WHEN skipped IS NULL THEN ${now} END, parent_run_id, parent_step_key, ${now},
+  CASE WHEN lease_owner IS NULL THEN NULL ELSE ${now} END, flow::jsonb, CASE WHEN skipped IS NOT NULL THEN ${now} END, skipped::jsonb`;
 
 const RUN_INSERT_COLUMNS =
-  "id, function_id, event_id, status, attempt, lease_epoch, lease_owner, lease_expires_at, wake_at, parent_run_id, parent_step_key, created_at, started_at, flow";
+  "id, function_id, event_id, status, attempt, lease_epoch, lease_owner, lease_expires_at, wake_at, parent_run_id, parent_step_key, created_at, started_at, flow, ended_at, error";
 
 const INSERT_RUNS = `
 INSERT INTO runs (${RUN_INSERT_COLUMNS})
 SELECT ${NEW_RUN_VALUES("$9::timestamptz")}
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::text[])
-  AS input (id, function_id, event_id, parent_run_id, parent_step_key, lease_owner, lease_expires_at, flow)
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::text[], $10::text[])
+  AS input (id, function_id, event_id, parent_run_id, parent_step_key, lease_owner, lease_expires_at, flow, skipped)
 ON CONFLICT (function_id, event_id) WHERE rerun_of IS NULL DO NOTHING
 RETURNING id`;
 
@@ -71,7 +73,7 @@ RETURNING id`;
  * created run (`kind` 'run').
  *
  * $1–$4 event ids, names, data (JSON text), ts; $5–$12 the run columns ({@link runColumns});
- * $13 now.
+ * $13 now; $14 the skipped errors ({@link skippedColumn}).
  */
 const INSERT_EVENTS_AND_RUNS = `
 WITH inserted AS (
@@ -84,8 +86,8 @@ WITH inserted AS (
 created AS (
   INSERT INTO runs (${RUN_INSERT_COLUMNS})
   SELECT ${NEW_RUN_VALUES("$13::timestamptz")}
-  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[])
-    AS input (id, function_id, event_id, parent_run_id, parent_step_key, lease_owner, lease_expires_at, flow)
+  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[], $14::text[])
+    AS input (id, function_id, event_id, parent_run_id, parent_step_key, lease_owner, lease_expires_at, flow, skipped)
   WHERE input.event_id IN (SELECT id FROM inserted) OR input.event_id <> ALL ($1::text[])
   ON CONFLICT (function_id, event_id) WHERE rerun_of IS NULL DO NOTHING
   RETURNING id
@@ -188,7 +190,7 @@ export async function ingestEvents(client: pg.PoolClient, input: IngestInput): P
   const created = await client.query<{ id: string }>({
     name: "stepwise_insert_runs",
     text: INSERT_RUNS,
-    values: [...runColumns(wanted), timeParam(now)],
+    values: [...runColumns(wanted), timeParam(now), skippedColumn(wanted)],
   });
   const createdIds = new Set(created.rows.map((row) => row.id));
   return {
@@ -250,6 +252,7 @@ async function ingestWithoutKeys(client: pg.PoolClient, input: IngestInput): Pro
       events.map((event) => timeParam(event.ts)),
       ...runColumns(wanted),
       timeParam(now),
+      skippedColumn(wanted),
     ],
   });
   const insertedIds = new Map<string, boolean>();
@@ -294,6 +297,11 @@ export async function ingestManyWithoutKeys(client: pg.PoolClient, inputs: Inges
     offset += input.events.length;
     return { events, runs: input.runs.flatMap((run) => created.get(run.id) ?? []) };
   });
+}
+
+/** The `skipped` column of new runs (JSON text of the error, or NULL), passed after `now`. */
+function skippedColumn(runs: IngestInput["runs"]): Array<string | null> {
+  return runs.map((run) => (run.skipped === undefined ? null : JSON.stringify(run.skipped)));
 }
 
 /** The columns of new runs as arrays, in the order the run inserts unnest them. */

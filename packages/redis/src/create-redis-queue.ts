@@ -280,6 +280,18 @@ export function createRedisQueue(options: RedisQueueOptions): InspectableQueue {
       }
     },
 
+    async rateLimit(checks, now) {
+      if (checks.length === 0) return [];
+      try {
+        return await scripts.rateLimit(
+          now,
+          checks.map((check) => [check.key, check.limit, check.periodMs] as const),
+        );
+      } catch (error) {
+        rethrowUnavailable(redis, error);
+      }
+    },
+
     async slotsHeld(key) {
       try {
         return await redis.zcount(`${keys.base}slot:${createHash("sha1").update(key).digest("hex")}`, `(${clock.now()}`, "+inf");

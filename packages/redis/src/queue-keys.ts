@@ -17,6 +17,8 @@
  * | `{P}:queue:limits`   | HASH   | `h` → the slot limit of the items waiting on it                    |
  * | `{P}:queue:throttle:<h>` | STRING | the throttle key's next on-pace start (GCRA TAT), expiring once |
  * |                      |        | it is in the past                                                  |
+ * | `{P}:queue:ratelimit:<h>` | STRING | the rate-limit key's TAT (GCRA, a burst of `limit`), expiring |
+ * |                      |        | once it is in the past                                             |
  *
  * Channel (not a key; PUBLISH is not slotted): `P:queue:notify`.
  *

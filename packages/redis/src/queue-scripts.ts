@@ -248,7 +248,34 @@ export interface QueueScripts {
   release(now: number, leases: readonly SlotLease[]): Promise<number>;
   /** Extends slot leases still held until `until`. */
   renew(until: number, leases: readonly SlotLease[]): Promise<number>;
+  /** Counts events against rate limits: `[key, limit, periodMs]` each; answers within (true) or over. */
+  rateLimit(now: number, checks: ReadonlyArray<readonly [string, number, number]>): Promise<boolean[]>;
 }
+
+/**
+ * Counts events against rate limits (GCRA with a burst of `limit`: the key's TAT in
+ * `ratelimit:<h>`), in order; an event over its limit changes nothing. ARGV: now, base, then per
+ * event: key, limit, periodMs. Returns 1 (within) or 0 (over) per event.
+ */
+const RATE_LIMIT_LUA = `
+local now = tonumber(ARGV[1])
+local base = ARGV[2]
+local answers = {}
+for i = 3, #ARGV, 3 do
+  local limit = tonumber(ARGV[i + 1])
+  local period = tonumber(ARGV[i + 2])
+  local interval = period / limit
+  local key = base .. 'ratelimit:' .. redis.sha1hex(ARGV[i])
+  local arrival = math.max(tonumber(redis.call('GET', key) or '0'), now)
+  if arrival - now > period - interval then
+    answers[#answers + 1] = 0
+  else
+    redis.call('SET', key, string.format('%.3f', arrival + interval), 'PX', math.ceil(arrival + interval - now) + 1)
+    answers[#answers + 1] = 1
+  end
+end
+return answers
+`;
 
 // Command names carry a version, so that a client shared with another version of this package
 // never runs the other version's script under the same name.
@@ -256,12 +283,14 @@ const ENQUEUE_COMMAND = "stepwiseQueueEnqueueV2";
 const DEQUEUE_COMMAND = "stepwiseQueueDequeueV3";
 const RELEASE_COMMAND = "stepwiseQueueReleaseV1";
 const RENEW_COMMAND = "stepwiseQueueRenewV1";
+const RATE_LIMIT_COMMAND = "stepwiseQueueRateLimitV1";
 
 type ScriptCommands = {
   [ENQUEUE_COMMAND](...args: string[]): Promise<number>;
   [DEQUEUE_COMMAND](...args: string[]): Promise<Array<number | string>>;
   [RELEASE_COMMAND](...args: string[]): Promise<number>;
   [RENEW_COMMAND](...args: string[]): Promise<number>;
+  [RATE_LIMIT_COMMAND](...args: string[]): Promise<number[]>;
 };
 
 /**
@@ -276,6 +305,7 @@ export function defineQueueScripts(redis: Redis, keys: QueueKeys): QueueScripts 
   if (typeof commands[DEQUEUE_COMMAND] !== "function") redis.defineCommand(DEQUEUE_COMMAND, { lua: DEQUEUE_LUA, numberOfKeys: 6 });
   if (typeof commands[RELEASE_COMMAND] !== "function") redis.defineCommand(RELEASE_COMMAND, { lua: RELEASE_LUA, numberOfKeys: 5 });
   if (typeof commands[RENEW_COMMAND] !== "function") redis.defineCommand(RENEW_COMMAND, { lua: RENEW_LUA, numberOfKeys: 0 });
+  if (typeof commands[RATE_LIMIT_COMMAND] !== "function") redis.defineCommand(RATE_LIMIT_COMMAND, { lua: RATE_LIMIT_LUA, numberOfKeys: 0 });
   return {
     enqueue(now, entries) {
       return commands[ENQUEUE_COMMAND](keys.schedule, keys.items, keys.arrivals, keys.blockedRuns, String(now), keys.notifyChannel, ...entries.flat());
@@ -320,6 +350,14 @@ export function defineQueueScripts(redis: Redis, keys: QueueKeys): QueueScripts 
     },
     renew(until, leases) {
       return commands[RENEW_COMMAND](String(until), keys.base, ...leases.flat());
+    },
+    async rateLimit(now, checks) {
+      const answers = await commands[RATE_LIMIT_COMMAND](
+        String(now),
+        keys.base,
+        ...checks.flatMap(([key, limit, periodMs]) => [key, String(limit), String(periodMs)]),
+      );
+      return answers.map((answer) => answer === 1);
     },
   };
 }

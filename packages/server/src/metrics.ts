@@ -78,6 +78,8 @@ export function createMetrics(engine: Engine): Registry {
         return runsEnded.inc({ function: event.functionId, status: "failed" });
       case "run-cancelled":
         return runsEnded.inc({ function: event.functionId, status: "cancelled" });
+      case "run-skipped":
+        return runsEnded.inc({ function: event.functionId, status: "skipped" });
       case "step-ended":
         steps.inc({ function: event.functionId, status: event.status });
         return stepSeconds.observe({ function: event.functionId, kind: event.kind }, event.durationMs / 1000);

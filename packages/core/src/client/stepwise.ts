@@ -240,6 +240,13 @@ export type AnyStepwise = Stepwise<any>;
 /** The output of an ended run, or the error it ended with. */
 export function resultOf(run: RunInfo): unknown {
   if (run.status === "completed") return run.output ?? null;
+  if (run.status === "skipped") {
+    throw new StepwiseError({
+      code: ErrorCode.RunSkipped,
+      message: `run ${run.id} of "${run.functionId}" was skipped: ${run.error?.message ?? "flow control"}`,
+      details: { runId: run.id },
+    });
+  }
   if (run.status === "cancelled") {
     throw new StepwiseError({ code: ErrorCode.RunCancelled, message: `run ${run.id} of "${run.functionId}" was cancelled`, details: { runId: run.id } });
   }

@@ -3,7 +3,7 @@ import { serializedErrorSchema } from "../errors/serialize-error.js";
 import type { EventPayload, SendEventResult } from "../events/event.js";
 
 /** Statuses of a run. Terminal: `completed`, `failed`, `cancelled`. */
-export const runStatusSchema = z.enum(["queued", "running", "sleeping", "waiting", "completed", "failed", "cancelled"]);
+export const runStatusSchema = z.enum(["queued", "running", "sleeping", "waiting", "completed", "failed", "cancelled", "skipped"]);
 /** A run status; see {@link runStatusSchema}. */
 export type RunStatus = z.infer<typeof runStatusSchema>;
 
@@ -29,7 +29,7 @@ export type RunInfo = z.infer<typeof runInfoSchema>;
 
 /** Whether a status is final. */
 export function isTerminalStatus(status: RunStatus): boolean {
-  return status === "completed" || status === "failed" || status === "cancelled";
+  return status === "completed" || status === "failed" || status === "cancelled" || status === "skipped";
 }
 
 /** Options of waiting for a run. */

@@ -27,6 +27,10 @@ export const ErrorCode = {
   RunAlreadyEnded: "RUN_ALREADY_ENDED",
   /** The run was cancelled. */
   RunCancelled: "RUN_CANCELLED",
+  /** An event was over its function's `rateLimit`: the run was skipped. */
+  RateLimited: "RATE_LIMITED",
+  /** The run was skipped by flow control (`rateLimit`, `singleton: skip`); its error says which. */
+  RunSkipped: "RUN_SKIPPED",
   /** No run was started: a run of the function holds the same idempotency key (within 24 h). */
   DuplicateRun: "DUPLICATE_RUN",
   /** `step.invoke` or `stepwise.invoke` did not get a result within its timeout. */

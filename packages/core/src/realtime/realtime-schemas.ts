@@ -65,6 +65,7 @@ export const lifecycleEventSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("run-completed"), ...runRef, output: z.unknown() }),
   z.object({ type: z.literal("run-failed"), ...runRef, error: serializedErrorSchema }),
   z.object({ type: z.literal("run-cancelled"), ...runRef, reason: z.string() }),
+  z.object({ type: z.literal("run-skipped"), ...runRef, eventId: z.string(), reason: z.string() }),
   z.object({ type: z.literal("run-aborted"), ...runRef, reason: z.string() }),
 ]);
 /** A run's lifecycle event; see {@link lifecycleEventSchema}. */

@@ -1,4 +1,5 @@
 import type { RunToQueue } from "../flow/flow-keys.js";
+import { skipRateLimited } from "../flow/rate-limits.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { ResolvedEngineOptions } from "../options.js";
 import type { NewRun, RunRecord, StoredEvent } from "../ports/run-store.js";
@@ -40,9 +41,12 @@ export function createIngest(dependencies: IngestOptions): (events: StoredEvent[
 
   return async (events, extraRuns = []) => {
     const now = clock.now();
-    const runs = [...events.flatMap((event) => router.route(event)), ...extraRuns];
+    const eventsById = new Map(events.map((event) => [event.id, event]));
+    // Runs over their function's rate limit are stored skipped (a queue call, only when some are limited).
+    const runs = await skipRateLimited([...events.flatMap((event) => router.route(event)), ...extraRuns], eventsById, router, options.queue, now);
     // Eager start: runs this process has free slots for are created already claimed by it.
-    const reserved = options.eagerStart ? dispatcher.reserve(runs.map((run) => ({ runId: run.id, functionId: run.functionId }))) : new Set<string>();
+    const startable = runs.filter((run) => run.skipped === undefined);
+    const reserved = options.eagerStart ? dispatcher.reserve(startable.map((run) => ({ runId: run.id, functionId: run.functionId }))) : new Set<string>();
     const lease = { workerId: options.workerId, expiresAt: now + options.leaseMs };
     let result: Awaited<ReturnType<typeof store.ingest>>;
     try {
@@ -53,11 +57,15 @@ export function createIngest(dependencies: IngestOptions): (events: StoredEvent[
     }
     // Committed. Nothing below may reject the call.
     for (const [index, event] of events.entries()) lifecycle.emit({ type: "event-received", event, duplicate: result.events[index]?.duplicate ?? false });
-    for (const run of result.runs) lifecycle.emit({ type: "run-created", runId: run.id, functionId: run.functionId, eventId: run.eventId });
-    const queued: RunToQueue[] = [];
-    const eventsById = new Map(events.map((event) => [event.id, event]));
     const routed = new Map(runs.map((run) => [run.id, run]));
     for (const run of result.runs) {
+      const skipped = routed.get(run.id)?.skipped;
+      if (skipped) lifecycle.emit({ type: "run-skipped", runId: run.id, functionId: run.functionId, eventId: run.eventId, reason: skipped.message });
+      else lifecycle.emit({ type: "run-created", runId: run.id, functionId: run.functionId, eventId: run.eventId });
+    }
+    const queued: RunToQueue[] = [];
+    for (const run of result.runs) {
+      if (routed.get(run.id)?.skipped) continue;
       const event = eventsById.get(run.eventId);
       const newRun = routed.get(run.id);
       if (!reserved.has(run.id) || !event || !newRun) {

@@ -34,6 +34,8 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
   const sweeps = new Map<string, () => void>();
   // Per throttle key: its theoretical arrival time (GCRA), the earliest an on-pace start is due.
   const paces = new Map<string, number>();
+  // Per rate-limit key: its theoretical arrival time (GCRA, a burst of `limit`).
+  const limits = new Map<string, number>();
   let tokens = 0;
   let version = 0;
   let waiters: Array<() => void> = [];
@@ -265,6 +267,18 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
           if (held?.has(item.slotToken)) held.set(item.slotToken, until);
         }
       }
+    },
+
+    async rateLimit(checks, now) {
+      return checks.map((check) => {
+        const interval = check.periodMs / check.limit;
+        const arrival = Math.max(limits.get(check.key) ?? now, now);
+        // Over the limit: more than the period's worth of events already booked ahead.
+        if (arrival - now > check.periodMs - interval) return false;
+        if (limits.size >= MAX_IDLE_PACES) for (const [key, at] of limits) if (at <= now) limits.delete(key);
+        limits.set(check.key, arrival + interval);
+        return true;
+      });
     },
 
     async slotsHeld(key) {

@@ -17,6 +17,15 @@ export interface ThrottleRule {
   burst: number;
 }
 
+/** One event against a `rateLimit` (see {@link Queue.rateLimit}). */
+export interface RateLimitCheck {
+  /** Which events share the limit (e.g. `<function id>:user-1`). */
+  key: string;
+  /** Events allowed per `periodMs`: a burst of `limit`, refilled evenly over the period. */
+  limit: number;
+  periodMs: number;
+}
+
 /** A run waiting to be worked on. */
 export interface QueueItem {
   runId: string;
@@ -81,6 +90,12 @@ export interface Queue {
   renewSlots(items: QueueItem[], until: number): Promise<void>;
   /** Slots of `key` held now, not counting expired ones (for tests, metrics and the dashboard). */
   slotsHeld(key: string): Promise<number>;
+  /**
+   * Counts events against their rate limits, in order, and answers for each whether it is
+   * within its limit (GCRA: up to `limit` at once, then one per `periodMs / limit`). An event
+   * over its limit is not counted.
+   */
+  rateLimit(checks: RateLimitCheck[], now: number): Promise<boolean[]>;
   /** Items held, available, delayed or waiting for a slot. */
   size(): Promise<number>;
   close(): Promise<void>;

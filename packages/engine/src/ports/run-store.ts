@@ -67,6 +67,8 @@ export interface NewRun {
    * key within the last 24 h (`IDEMPOTENCY_WINDOW_MS`); otherwise it is left out. (Default: none)
    */
   idempotencyKey?: string;
+  /** Create the run `skipped` by flow control, ended at once with this as its error (a rate limit). (Default: not skipped) */
+  skipped?: SerializedError;
 }
 
 /** Events and the runs they start, stored in one transaction. */

@@ -183,6 +183,18 @@ export function queueContract(name: string, makeQueue: QueueFactory): void {
       expect(ids(await queue.dequeueMany(abort.signal, 10))).toEqual(["routine"]);
     });
 
+    it("counts events against rate limits: a burst of the limit, refilled evenly, keys apart", async () => {
+      const check = (key: string) => ({ key, limit: 2, periodMs: 1000 });
+      expect(await queue.rateLimit([check("a"), check("a"), check("a"), check("b")], clock.now())).toEqual([true, true, false, true]);
+      await clock.advance(499);
+      expect(await queue.rateLimit([check("a")], clock.now())).toEqual([false]);
+      await clock.advance(1);
+      expect(await queue.rateLimit([check("a"), check("a")], clock.now())).toEqual([true, false]);
+      await clock.advance(1000);
+      expect(await queue.rateLimit([check("a"), check("a"), check("a")], clock.now())).toEqual([true, true, false]);
+      expect(await queue.rateLimit([], clock.now())).toEqual([]);
+    });
+
     it("wakes a waiting dequeue when an item arrives, and resolves null on abort", async () => {
       const waiting = queue.dequeue(abort.signal);
       await queue.enqueue([item("now")]);

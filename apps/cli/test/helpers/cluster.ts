@@ -24,8 +24,8 @@ export interface ClusterOptions {
 export interface Cluster {
   server: ProductionProcess;
   workers: ProductionProcess[];
-  /** kill -9 a random worker and start a new one. */
-  replaceRandomWorker(): Promise<void>;
+  /** kill -9 a random worker and start a new one; `beforeKill` learns the victim's pid just before the signal. */
+  replaceRandomWorker(beforeKill?: (pid: number) => void): Promise<void>;
   /** POSTs events in batches of 500; answers the acknowledged event ids. */
   send(events: Array<{ name: string; data: Record<string, unknown>; id?: string }>): Promise<string[]>;
   stop(): Promise<void>;
@@ -44,8 +44,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   return {
     server,
     workers,
-    async replaceRandomWorker() {
+    async replaceRandomWorker(beforeKill) {
       const victim = workers.splice(Math.floor(Math.random() * workers.length), 1)[0] as ProductionProcess;
+      if (victim.child.pid !== undefined) beforeKill?.(victim.child.pid);
       await killHard(victim.child);
       workers.push(await spawnWorker());
     },

@@ -85,6 +85,8 @@ export type {
   StepRunContext,
   StepTools,
   TriggerEvent,
+  WaitCondition,
+  WaitForAnyOptions,
   WaitForEventOptions,
 } from "./functions/types.js";
 export type { ResolvedFunctionConfig } from "./functions/validate-config.js";

@@ -189,9 +189,18 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     sendEvents: (events) => send(events),
     enqueue: (items) => startOrEnqueue(items),
     runEnded: (run) => waiters.runEnded(run),
+    matchRecentEvents: (runId, trigger, waits, sinceMs) => track(waitMatcher.matchRecentEvents(runId, trigger, waits, sinceMs)),
   };
   const dispatcher = createDispatcher(context, functions);
-  const matchWaits = createWaitMatcher({ store, now: () => clock.now(), enqueue });
+  const waitMatcher = createWaitMatcher({
+    store,
+    now: () => clock.now(),
+    enqueue,
+    cancel: async (runId, reason) => {
+      await actions.cancel(runId, { reason });
+    },
+  });
+  const matchWaits = waitMatcher.matchEvents;
   const ingestEvents = createIngest({ options, lifecycle, router, dispatcher, matchWaits, enqueue, background: (work) => void track(work) });
   const ingest: typeof ingestEvents = (events, extraRuns) => track(ingestEvents(events, extraRuns));
   const reconciler = createReconciler({

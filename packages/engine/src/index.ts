@@ -39,6 +39,7 @@ export type {
   IngestResult,
   ListRunsFilter,
   NewRun,
+  NewWait,
   RunFlow,
   RunRecord,
   RunStore,

@@ -28,3 +28,20 @@ ALTER TABLE runs
 ALTER TABLE runs VALIDATE CONSTRAINT runs_status_check;
 ALTER TABLE runs VALIDATE CONSTRAINT runs_ended_check;
 ALTER TABLE runs VALIDATE CONSTRAINT runs_ended_wake_check;
+
+-- Waits: the conditions of one `step.waitForAny` (`alternative`, one row each, closed together),
+-- `cancelOn` entries (`kind` 'cancel', step key `cancel:<n>`, no step row: hence no foreign key
+-- to steps; every path that ends a run deletes its waits by run id), and `match` stored as the
+-- field path and the trigger's value there (canonical JSON), indexed: an event is matched by
+-- looking its own field values up, so it reads the waits it matches, not every open wait of its
+-- name. Waits without a `match` stay found by name (their CEL expression is evaluated per wait).
+ALTER TABLE waits DROP CONSTRAINT waits_run_id_step_key_fkey;
+ALTER TABLE waits DROP CONSTRAINT waits_pkey;
+ALTER TABLE waits
+  ADD COLUMN alternative integer NOT NULL DEFAULT 0,
+  ADD COLUMN kind text NOT NULL DEFAULT 'step' CHECK (kind IN ('step', 'cancel')),
+  ADD COLUMN match_path text,
+  ADD COLUMN match_value text;
+ALTER TABLE waits ADD PRIMARY KEY (run_id, step_key, alternative);
+CREATE INDEX waits_match_idx ON waits (event_name, match_path, match_value) WHERE match_path IS NOT NULL;
+CREATE INDEX waits_unkeyed_idx ON waits (event_name) WHERE match_path IS NULL;

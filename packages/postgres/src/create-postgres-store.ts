@@ -23,7 +23,7 @@ import {
 } from "./map-rows.js";
 import { qualifyFunctionIds } from "./qualify-function-ids.js";
 import { recordCronTick } from "./record-cron-tick.js";
-import { findWaits, resolveWait } from "./resolve-wait.js";
+import { findWaits, resolveWait, settleConcurrentWrites } from "./resolve-wait.js";
 import { suspendRun } from "./suspend-run.js";
 import { withClient, withTransaction } from "./with-client.js";
 
@@ -129,7 +129,8 @@ export function createPostgresStore(options: PostgresStoreOptions): RunStore {
     releaseRun: (input) => updateOne("stepwise_release_run", RELEASE_RUN, [input.runId, input.leaseEpoch, timeParam(input.wakeAt)]),
     retryRun: (input) => updateOne("stepwise_retry_run", RETRY_RUN, [input.runId, input.leaseEpoch, jsonParam(input.error), timeParam(input.wakeAt)]),
     finishRun,
-    findWaits: (eventName) => findWaits(pool, eventName),
+    findWaits: (eventName, options) => findWaits(pool, eventName, options),
+    settleConcurrentWrites: (timeoutMs) => settleConcurrentWrites(pool, timeoutMs),
     resolveWait: (input) => resolveWait(pool, input),
 
     async markWaitsMatched(input) {

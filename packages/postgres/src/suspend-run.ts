@@ -48,6 +48,9 @@ export function suspendRun(pool: pg.Pool, input: SuspendInput): Promise<SuspendR
           waits.map((wait) => wait.expression ?? null),
           waits.map((wait) => timeParam(wait.timeoutAt)),
           timeParam(now),
+          waits.map((wait) => wait.alternative ?? 0),
+          waits.map((wait) => wait.matchPath ?? null),
+          waits.map((wait) => wait.matchValue ?? null),
         ],
       });
     }

@@ -4,7 +4,7 @@ import { serializeError } from "../errors/serialize-error.js";
 import { StepError } from "../errors/step-error.js";
 import { StepwiseError } from "../errors/stepwise-error.js";
 import type { EventPayload, SendEventResult, StepwiseEvent } from "../events/event.js";
-import type { InvokeOptions, StepRunContext, StepTools, WaitForEventOptions } from "../functions/types.js";
+import type { InvokeOptions, StepRunContext, StepTools, WaitCondition, WaitForAnyOptions, WaitForEventOptions } from "../functions/types.js";
 import { parseDuration } from "../helpers/duration.js";
 import { compileExpression } from "../helpers/expression.js";
 import { type JsonValue, toJsonValue } from "../helpers/json.js";
@@ -12,7 +12,7 @@ import { stepKey } from "../helpers/step-key.js";
 import { backoffDelay } from "./backoff.js";
 import type { ExecuteFunctionOptions, PassState } from "./execute-function.js";
 import { isRetriable } from "./execute-function.js";
-import { LeaseLostError, type StepCommit, type StepKind, type StepRecord } from "./types.js";
+import { type WaitCondition as ExecutorWaitCondition, LeaseLostError, type StepCommit, type StepKind, type StepRecord } from "./types.js";
 
 interface StepToolsOptions extends ExecuteFunctionOptions {
   state: PassState;
@@ -145,9 +145,38 @@ export function createStepTools(options: StepToolsOptions): StepTools {
         if (!waitOptions || typeof waitOptions.event !== "string" || waitOptions.event.length === 0) {
           throw stepOptionError("waitForEvent", "options.event must name the event to wait for");
         }
-        const timeoutMs = parseDuration(waitOptions.timeout, `step.waitForEvent("${target.id}").timeout`);
-        const expression = waitExpression(waitOptions, target.id);
-        return state.suspend({ kind: "wait", ...target, event: waitOptions.event, expression, timeoutAt: hooks.now() + timeoutMs });
+        const what = `step.waitForEvent("${target.id}")`;
+        const timeoutMs = parseDuration(waitOptions.timeout, `${what}.timeout`);
+        const lookbackMs = waitOptions.lookback === undefined ? undefined : parseDuration(waitOptions.lookback, `${what}.lookback`);
+        const conditions = [waitCondition(waitOptions, "waitForEvent", what)];
+        return state.suspend({ kind: "wait", ...target, conditions, timeoutAt: hooks.now() + timeoutMs, ...(lookbackMs !== undefined && { lookbackMs }) });
+      }) as Promise<StepwiseEvent<TName> | null>;
+    },
+
+    waitForAny<TName extends string>(id: string, conditions: ReadonlyArray<WaitCondition<TName>>, anyOptions: WaitForAnyOptions) {
+      return guard(() => {
+        const target = identify(id, "waitForAny");
+        const replayed = replay(target);
+        if (replayed) return replayed;
+        if (!Array.isArray(conditions) || conditions.length === 0 || conditions.length > MAX_WAIT_CONDITIONS) {
+          throw stepOptionError("waitForAny", `give 1 to ${MAX_WAIT_CONDITIONS} conditions, each { event, match? | if? }`);
+        }
+        const what = `step.waitForAny("${target.id}")`;
+        const timeoutMs = parseDuration(anyOptions?.timeout, `${what}.timeout`);
+        const lookbackMs = anyOptions.lookback === undefined ? undefined : parseDuration(anyOptions.lookback, `${what}.lookback`);
+        const resolved = conditions.map((condition, index) => {
+          if (!condition || typeof condition.event !== "string" || condition.event.length === 0) {
+            throw stepOptionError("waitForAny", `conditions[${index}].event must name the event to wait for`);
+          }
+          return waitCondition(condition, "waitForAny", `${what}.conditions[${index}]`);
+        });
+        return state.suspend({
+          kind: "wait",
+          ...target,
+          conditions: resolved,
+          timeoutAt: hooks.now() + timeoutMs,
+          ...(lookbackMs !== undefined && { lookbackMs }),
+        });
       }) as Promise<StepwiseEvent<TName> | null>;
     },
 
@@ -200,20 +229,26 @@ export function createStepTools(options: StepToolsOptions): StepTools {
   }
 }
 
-/** Combines `match` and `if` into one CEL expression over `event` and `async`. */
-function waitExpression(options: WaitForEventOptions, id: string): string | undefined {
-  const parts: string[] = [];
+/** Most conditions of one `step.waitForAny`. */
+const MAX_WAIT_CONDITIONS = 10;
+
+/**
+ * One condition of a wait, checked: `match` a field path (kept apart, so that the store can
+ * find the wait by its value), `if` a CEL expression that parses.
+ */
+function waitCondition(options: { event: string; match?: string; if?: string }, tool: string, what: string): ExecutorWaitCondition {
+  const condition: ExecutorWaitCondition = { event: options.event };
   if (options.match !== undefined) {
-    if (!/^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$/.test(options.match)) {
-      throw stepOptionError("waitForEvent", `match must be a field path such as "data.userId", got ${JSON.stringify(options.match)}`);
+    if (typeof options.match !== "string" || !/^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$/.test(options.match)) {
+      throw stepOptionError(tool, `match must be a field path such as "data.userId", got ${JSON.stringify(options.match)}`);
     }
-    parts.push(`event.${options.match} == async.${options.match}`);
+    condition.match = options.match;
   }
   if (options.if !== undefined) {
-    compileExpression(options.if, `step.waitForEvent("${id}").if`);
-    parts.push(`(${options.if})`);
+    compileExpression(options.if, `${what}.if`);
+    condition.expression = options.if;
   }
-  return parts.length > 0 ? parts.join(" && ") : undefined;
+  return condition;
 }
 
 function stepOptionError(tool: string, message: string): StepwiseError {

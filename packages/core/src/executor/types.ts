@@ -46,9 +46,19 @@ export interface StepCommit {
 }
 
 /** A reason the run must pause, collected by the executor and committed by the engine. */
+/**
+ * One event a wait accepts: its name, the field equal in the trigger and the event (`match`,
+ * which stores index by its value), and a CEL `expression` over `event` and `async`.
+ */
+export interface WaitCondition {
+  event: string;
+  match?: string;
+  expression?: string;
+}
+
 export type SuspendOp =
   | { kind: "sleep"; key: string; id: string; wakeAt: number }
-  | { kind: "wait"; key: string; id: string; event: string; expression?: string; timeoutAt: number }
+  | { kind: "wait"; key: string; id: string; conditions: WaitCondition[]; timeoutAt: number; lookbackMs?: number }
   | { kind: "invoke"; key: string; id: string; functionId: string; data: Record<string, unknown>; timeoutAt?: number }
   | { kind: "retry"; key: string; id: string; attempt: number; error: SerializedError; retryAt: number }
   | { kind: "pending"; key: string; id: string };

@@ -45,6 +45,30 @@ export interface WaitForEventOptions<TName extends string = string> {
   match?: string;
   /** A CEL expression over `event` (the run's trigger) and `async` (the candidate event). */
   if?: string;
+  /**
+   * Also accept a matching event received up to this long **before** the wait began, e.g.
+   * `"5m"`: a reply sent right after the trigger, while the run was still starting, resolves
+   * the wait instead of being missed. (Default: none: only events after the wait began)
+   */
+  lookback?: Duration;
+}
+
+/** One event `step.waitForAny` accepts. */
+export interface WaitCondition<TName extends string = string> {
+  /** Name of the event. */
+  event: TName;
+  /** A field equal in the triggering event and this one, e.g. `"data.userId"`. */
+  match?: string;
+  /** A CEL expression over `event` (the run's trigger) and `async` (the candidate event). */
+  if?: string;
+}
+
+/** Options of `step.waitForAny`. */
+export interface WaitForAnyOptions {
+  /** How long to wait before giving up and returning `null`, e.g. `"3d"`. */
+  timeout: Duration;
+  /** As {@link WaitForEventOptions.lookback}, for every condition. (Default: none) */
+  lookback?: Duration;
 }
 
 /** Options of `step.invoke`. */
@@ -95,6 +119,22 @@ export interface StepTools {
   sleepUntil(id: string, until: Date | string | number): Promise<void>;
   /** Waits for a matching event; returns it, or `null` when `timeout` passes first. */
   waitForEvent<TName extends string>(id: string, options: WaitForEventOptions<TName>): Promise<StepwiseEvent<TName> | null>;
+  /**
+   * Waits for the first of several events (1 to 10 conditions); returns it (its `name` says
+   * which), or `null` when `timeout` passes first. Once one resolves the step, no other
+   * condition stays open.
+   *
+   * @example
+   * const answer = await step.waitForAny("approval", [
+   *   { event: "invoice.approved", match: "data.invoiceId" },
+   *   { event: "invoice.rejected", match: "data.invoiceId" },
+   * ], { timeout: "7d" });
+   */
+  waitForAny<TName extends string>(
+    id: string,
+    conditions: ReadonlyArray<WaitCondition<TName>>,
+    options: WaitForAnyOptions,
+  ): Promise<StepwiseEvent<TName> | null>;
   /** Starts another function as a child run and returns its output. */
   invoke<TFunction>(id: string, options: InvokeOptions<TFunction>): Promise<OutputOf<TFunction>>;
   /** Sends events from within the run, exactly once; returns their ids. */

@@ -101,18 +101,36 @@ export interface ClaimedRun {
   steps: StepRecord[];
 }
 
-/** An open `step.waitForEvent`. */
+/**
+ * An open wait: one condition of a `step.waitForEvent` / `step.waitForAny` (`kind` "step"),
+ * or one `cancelOn` entry of a run (`kind` "cancel", step key `cancel:<index>`).
+ */
 export interface WaitRecord {
   runId: string;
   stepKey: string;
   stepId: string;
+  /** `step`: resolves the step with the event; `cancel`: cancels the run. (Default: "step") */
+  kind?: "step" | "cancel";
+  /** Which condition of the step (0 for `waitForEvent`); a step's conditions close together. (Default: 0) */
+  alternative?: number;
   eventName: string;
   /** CEL over `event` (the run's trigger) and `async` (the candidate). */
   expression?: string;
+  /**
+   * `match`: a field path that must be equal in the trigger and the candidate, and the
+   * trigger's value there as canonical JSON (see `matchValue`). Stores find such a wait by the
+   * value, so that matching an event reads only the waits it matches. `matchValue` absent:
+   * the trigger has no value there, and nothing matches.
+   */
+  matchPath?: string;
+  matchValue?: string;
   timeoutAt: number;
   /** The run's triggering event, for evaluating `expression`. */
   triggerEvent: StoredEvent;
 }
+
+/** A wait to record (the run and its trigger are known to the store). */
+export type NewWait = Omit<WaitRecord, "triggerEvent" | "runId">;
 
 /** A step row written when a run suspends: an open sleep, wait or invoke, or a retry. */
 export interface SuspendedStep {
@@ -132,7 +150,7 @@ export interface SuspendInput {
   runId: string;
   leaseEpoch: number;
   steps: SuspendedStep[];
-  waits: Array<Omit<WaitRecord, "triggerEvent" | "runId">>;
+  waits: NewWait[];
   /** Child runs started by `step.invoke`, each with its own event. */
   invokes: IngestInput;
   /** Keys of steps this pass found still waiting: if one was resolved meanwhile, wake at once. */
@@ -241,15 +259,30 @@ export interface RunStore {
     now: number;
   }): Promise<IngestResult["runs"]>;
 
-  /** Open waits for events with this name. */
-  findWaits(eventName: string): Promise<WaitRecord[]>;
+  /**
+   * Open waits an event of this name may resolve: those without `matchPath`, and those whose
+   * (`matchPath`, `matchValue`) is one of `matchValues` (the event's fields as canonical JSON,
+   * see `eventMatchValues`), so that an event reads only the keyed waits it matches. Without
+   * `matchValues`, every open wait of the name. Waits of ended runs and timed-out waits are
+   * left out.
+   */
+  findWaits(eventName: string, options?: { matchValues?: Array<[path: string, value: string]>; now?: number }): Promise<WaitRecord[]>;
 
   /**
-   * Completes a wait with `event` if it is still open, removes it, and makes the run runnable.
+   * Completes a wait with `event` if it is still open, removes it (and the step's other
+   * conditions), and makes the run runnable.
    * Answers the run's function id (to queue the wake-up with), or `null` when another event
    * resolved the wait first.
    */
   resolveWait(input: { runId: string; stepKey: string; event: StoredEvent; now: number }): Promise<string | null>;
+
+  /**
+   * Resolves once the writes in flight when it was called have ended (committed or not), or
+   * after `timeoutMs` (Default: 1000): a wait recorded just now then sees, in `listEvents`, every
+   * event whose ingest could not see the wait. Optional: a store whose writes are serialized
+   * (one connection) has nothing to wait for.
+   */
+  settleConcurrentWrites?(timeoutMs?: number): Promise<void>;
 
   /** Records that these events were matched against the open waits (see `IngestResult`). */
   markWaitsMatched(input: { eventIds: string[]; now: number }): Promise<void>;

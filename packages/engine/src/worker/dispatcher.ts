@@ -149,11 +149,14 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
 
   /** Starts a pass in a slot already taken for it. */
   function launch(item: QueueItem, claimed?: ClaimedRun): void {
-    // Two items for one run (a re-enqueue while its pass runs) need one pass: the claim of the
-    // second would fail anyway.
-    if (passes.has(item.runId)) {
+    // Two items for one run (a wake-up while its pass runs: a wait the pass just recorded,
+    // resolved by an event already stored) need one pass at a time: the second goes back to the
+    // queue once the first has ended, when its claim finds the run due or not.
+    const current = passes.get(item.runId);
+    if (current) {
       releaseSlots([item]);
       passEnded();
+      void current.pass.finally(() => giveBack([{ ...item, slotToken: undefined }]));
       return;
     }
     if (item.slotToken !== undefined) {

@@ -12,9 +12,10 @@ import {
 } from "@stepwise/core";
 import { backoffDelay, type ExecutionResult, executeFunction, LeaseLostError, type StepRecord, type SuspendOp } from "@stepwise/core/internal";
 import type { RunToQueue } from "../flow/flow-keys.js";
+import { storedMatch } from "../flow/match-values.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { ResolvedEngineOptions } from "../options.js";
-import type { ClaimedRun, IngestInput, RunRecord, StoredEvent, SuspendedStep, SuspendInput } from "../ports/run-store.js";
+import type { ClaimedRun, IngestInput, NewWait, RunRecord, StoredEvent, SuspendedStep, SuspendInput } from "../ports/run-store.js";
 import { newEventId, newRunId, type Router } from "../router.js";
 import { toRunInfo } from "../run-waiters.js";
 import { type PassTrace, tracePass } from "./tracing.js";
@@ -37,6 +38,11 @@ export interface ProcessContext {
   enqueue(items: RunToQueue[]): Promise<void>;
   /** Tells waiters a run has ended. */
   runEnded(run: RunInfo): void;
+  /**
+   * Matches the events received since `sinceMs` against waits the run just recorded (a
+   * `lookback`): the first that matches resolves its wait, as if it had arrived after it.
+   */
+  matchRecentEvents(runId: string, trigger: StoredEvent, waits: NewWait[], sinceMs: number): Promise<void>;
   /** Called once a pass holds the run's lease, with the epoch its writes carry. */
   onClaimed?(runId: string, leaseEpoch: number): void;
 }
@@ -231,6 +237,8 @@ async function suspend(context: ProcessContext, claimed: ClaimedRun, ops: Suspen
   const { run } = claimed;
   const now = clock.now();
   const input: SuspendInput = { runId: run.id, leaseEpoch: run.leaseEpoch, steps: [], waits: [], invokes: { events: [], runs: [], now }, pendingKeys: [], now };
+  // Waits that also accept events received before they began (`lookback`): matched once recorded.
+  const lookbacks: Array<{ waits: NewWait[]; sinceMs: number }> = [];
   const reasons: string[] = [];
   for (const op of ops) {
     reasons.push(describe(op));
@@ -240,7 +248,16 @@ async function suspend(context: ProcessContext, claimed: ClaimedRun, ops: Suspen
     }
     input.steps.push(suspendedStep(op));
     if (op.kind === "wait") {
-      input.waits.push({ stepKey: op.key, stepId: op.id, eventName: op.event, expression: op.expression, timeoutAt: op.timeoutAt });
+      const waits = op.conditions.map((condition, alternative) => ({
+        stepKey: op.key,
+        stepId: op.id,
+        alternative,
+        eventName: condition.event,
+        timeoutAt: op.timeoutAt,
+        ...storedMatch(claimed.event, condition.match, condition.expression),
+      }));
+      input.waits.push(...waits);
+      if (op.lookbackMs !== undefined) lookbacks.push({ waits, sinceMs: now - op.lookbackMs });
     } else if (op.kind === "invoke") {
       const child: StoredEvent = { id: newEventId(), key: `invoke-${run.id}-${op.key}`, name: INVOKE_EVENT_NAME, data: op.data, ts: now };
       input.invokes.events.push(child);
@@ -270,6 +287,7 @@ async function suspend(context: ProcessContext, claimed: ClaimedRun, ops: Suspen
   }));
   if (result.wakeAt !== undefined) wake.push({ runId: run.id, functionId: run.functionId, availableAt: result.wakeAt, flow: run.flow ?? null });
   if (wake.length > 0) await context.enqueue(wake);
+  for (const lookback of lookbacks) await context.matchRecentEvents(run.id, claimed.event, lookback.waits, lookback.sinceMs);
 }
 
 function suspendedStep(op: Exclude<SuspendOp, { kind: "pending" }>): SuspendedStep {
@@ -290,7 +308,7 @@ function describe(op: SuspendOp): string {
     case "sleep":
       return `sleep "${op.id}" until ${new Date(op.wakeAt).toISOString()}`;
     case "wait":
-      return `wait "${op.id}" for ${op.event}`;
+      return `wait "${op.id}" for ${op.conditions.map((condition) => condition.event).join(" or ")}`;
     case "invoke":
       return `invoke "${op.id}" → ${op.functionId}`;
     case "retry":

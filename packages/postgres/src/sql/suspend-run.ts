@@ -36,15 +36,16 @@ WHERE steps.status IN ('waiting', 'retrying')`;
  * Opens the waits, only for steps that are (still) waiting: a wait resolved before this
  * suspension was written must not be reopened.
  *
- * $1 run id, $2 keys, $3 ids, $4 event names, $5 expressions, $6 timeouts, $7 now.
+ * $1 run id, $2 keys, $3 ids, $4 event names, $5 expressions, $6 timeouts, $7 now, $8 condition
+ * indexes (alternatives), $9 match paths, $10 match values.
  */
 export const SUSPEND_INSERT_WAITS = `
-INSERT INTO waits (run_id, step_key, step_id, event_name, expression, timeout_at, created_at)
-SELECT $1, input.key, input.id, input.event_name, input.expression, input.timeout_at, $7
-FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
-  AS input (key, id, event_name, expression, timeout_at)
+INSERT INTO waits (run_id, step_key, step_id, event_name, expression, timeout_at, created_at, alternative, match_path, match_value)
+SELECT $1, input.key, input.id, input.event_name, input.expression, input.timeout_at, $7, input.alternative, input.match_path, input.match_value
+FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $8::integer[], $9::text[], $10::text[])
+  AS input (key, id, event_name, expression, timeout_at, alternative, match_path, match_value)
 JOIN steps ON steps.run_id = $1 AND steps.step_key = input.key AND steps.status = 'waiting'
-ON CONFLICT (run_id, step_key) DO NOTHING`;
+ON CONFLICT (run_id, step_key, alternative) DO NOTHING`;
 
 /**
  * Decides when and how the run sleeps, from all its steps as they now stand, and releases

@@ -246,7 +246,17 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
       const expression = "event.data.n == async.data.n";
       await store.suspendRun(suspension(runId, run.leaseEpoch, T0 + 1, { waitFor: [{ key: "reply", timeoutAt: T0 + 60_000, expression }] }));
       expect(await store.findWaits("test/reply")).toEqual([
-        { runId, stepKey: "reply", stepId: "reply", eventName: "test/reply", expression, timeoutAt: T0 + 60_000, triggerEvent: trigger },
+        {
+          runId,
+          stepKey: "reply",
+          stepId: "reply",
+          kind: "step",
+          alternative: 0,
+          eventName: "test/reply",
+          expression,
+          timeoutAt: T0 + 60_000,
+          triggerEvent: trigger,
+        },
       ]);
       expect(await store.findWaits("test/other")).toEqual([]);
       const reply = event({ name: "test/reply", data: { n: 1 }, ts: T0 + 9 });
@@ -257,6 +267,50 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
       expect(await store.findWaits("test/reply")).toEqual([]);
       const output = { id: reply.id, name: reply.name, data: reply.data, ts: reply.ts };
       expect((await claim(runId, T0 + 10)).steps).toEqual([{ key: "reply", id: "reply", kind: "wait", status: "completed", output, attempt: 0 }]);
+    });
+
+    it("finds keyed waits by an event's field values, with the unkeyed ones, and leaves timed-out waits out", async () => {
+      const opened: Record<string, string> = {};
+      for (const [user, timeoutAt] of [
+        ["u1", T0 + 60_000],
+        ["u2", T0 + 60_000],
+        ["u3", T0 + 60_000],
+        ["late", T0 + 5],
+      ] as const) {
+        const { runId } = await startRun();
+        const { run } = await claim(runId);
+        const base = suspension(runId, run.leaseEpoch, T0 + 1, { waitFor: [{ key: "reply", timeoutAt }] });
+        await store.suspendRun({ ...base, waits: base.waits.map((wait) => ({ ...wait, matchPath: "data.userId", matchValue: JSON.stringify(user) })) });
+        opened[user] = runId;
+      }
+      const { runId: open } = await startRun();
+      const { run } = await claim(open);
+      await store.suspendRun(suspension(open, run.leaseEpoch, T0 + 1, { waitFor: [{ key: "any", timeoutAt: T0 + 60_000 }] }));
+      const found = async (values: Array<[string, string]>, now = T0 + 10) =>
+        (await store.findWaits("test/reply", { matchValues: values, now })).map((wait) => wait.runId).sort();
+      expect(await found([["data.userId", '"u2"']])).toEqual([opened["u2"], open].sort());
+      expect(await found([["data.userId", '"nobody"']])).toEqual([open]);
+      expect(await found([["data.other", '"u2"']])).toEqual([open]);
+      // Timed out (T0 + 5) by the time of the event.
+      expect(await found([["data.userId", '"late"']])).toEqual([open]);
+      expect(await found([["data.userId", '"late"']], T0 + 4)).toEqual([opened["late"], open].sort());
+      // Without values: every open wait of the name.
+      expect((await store.findWaits("test/reply")).length).toBe(5);
+    });
+
+    it("closes every condition of a step when one of them resolves it", async () => {
+      const { runId } = await startRun();
+      const { run } = await claim(runId);
+      const base = suspension(runId, run.leaseEpoch, T0 + 1, { waitFor: [{ key: "either", timeoutAt: T0 + 60_000 }] });
+      const [first] = base.waits;
+      await store.suspendRun({
+        ...base,
+        waits: [first as (typeof base.waits)[number], { ...(first as (typeof base.waits)[number]), alternative: 1, eventName: "test/rejected" }],
+      });
+      expect((await store.findWaits("test/rejected")).map((wait) => [wait.stepKey, wait.alternative])).toEqual([["either", 1]]);
+      expect(await store.resolveWait({ runId, stepKey: "either", event: event({ name: "test/rejected" }), now: T0 + 10 })).toBe("fn");
+      expect(await store.findWaits("test/reply")).toEqual([]);
+      expect(await store.findWaits("test/rejected")).toEqual([]);
     });
 
     it("flags events that open waits may match, and lists them until marked matched", async () => {

@@ -146,7 +146,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
   }
   const functions = registry.functions;
   if (options.publishLifecycle) publishLifecycle(lifecycle, options.realtime);
-  const router = new Router(functions.values());
+  const router = new Router(functions.values(), () => clock.now());
   const waiters = createRunWaiters({ store, bus: options.bus, lifecycle, pollMs: options.waitPollMs });
   const waitForRun = waiters.waitForRun;
   let stopCron: (() => void) | undefined;

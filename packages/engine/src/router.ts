@@ -3,14 +3,22 @@ import { type AnyStepwiseFunction, INVOKE_EVENT_NAME, isEventTrigger, type Stepw
 import { matchesExpression } from "@stepwise/core/internal";
 import { ulid } from "ulid";
 import { keyValue, runFlow } from "./flow/flow-keys.js";
-import type { NewRun } from "./ports/run-store.js";
+import { storedMatch } from "./flow/match-values.js";
+import type { NewRun, NewWait } from "./ports/run-store.js";
 
 /** Finds the functions an event starts: by name, then by each trigger's `if`. */
 export class Router {
   private readonly byEvent = new Map<string, Array<{ fn: AnyStepwiseFunction; condition?: string }>>();
   private readonly byId = new Map<string, AnyStepwiseFunction>();
 
-  constructor(functions: Iterable<AnyStepwiseFunction>) {
+  /**
+   * @param now The engine's clock, for the deadlines of `cancelOn` waits a new run opens.
+   *   (Default: `Date.now`)
+   */
+  constructor(
+    functions: Iterable<AnyStepwiseFunction>,
+    private readonly now: () => number = Date.now,
+  ) {
     for (const fn of functions) this.add(fn);
   }
 
@@ -23,9 +31,9 @@ export class Router {
    * What a new run of the function (by qualified id) for `event` carries besides its ids (its
    * flow keys and idempotency key), for runs created outside routing: invokes and replays.
    */
-  runFields(functionId: string, event: StepwiseEvent): Pick<NewRun, "flow" | "idempotencyKey"> {
+  runFields(functionId: string, event: StepwiseEvent): NewRunFields {
     const fn = this.byId.get(functionId);
-    return fn ? newRunFields(fn, event) : {};
+    return fn ? newRunFields(fn, event, this.now()) : {};
   }
 
   add(fn: AnyStepwiseFunction): void {
@@ -48,21 +56,35 @@ export class Router {
       if (started.has(fn.qualifiedId)) continue;
       if (condition !== undefined && !matchesExpression(condition, { event })) continue;
       started.add(fn.qualifiedId);
-      runs.push({ id: newRunId(), functionId: fn.qualifiedId, eventId: event.id, ...newRunFields(fn, event) });
+      runs.push({ id: newRunId(), functionId: fn.qualifiedId, eventId: event.id, ...newRunFields(fn, event, this.now()) });
     }
     return runs;
   }
 }
 
+/** What a new run carries besides its ids. */
+type NewRunFields = Pick<NewRun, "flow" | "idempotencyKey" | "waits">;
+
 /**
- * A new run's flow keys and idempotency key, evaluated from its event; absent when none apply
- * (most runs: then nothing more is written). An idempotency key that evaluates to nothing (a
- * missing field) gives the run no key, rather than one key shared by every such event.
+ * A new run's flow keys, idempotency key and `cancelOn` waits, evaluated from its event;
+ * absent when none apply (most runs: then nothing more is written). An idempotency key that
+ * evaluates to nothing (a missing field) gives the run no key, rather than one key shared by
+ * every such event.
  */
-function newRunFields(fn: AnyStepwiseFunction, event: StepwiseEvent): Pick<NewRun, "flow" | "idempotencyKey"> {
+function newRunFields(fn: AnyStepwiseFunction, event: StepwiseEvent, now: number): NewRunFields {
   const flow = runFlow(fn.config, event);
   const idempotencyKey = fn.config.idempotency === undefined ? "" : keyValue(fn.config.idempotency, event);
-  return { ...(flow && { flow }), ...(idempotencyKey !== "" && { idempotencyKey }) };
+  const waits = fn.config.cancelOn.map(
+    (entry, index): NewWait => ({
+      stepKey: `cancel:${index}`,
+      stepId: `cancelOn[${index}]`,
+      kind: "cancel",
+      eventName: entry.event,
+      timeoutAt: entry.timeoutMs === undefined ? Number.POSITIVE_INFINITY : now + entry.timeoutMs,
+      ...storedMatch(event, entry.match, entry.if),
+    }),
+  );
+  return { ...(flow && { flow }), ...(idempotencyKey !== "" && { idempotencyKey }), ...(waits.length > 0 && { waits }) };
 }
 
 /** A sortable, unique run id. */

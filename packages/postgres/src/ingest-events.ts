@@ -98,8 +98,23 @@ SELECT 'run', id, NULL FROM created`;
 
 /** Whether {@link ingestEvents} stores `input` in one statement, so needs no transaction of its own. @internal */
 export function ingestsInOneStatement(input: IngestInput): boolean {
-  return input.events.every((event) => event.key === undefined) && input.runs.every((run) => run.idempotencyKey === undefined);
+  return input.events.every((event) => event.key === undefined) && input.runs.every((run) => run.idempotencyKey === undefined && run.waits === undefined);
 }
+
+/**
+ * Opens the waits new runs carry (`cancelOn`), for the runs this ingest created.
+ *
+ * $1 run ids, $2 step keys, $3 step ids, $4 kinds, $5 event names, $6 expressions, $7 timeouts
+ * (text: `infinity` never expires), $8 match paths, $9 match values (one element per wait); $10
+ * now, $11 the ids of the runs created.
+ */
+const INSERT_RUN_WAITS = `
+INSERT INTO waits (run_id, step_key, step_id, kind, event_name, expression, timeout_at, created_at, match_path, match_value)
+SELECT run_id, step_key, step_id, kind, event_name, expression, timeout_at::timestamptz, $10, match_path, match_value
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+  AS input (run_id, step_key, step_id, kind, event_name, expression, timeout_at, match_path, match_value)
+WHERE run_id = ANY ($11::text[])
+ON CONFLICT (run_id, step_key, alternative) DO NOTHING`;
 
 /**
  * Stores events and their runs on `client`, inside the caller's transaction: `ingest`,
@@ -193,10 +208,34 @@ export async function ingestEvents(client: pg.PoolClient, input: IngestInput): P
     values: [...runColumns(wanted), timeParam(now), skippedColumn(wanted)],
   });
   const createdIds = new Set(created.rows.map((row) => row.id));
+  await insertRunWaits(client, wanted, [...createdIds], now);
   return {
     events: answer,
     runs: wanted.filter((run) => createdIds.has(run.id)).map((run) => ({ id: run.id, functionId: run.functionId, eventId: run.eventId })),
   };
+}
+
+/** Opens the waits of the runs created ({@link INSERT_RUN_WAITS}); nothing when none carries any. */
+async function insertRunWaits(client: pg.PoolClient, runs: IngestInput["runs"], createdIds: string[], now: number): Promise<void> {
+  const waits = runs.flatMap((run) => (run.waits ?? []).map((wait) => ({ runId: run.id, ...wait })));
+  if (waits.length === 0 || createdIds.length === 0) return;
+  await client.query({
+    name: "stepwise_insert_run_waits",
+    text: INSERT_RUN_WAITS,
+    values: [
+      waits.map((wait) => wait.runId),
+      waits.map((wait) => wait.stepKey),
+      waits.map((wait) => wait.stepId),
+      waits.map((wait) => wait.kind ?? "step"),
+      waits.map((wait) => wait.eventName),
+      waits.map((wait) => wait.expression ?? null),
+      waits.map((wait) => (Number.isFinite(wait.timeoutAt) ? new Date(wait.timeoutAt).toISOString() : "infinity")),
+      waits.map((wait) => wait.matchPath ?? null),
+      waits.map((wait) => wait.matchValue ?? null),
+      timeParam(now),
+      createdIds,
+    ],
+  });
 }
 
 /**

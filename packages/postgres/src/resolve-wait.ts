@@ -75,7 +75,7 @@ interface WaitRow {
   expression: string | null;
   match_path: string | null;
   match_value: string | null;
-  timeout_at: Date;
+  timeout_at: Date | number;
   trigger_id: string;
   trigger_key: string | null;
   trigger_name: string;
@@ -102,7 +102,8 @@ export function findWaits(pool: pg.Pool, eventName: string, options: Parameters<
         kind: row.kind,
         alternative: row.alternative,
         eventName,
-        timeoutAt: row.timeout_at.getTime(),
+        // `infinity` (a cancelOn without timeout) arrives as a number, or an invalid date.
+        timeoutAt: row.timeout_at instanceof Date && !Number.isNaN(row.timeout_at.getTime()) ? row.timeout_at.getTime() : Number.POSITIVE_INFINITY,
         triggerEvent: toStoredEvent({ id: row.trigger_id, key: row.trigger_key, name: row.trigger_name, data: row.trigger_data, ts: row.trigger_ts }),
       };
       if (row.expression !== null) wait.expression = row.expression;

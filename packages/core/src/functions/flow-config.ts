@@ -110,9 +110,9 @@ export interface ResolvedBatchEvents {
 /** One `cancelOn` entry, resolved. */
 export interface ResolvedCancelOn {
   event: string;
-  /** CEL over `event` (the run's trigger) and `async` (the candidate); `match: "data.x"` becomes `event.data.x == async.data.x`. */
+  /** CEL over `event` (the run's trigger) and `async` (the candidate). */
   if?: string;
-  /** The field compared by `match`, kept so that stores can index the wait by its value. */
+  /** A field path equal in the trigger and the candidate (stores index the wait by its value). */
   match?: string;
   timeoutMs?: number;
 }
@@ -210,13 +210,11 @@ export function resolveFlowConfig(input: FlowConfigInput, fail: (option: string,
   if (input.singleton) resolved.singleton = { mode: input.singleton.mode, ...defined("key", expression(input.singleton.key, "singleton.key")) };
   resolved.cancelOn = (input.cancelOn ?? []).map((entry, index) => {
     const option = `cancelOn[${index}]`;
-    if (entry.match !== undefined && entry.if !== undefined) fail(option, "give match or if, not both");
     if (entry.match !== undefined && !/^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$/.test(entry.match))
       fail(`${option}.match`, `${JSON.stringify(entry.match)} is not a field path such as "data.userId"`);
-    const condition = entry.match !== undefined ? `event.${entry.match} == async.${entry.match}` : expression(entry.if, `${option}.if`);
     return {
       event: entry.event,
-      ...defined("if", condition),
+      ...defined("if", expression(entry.if, `${option}.if`)),
       ...defined("match", entry.match),
       ...defined("timeoutMs", period(entry.timeout, `${option}.timeout`, Number.MAX_SAFE_INTEGER)),
     };

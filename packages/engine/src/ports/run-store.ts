@@ -69,6 +69,11 @@ export interface NewRun {
   idempotencyKey?: string;
   /** Create the run `skipped` by flow control, ended at once with this as its error (a rate limit). (Default: not skipped) */
   skipped?: SerializedError;
+  /**
+   * Waits to open with the run, in the same transaction: its `cancelOn` entries (`kind`
+   * "cancel"; a `timeoutAt` of `Infinity` never expires). (Default: none)
+   */
+  waits?: NewWait[];
 }
 
 /** Events and the runs they start, stored in one transaction. */

@@ -15,6 +15,7 @@ import {
 import type { StepRecord } from "@stepwise/core/internal";
 import type { RunToQueue } from "./flow/flow-keys.js";
 import { createRunQueuer } from "./flow/queue-runs.js";
+import { createTimeoutWatch } from "./flow/timeouts.js";
 import { FunctionRegistry } from "./function-registry.js";
 import { createIngest } from "./ingest/ingest.js";
 import { createReconciler } from "./ingest/reconciler.js";
@@ -190,6 +191,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     enqueue: (items) => startOrEnqueue(items),
     runEnded: (run) => waiters.runEnded(run),
     matchRecentEvents: (runId, trigger, waits, sinceMs) => track(waitMatcher.matchRecentEvents(runId, trigger, waits, sinceMs)),
+    watchDeadline: (at) => timeouts.watch(at),
   };
   const dispatcher = createDispatcher(context, functions);
   const waitMatcher = createWaitMatcher({
@@ -201,13 +203,33 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     },
   });
   const matchWaits = waitMatcher.matchEvents;
-  const ingestEvents = createIngest({ options, lifecycle, router, dispatcher, matchWaits, enqueue, background: (work) => void track(work) });
+  const ingestEvents = createIngest({
+    options,
+    lifecycle,
+    router,
+    dispatcher,
+    matchWaits,
+    enqueue,
+    watchDeadline: (at) => timeouts.watch(at),
+    background: (work) => void track(work),
+  });
   const ingest: typeof ingestEvents = (events, extraRuns) => track(ingestEvents(events, extraRuns));
+  const timeouts = createTimeoutWatch({
+    store,
+    clock,
+    lifecycle,
+    functionOf: (functionId) => functions.get(functionId),
+    cancel: async (runId, reason) => {
+      await actions.cancel(runId, { reason });
+    },
+    track,
+  });
   const reconciler = createReconciler({
     options,
     lifecycle,
     runs: (functionId) => registry.runnableFunction(functionId) !== undefined,
     matchWaits,
+    sweepTimeouts: timeouts.sweep,
     enqueue,
     track,
   });
@@ -339,6 +361,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     async stop(stopOptions = {}) {
       stopCron?.();
       stopReconciler?.();
+      timeouts.stop();
       stopClockSync?.();
       const { released } = await dispatcher.stop(stopOptions.graceMs ?? Number.POSITIVE_INFINITY);
       await Promise.all([waiters.stop(), actions.stop()]);

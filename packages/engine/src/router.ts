@@ -63,7 +63,7 @@ export class Router {
 }
 
 /** What a new run carries besides its ids. */
-type NewRunFields = Pick<NewRun, "flow" | "idempotencyKey" | "waits">;
+type NewRunFields = Pick<NewRun, "flow" | "idempotencyKey" | "waits" | "startBy">;
 
 /**
  * A new run's flow keys, idempotency key and `cancelOn` waits, evaluated from its event;
@@ -84,7 +84,13 @@ function newRunFields(fn: AnyStepwiseFunction, event: StepwiseEvent, now: number
       ...storedMatch(event, entry.match, entry.if),
     }),
   );
-  return { ...(flow && { flow }), ...(idempotencyKey !== "" && { idempotencyKey }), ...(waits.length > 0 && { waits }) };
+  const startMs = fn.config.timeouts?.startMs;
+  return {
+    ...(flow && { flow }),
+    ...(idempotencyKey !== "" && { idempotencyKey }),
+    ...(waits.length > 0 && { waits }),
+    ...(startMs !== undefined && { startBy: now + startMs }),
+  };
 }
 
 /** A sortable, unique run id. */

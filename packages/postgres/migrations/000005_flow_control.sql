@@ -45,3 +45,9 @@ ALTER TABLE waits
 ALTER TABLE waits ADD PRIMARY KEY (run_id, step_key, alternative);
 CREATE INDEX waits_match_idx ON waits (event_name, match_path, match_value) WHERE match_path IS NOT NULL;
 CREATE INDEX waits_unkeyed_idx ON waits (event_name) WHERE match_path IS NULL;
+
+-- `timeouts`: the run's deadline, when it has one: `start` from its creation while it has not
+-- started, then `finish` from its first start (the run's flow carries `finishMs` for the claim
+-- to set it). A claim never takes a run past its deadline; the engine cancels such runs.
+ALTER TABLE runs ADD COLUMN timeout_at timestamptz;
+CREATE INDEX runs_timeout_idx ON runs (timeout_at) WHERE timeout_at IS NOT NULL AND status IN ('queued', 'running', 'sleeping', 'waiting');

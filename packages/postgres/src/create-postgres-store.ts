@@ -72,6 +72,13 @@ WHERE status IN ('queued', 'sleeping', 'waiting') AND wake_at <= $1
 ORDER BY wake_at, id
 LIMIT $2`;
 
+/** Runs past their `timeouts` deadline (`runs_timeout_idx`), for the engine to cancel. */
+const LIST_TIMED_OUT = `
+SELECT id, function_id, started_at IS NOT NULL AS started FROM runs
+WHERE timeout_at IS NOT NULL AND timeout_at <= $1 AND status IN ('queued', 'running', 'sleeping', 'waiting')
+ORDER BY timeout_at, id
+LIMIT $2`;
+
 /** The epoch is left alone: the next claim bumps it, which is what fences off the old owner. */
 const RECOVER_LEASES = `
 UPDATE runs SET status = 'queued', wake_at = $1, lease_owner = NULL, lease_expires_at = NULL
@@ -170,6 +177,17 @@ export function createPostgresStore(options: PostgresStoreOptions): RunStore {
         ...(row.flow !== null && { flow: row.flow }),
         ...(row.fresh && { fresh: true }),
       }));
+    },
+
+    async listTimedOut(input) {
+      const result = await withClient(pool, (client) =>
+        client.query<{ id: string; function_id: string; started: boolean }>({
+          name: "stepwise_list_timed_out",
+          text: LIST_TIMED_OUT,
+          values: [timeParam(input.now), input.limit],
+        }),
+      );
+      return result.rows.map((row) => ({ id: row.id, functionId: row.function_id, started: row.started }));
     },
 
     async recoverLeases(input) {

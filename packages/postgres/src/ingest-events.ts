@@ -49,16 +49,19 @@ RETURNING id, waits_matched_at IS NULL AS match_waits`;
 const NEW_RUN_VALUES = (now: string) => `id, function_id, event_id,
   CASE WHEN skipped IS NOT NULL THEN 'skipped' WHEN lease_owner IS NULL THEN 'queued' ELSE 'running' END, 0, CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END,
   lease_owner, lease_expires_at, CASE WHEN skipped IS NULL THEN ${now} END, parent_run_id, parent_step_key, ${now},
-  CASE WHEN lease_owner IS NULL THEN NULL ELSE ${now} END, flow::jsonb, CASE WHEN skipped IS NOT NULL THEN ${now} END, skipped::jsonb`;
+  CASE WHEN lease_owner IS NULL THEN NULL ELSE ${now} END, flow::jsonb, CASE WHEN skipped IS NOT NULL THEN ${now} END, skipped::jsonb,
+  CASE WHEN skipped IS NOT NULL THEN NULL
+    WHEN lease_owner IS NOT NULL THEN ${now} + (flow::jsonb->>'finishMs')::float8 * interval '1 millisecond'
+    ELSE start_by END`;
 
 const RUN_INSERT_COLUMNS =
-  "id, function_id, event_id, status, attempt, lease_epoch, lease_owner, lease_expires_at, wake_at, parent_run_id, parent_step_key, created_at, started_at, flow, ended_at, error";
+  "id, function_id, event_id, status, attempt, lease_epoch, lease_owner, lease_expires_at, wake_at, parent_run_id, parent_step_key, created_at, started_at, flow, ended_at, error, timeout_at";
 
 const INSERT_RUNS = `
 INSERT INTO runs (${RUN_INSERT_COLUMNS})
 SELECT ${NEW_RUN_VALUES("$9::timestamptz")}
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::text[], $10::text[])
-  AS input (id, function_id, event_id, parent_run_id, parent_step_key, lease_owner, lease_expires_at, flow, skipped)
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::text[], $10::text[], $11::timestamptz[])
+  AS input (id, function_id, event_id, parent_run_id, parent_step_key, lease_owner, lease_expires_at, flow, skipped, start_by)
 ON CONFLICT (function_id, event_id) WHERE rerun_of IS NULL DO NOTHING
 RETURNING id`;
 
@@ -73,7 +76,7 @@ RETURNING id`;
  * created run (`kind` 'run').
  *
  * $1–$4 event ids, names, data (JSON text), ts; $5–$12 the run columns ({@link runColumns});
- * $13 now; $14 the skipped errors ({@link skippedColumn}).
+ * $13 now; $14 the skipped errors ({@link skippedColumn}); $15 the start deadlines.
  */
 const INSERT_EVENTS_AND_RUNS = `
 WITH inserted AS (
@@ -86,8 +89,8 @@ WITH inserted AS (
 created AS (
   INSERT INTO runs (${RUN_INSERT_COLUMNS})
   SELECT ${NEW_RUN_VALUES("$13::timestamptz")}
-  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[], $14::text[])
-    AS input (id, function_id, event_id, parent_run_id, parent_step_key, lease_owner, lease_expires_at, flow, skipped)
+  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[], $14::text[], $15::timestamptz[])
+    AS input (id, function_id, event_id, parent_run_id, parent_step_key, lease_owner, lease_expires_at, flow, skipped, start_by)
   WHERE input.event_id IN (SELECT id FROM inserted) OR input.event_id <> ALL ($1::text[])
   ON CONFLICT (function_id, event_id) WHERE rerun_of IS NULL DO NOTHING
   RETURNING id
@@ -205,7 +208,7 @@ export async function ingestEvents(client: pg.PoolClient, input: IngestInput): P
   const created = await client.query<{ id: string }>({
     name: "stepwise_insert_runs",
     text: INSERT_RUNS,
-    values: [...runColumns(wanted), timeParam(now), skippedColumn(wanted)],
+    values: [...runColumns(wanted), timeParam(now), skippedColumn(wanted), wanted.map((run) => timeParam(run.startBy))],
   });
   const createdIds = new Set(created.rows.map((row) => row.id));
   await insertRunWaits(client, wanted, [...createdIds], now);
@@ -292,6 +295,7 @@ async function ingestWithoutKeys(client: pg.PoolClient, input: IngestInput): Pro
       ...runColumns(wanted),
       timeParam(now),
       skippedColumn(wanted),
+      wanted.map((run) => timeParam(run.startBy)),
     ],
   });
   const insertedIds = new Map<string, boolean>();

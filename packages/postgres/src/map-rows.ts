@@ -24,6 +24,7 @@ export const RUN_COLUMNS = [
   epochMs("created_at"),
   epochMs("started_at"),
   epochMs("ended_at"),
+  epochMs("timeout_at"),
 ].join(", ");
 
 /** Columns of `steps` read into a {@link StepRow}. @internal */
@@ -56,6 +57,7 @@ export interface RunRow {
   created_at: number;
   started_at: number | null;
   ended_at: number | null;
+  timeout_at: number | null;
 }
 
 /** A row of {@link STEP_COLUMNS}. @internal */
@@ -125,6 +127,7 @@ export function toRunRecord(row: RunRow): RunRecord {
   if (row.flow !== null) record.flow = row.flow;
   if (row.started_at !== null) record.startedAt = row.started_at;
   if (row.ended_at !== null) record.endedAt = row.ended_at;
+  if (row.timeout_at !== null) record.timeoutAt = row.timeout_at;
   return record;
 }
 

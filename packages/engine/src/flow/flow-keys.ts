@@ -46,6 +46,7 @@ export function runFlow(config: ResolvedFunctionConfig, event: StepwiseEvent): R
     const seconds = priorityOf(config.priority.run, event);
     if (seconds !== 0) flow.priority = seconds;
   }
+  if (config.timeouts?.finishMs !== undefined) flow.finishMs = config.timeouts.finishMs;
   return Object.keys(flow).length === 0 ? undefined : flow;
 }
 

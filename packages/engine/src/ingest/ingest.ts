@@ -15,6 +15,8 @@ export interface IngestOptions {
   /** Matches events the store flagged against the open waits (see `createWaitMatcher`). */
   matchWaits(events: StoredEvent[]): Promise<void>;
   enqueue(items: RunToQueue[]): Promise<void>;
+  /** Watches a `timeouts` deadline of a run created here. */
+  watchDeadline(at: number | undefined): void;
   /** Runs work after the answer, counted as in flight (so `idle()` waits for it). */
   background(work: Promise<unknown>): void;
 }
@@ -65,9 +67,12 @@ export function createIngest(dependencies: IngestOptions): (events: StoredEvent[
     }
     const queued: RunToQueue[] = [];
     for (const run of result.runs) {
-      if (routed.get(run.id)?.skipped) continue;
-      const event = eventsById.get(run.eventId);
       const newRun = routed.get(run.id);
+      if (newRun?.skipped) continue;
+      // The deadline the store set: the start's, or (created claimed) the finish's.
+      const finishMs = newRun?.flow?.finishMs;
+      dependencies.watchDeadline(reserved.has(run.id) && finishMs !== undefined ? now + finishMs : newRun?.startBy);
+      const event = eventsById.get(run.eventId);
       if (!reserved.has(run.id) || !event || !newRun) {
         queued.push({ runId: run.id, functionId: run.functionId, availableAt: now, flow: newRun?.flow ?? null, fresh: true });
         continue;
@@ -102,7 +107,7 @@ export function createIngest(dependencies: IngestOptions): (events: StoredEvent[
 
 /** The record of a run the ingest created already claimed (see `NewRun.lease`), as the store holds it. */
 function createdClaimed(run: NewRun, lease: { workerId: string; expiresAt: number }, now: number): RunRecord {
-  const { id, functionId, eventId, parentRunId, parentStepKey } = run;
+  const { id, functionId, eventId, parentRunId, parentStepKey, flow } = run;
   return {
     id,
     functionId,
@@ -114,6 +119,8 @@ function createdClaimed(run: NewRun, lease: { workerId: string; expiresAt: numbe
     leaseExpiresAt: lease.expiresAt,
     wakeAt: now,
     ...(parentRunId !== undefined && { parentRunId, parentStepKey }),
+    ...(flow !== undefined && { flow }),
+    ...(flow?.finishMs !== undefined && { timeoutAt: now + flow.finishMs }),
     createdAt: now,
     startedAt: now,
   };

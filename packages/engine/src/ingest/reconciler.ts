@@ -13,6 +13,8 @@ export interface ReconcilerOptions {
   /** Whether this process can execute runs of the function. */
   runs(functionId: string): boolean;
   matchWaits(events: StoredEvent[]): Promise<void>;
+  /** Cancels runs past their `timeouts` deadline. */
+  sweepTimeouts(): Promise<void>;
   enqueue(items: RunToQueue[]): Promise<void>;
   /** Counts the pass as work in flight (see `engine.idle()`). */
   track<T>(work: Promise<T>): Promise<T>;
@@ -40,6 +42,7 @@ export function createReconciler(dependencies: ReconcilerOptions): Reconciler {
     // Events a crash left between ingest and wait matching: match them now. The grace keeps us
     // off events whose ingest is still matching them in this or another process.
     await dependencies.matchWaits(await store.listUnmatchedEvents({ before: now - UNMATCHED_EVENT_GRACE_MS, limit: 1000 }));
+    await dependencies.sweepTimeouts();
     // A process without workers (a server taking events) leaves the queue to the processes that
     // run them: re-enqueueing a backlog it cannot drain, every pass, cost its Event API a tenth
     // of its throughput and repaired nothing their reconcilers do not.

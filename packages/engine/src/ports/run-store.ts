@@ -18,6 +18,8 @@ export interface RunFlow {
   throttle?: string;
   /** Seconds `priority.run` moves the run's start ahead (negative: behind). */
   priority?: number;
+  /** `timeouts.finish`: the run's deadline from its first start, in ms (the claim sets it). */
+  finishMs?: number;
 }
 
 /** A run as stored. Times are epoch milliseconds. */
@@ -42,6 +44,8 @@ export interface RunRecord {
   rerunOf?: string;
   /** Flow-control keys (see {@link RunFlow}); absent when its function has none. */
   flow?: RunFlow;
+  /** `timeouts`: when the run is cancelled unless it has started (before its start) or ended (after). */
+  timeoutAt?: number;
   createdAt: number;
   startedAt?: number;
   endedAt?: number;
@@ -69,6 +73,8 @@ export interface NewRun {
   idempotencyKey?: string;
   /** Create the run `skipped` by flow control, ended at once with this as its error (a rate limit). (Default: not skipped) */
   skipped?: SerializedError;
+  /** `timeouts.start`: cancel the run unless it has started by then (epoch ms). (Default: no deadline) */
+  startBy?: number;
   /**
    * Waits to open with the run, in the same transaction: its `cancelOn` entries (`kind`
    * "cancel"; a `timeoutAt` of `Infinity` never expires). (Default: none)
@@ -303,6 +309,12 @@ export interface RunStore {
    * with their flow keys and `fresh` when the run never started.
    */
   listDueRuns(input: { until: number; limit: number }): Promise<Array<{ id: string; functionId: string; wakeAt: number; flow?: RunFlow; fresh?: boolean }>>;
+
+  /**
+   * Runs not ended whose `timeouts` deadline passed by `now` (`started` tells which deadline:
+   * finish, or start), oldest deadline first; the engine cancels them.
+   */
+  listTimedOut(input: { now: number; limit: number }): Promise<Array<{ id: string; functionId: string; started: boolean }>>;
 
   /** Makes runs whose lease expired before `now` (or, with `all`, every running run) runnable again. */
   recoverLeases(input: { now: number; all?: boolean }): Promise<Array<{ id: string; functionId: string; flow?: RunFlow }>>;

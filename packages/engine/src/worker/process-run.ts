@@ -43,6 +43,8 @@ export interface ProcessContext {
    * `lookback`): the first that matches resolves its wait, as if it had arrived after it.
    */
   matchRecentEvents(runId: string, trigger: StoredEvent, waits: NewWait[], sinceMs: number): Promise<void>;
+  /** Watches a run's `timeouts` deadline (as a claim answered it). */
+  watchDeadline(at: number | undefined): void;
   /** Called once a pass holds the run's lease, with the epoch its writes carry. */
   onClaimed?(runId: string, leaseEpoch: number): void;
 }
@@ -81,6 +83,7 @@ export async function processRun(context: ProcessContext, input: PassInput): Pro
   if (!claimed) return;
   const { run } = claimed;
   context.onClaimed?.(runId, run.leaseEpoch);
+  context.watchDeadline(run.timeoutAt);
   if (abort.signal.aborted) {
     // The worker gave up on this pass while the claim was on its way: hand the run straight on.
     await store.releaseRun({ runId, leaseEpoch: run.leaseEpoch, wakeAt: clock.now() });

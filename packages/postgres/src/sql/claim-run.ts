@@ -15,6 +15,14 @@ const SETTLE_DUE_STEP = `status = CASE WHEN steps.kind = 'invoke' THEN 'failed':
     ) END`;
 
 /**
+ * A run's deadline after a claim at `now`: at its first start, `timeouts.finish` from now (the
+ * run's flow carries `finishMs`) or none; afterwards, unchanged. Shared by the claims and the
+ * eager-start insert.
+ */
+export const FINISH_DEADLINE = (now: string) =>
+  `CASE WHEN started_at IS NOT NULL THEN timeout_at WHEN flow ? 'finishMs' THEN ${now} + (flow->>'finishMs')::float8 * interval '1 millisecond' END`;
+
+/**
  * Claims a due run and settles its due suspensions, in one statement (so one transaction).
  *
  * $1 run id, $2 worker id, $3 now, $4 lease end.
@@ -41,8 +49,9 @@ WITH claimed AS (
     lease_epoch = lease_epoch + 1,
     lease_owner = $2,
     lease_expires_at = $4,
-    started_at = coalesce(started_at, $3)
-  WHERE id = $1 AND status IN ('queued', 'sleeping', 'waiting') AND wake_at <= $3
+    started_at = coalesce(started_at, $3),
+    timeout_at = ${FINISH_DEADLINE("$3")}
+  WHERE id = $1 AND status IN ('queued', 'sleeping', 'waiting') AND wake_at <= $3 AND (timeout_at IS NULL OR timeout_at > $3)
   RETURNING ${RUN_COLUMNS}
 ),
 due AS (
@@ -82,9 +91,11 @@ claimed AS (
     lease_epoch = lease_epoch + 1,
     lease_owner = input.worker_id,
     lease_expires_at = input.lease_end,
-    started_at = coalesce(started_at, input.now)
+    started_at = coalesce(started_at, input.now),
+    timeout_at = ${FINISH_DEADLINE("input.now")}
   FROM input
   WHERE runs.id = input.run_id AND runs.status IN ('queued', 'sleeping', 'waiting') AND runs.wake_at <= input.now
+    AND (runs.timeout_at IS NULL OR runs.timeout_at > input.now)
   RETURNING ${RUN_COLUMNS}, input.now AS claimed_at
 ),
 due AS (

@@ -23,6 +23,7 @@ export type { ApiClientOptions, ListEventsQuery, ListRunsQuery, StepwiseApi } fr
 export { createApiClient } from "./api/api-client.js";
 export type { ErrorBody, EventInfo, FunctionInfo, StepInfo } from "./api/wire.js";
 export {
+  cancelManyResultSchema,
   cancelResultSchema,
   errorBodySchema,
   eventDetailSchema,

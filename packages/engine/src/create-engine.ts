@@ -13,6 +13,7 @@ import {
   type WaitOptions,
 } from "@stepwise/core";
 import type { StepRecord } from "@stepwise/core/internal";
+import { type CancelManyFilter, createCancelMany } from "./cancel-many.js";
 import type { RunToQueue } from "./flow/flow-keys.js";
 import { createRunQueuer } from "./flow/queue-runs.js";
 import { createTimeoutWatch } from "./flow/timeouts.js";
@@ -68,6 +69,13 @@ export interface Engine {
    * Answers the run and the ids cancelled (none when it had ended). Rejects with RUN_NOT_FOUND.
    */
   cancel(runId: string, options?: { reason?: string }): Promise<CancelResult>;
+  /**
+   * Cancels every run of a function that has not ended, created in `[since, until)`, whose
+   * event meets `if` (CEL over `event`), each as {@link Engine.cancel} cancels one. Answers how
+   * many runs were cancelled (with the runs they invoked). Rejects with FUNCTION_NOT_FOUND or
+   * INVALID_EXPRESSION.
+   */
+  cancelMany(filter: CancelManyFilter): Promise<{ cancelled: number }>;
   /**
    * Starts a new run of a run's function with the same event (`rerunOf` names the original).
    * With `fromStep` (a step key, or an id: its first execution), the new run reuses the
@@ -235,6 +243,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
   });
   const reconcile = reconciler.reconcile;
   const actions = createRunActions({ options, lifecycle, registry, router, waiters, dispatcher, enqueue });
+  const cancelMany = createCancelMany(store, async (runId, reason) => (await actions.cancel(runId, { reason })).cancelled.length);
 
   function toStored(payloads: EventPayload[]): StoredEvent[] {
     const now = clock.now();
@@ -300,6 +309,12 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     },
     listSteps: (runId) => store.listSteps(runId),
     cancel: actions.cancel,
+    async cancelMany(filter) {
+      const functionId = registry.resolve(filter.functionId);
+      if (!functionId)
+        throw new StepwiseError({ code: ErrorCode.FunctionNotFound, category: "user", message: `no function "${filter.functionId}" is registered` });
+      return cancelMany({ ...filter, functionId });
+    },
     rerun: actions.rerun,
     replayEvent: actions.replayEvent,
     listEvents: (filter) => store.listEvents(filter),

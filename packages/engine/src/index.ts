@@ -13,6 +13,7 @@
  * Every export of this file is public API.
  */
 
+export type { CancelManyFilter } from "./cancel-many.js";
 export type { Engine, EngineWorkload } from "./create-engine.js";
 export { createEngine } from "./create-engine.js";
 export { UNMATCHED_EVENT_GRACE_MS } from "./ingest/reconciler.js";

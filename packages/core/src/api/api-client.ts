@@ -4,6 +4,7 @@ import { ErrorCode } from "../errors/error-code.js";
 import { StepwiseError } from "../errors/stepwise-error.js";
 import type { EventPayload, SendEventResult } from "../events/event.js";
 import {
+  cancelManyResultSchema,
   cancelResultSchema,
   errorBodySchema,
   eventDetailSchema,
@@ -162,6 +163,9 @@ export function createApiClient(options: ApiClientOptions = {}) {
     /** Cancels a run and the runs it invoked; rejects with RUN_ALREADY_ENDED for a run that completed or failed. */
     cancelRun: (runId: string, cancelOptions: { reason?: string } = {}) =>
       request("POST", `/v1/runs/${id(runId)}/cancel`, cancelResultSchema, { body: cancelOptions }),
+    /** Cancels a function's runs that have not ended, created in `[since, until)`, whose event meets `if`; answers how many. */
+    cancelRuns: (filter: { function: string; since?: number | string; until?: number | string; if?: string; reason?: string }) =>
+      request("POST", "/v1/runs/cancel", cancelManyResultSchema, { body: filter }),
     /** A new run of the same event; `fromStep` reuses the results recorded before that step. */
     async rerun(runId: string, rerunOptions: { fromStep?: string } = {}): Promise<RunInfo> {
       return (await request("POST", `/v1/runs/${id(runId)}/rerun`, runBody, { body: rerunOptions })).run;

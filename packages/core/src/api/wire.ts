@@ -74,6 +74,9 @@ export const runDetailSchema = z.object({ run: runInfoSchema, steps: z.array(ste
 /** `GET /v1/events/:id`. */
 export const eventDetailSchema = z.object({ event: eventInfoSchema, runs: z.array(runInfoSchema) });
 /** `POST /v1/runs/:id/cancel`. */
+/** `POST /v1/runs/cancel`: how many runs were cancelled (with the runs they invoked). */
+export const cancelManyResultSchema = z.object({ cancelled: z.number().int().min(0) });
+
 export const cancelResultSchema = z.object({
   run: runInfoSchema,
   /** The runs cancelled now: the run and the runs it invoked that were still going; empty when it was cancelled already. */

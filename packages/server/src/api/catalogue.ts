@@ -1,4 +1,5 @@
 import {
+  cancelManyResultSchema,
   cancelResultSchema,
   eventDetailSchema,
   eventPageSchema,
@@ -12,6 +13,7 @@ import type { KeyScope } from "@stepwise/engine";
 import { z } from "zod";
 import {
   cancelBodySchema,
+  cancelManyBodySchema,
   idPathSchema,
   invokeBodySchema,
   listEventsQuery,
@@ -136,6 +138,14 @@ export const API_ROUTES: ApiRoute[] = [
     body: cancelBodySchema,
     bodyOptional: true,
     response: cancelResultSchema,
+  },
+  {
+    method: "post",
+    path: "/v1/runs/cancel",
+    summary: "cancel a function's runs that have not ended, by creation time and an expression over their event",
+    auth: "control",
+    body: cancelManyBodySchema,
+    response: cancelManyResultSchema,
   },
   {
     method: "post",

@@ -49,6 +49,18 @@ export const cancelBodySchema = z.strictObject({
   reason: storableText.min(1).max(1000).optional(),
 });
 
+/** A time in a JSON body: epoch milliseconds, or an ISO 8601 date as in the queries. */
+const bodyTime = z.union([z.number().int().min(0), timeQuery]);
+
+/** Body of `POST /v1/runs/cancel`: which runs of a function to cancel. */
+export const cancelManyBodySchema = z.strictObject({
+  function: idParam.describe("a function's id, or its qualified id <app>/<function>"),
+  since: bodyTime.optional().describe("only runs created at or after this time"),
+  until: bodyTime.optional().describe("only runs created before this time"),
+  if: z.string().min(1).max(4096).optional().describe("CEL over `event` (the run's trigger): only runs whose event it holds for"),
+  reason: storableText.min(1).max(1000).optional(),
+});
+
 /** Body of `POST /v1/runs/:id/rerun` (optional). */
 export const rerunBodySchema = z.strictObject({
   /** A step key or id of the original run: reuse the results recorded before it, execute from it on. */

@@ -1,15 +1,15 @@
 import { ErrorCode } from "@stepwise/core";
 import type { KeyScope } from "@stepwise/engine";
 import type { Hono, MiddlewareHandler } from "hono";
-import { cancelBodySchema, rerunBodySchema } from "../api/request-schemas.js";
+import { cancelBodySchema, cancelManyBodySchema, rerunBodySchema } from "../api/request-schemas.js";
 import { requestError } from "../http/http-status.js";
 import { pathId } from "../http/params.js";
-import { checkBody, readOptionalJson } from "../http/read-json.js";
+import { checkBody, readJson, readOptionalJson } from "../http/read-json.js";
 import type { ResolvedServerOptions, ServerEnv } from "../server-options.js";
 
 /**
- * Operators' actions (scope `control`): cancel a run, rerun it (from a chosen step), replay an
- * event. Each answers the runs it touched.
+ * Operators' actions (scope `control`): cancel a run, or a function's runs in bulk, rerun a run
+ * (from a chosen step), replay an event. Each answers the runs it touched (a bulk cancel: how many).
  */
 export function runActionRoutes(app: Hono<ServerEnv>, options: ResolvedServerOptions, guard: (scope: KeyScope) => MiddlewareHandler): void {
   const { engine } = options;
@@ -26,6 +26,12 @@ export function runActionRoutes(app: Hono<ServerEnv>, options: ResolvedServerOpt
       });
     }
     return context.json(result);
+  });
+
+  app.post("/v1/runs/cancel", guard("control"), async (context) => {
+    const body = checkBody(cancelManyBodySchema, await readJson(context, options.maxBodyBytes), "{ function, since?, until?, if?, reason? }");
+    const { function: functionId, ...filter } = body;
+    return context.json(await engine.cancelMany({ functionId, ...filter }));
   });
 
   app.post("/v1/runs/:id/rerun", guard("control"), async (context) => {

@@ -14,6 +14,7 @@ import {
 } from "@stepwise/core";
 import type { StepRecord } from "@stepwise/core/internal";
 import { type CancelManyFilter, createCancelMany } from "./cancel-many.js";
+import { checkReady } from "./check-ready.js";
 import type { RunToQueue } from "./flow/flow-keys.js";
 import { createRunQueuer } from "./flow/queue-runs.js";
 import { createTimeoutWatch } from "./flow/timeouts.js";
@@ -331,23 +332,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     reconcile,
     queueSize: () => queue.size(),
     workload: () => ({ running: dispatcher.activeCount, held: dispatcher.heldCount, maxHeld: dispatcher.maxHeld }),
-    async checkReady(timeoutMs = 2000) {
-      const probe = async (what: string, read: () => Promise<unknown>): Promise<string> => {
-        let timer: NodeJS.Timeout | undefined;
-        const late = new Promise<string>((resolve) => {
-          timer = setTimeout(() => resolve(`no answer from the ${what} within ${timeoutMs} ms`), timeoutMs);
-        });
-        try {
-          return await Promise.race([read().then(() => "ok"), late]);
-        } catch (error) {
-          return error instanceof Error ? error.message : String(error);
-        } finally {
-          clearTimeout(timer);
-        }
-      };
-      const [storeState, queueState] = await Promise.all([probe("store", () => store.now()), probe("queue", () => queue.size())]);
-      return { store: storeState, queue: queueState };
-    },
+    checkReady: (timeoutMs = 2000) => checkReady(store, queue, timeoutMs),
 
     async start() {
       await waiters.start();

@@ -1,6 +1,7 @@
 import { createTestPglite, createTestPostgres } from "@stepwise/postgres/testing";
 import { runStoreContract } from "../src/contracts/run-store.js";
 import { runStoreActionsContract } from "../src/contracts/run-store-actions.js";
+import { runStoreFlowContract } from "../src/contracts/run-store-flow.js";
 
 const onPglite = async () => {
   const database = await createTestPglite();
@@ -17,3 +18,5 @@ runStoreContract("postgres on PGlite", onPglite);
 runStoreContract("postgres on a Postgres server", onPostgres);
 runStoreActionsContract("postgres on PGlite", onPglite);
 runStoreActionsContract("postgres on a Postgres server", onPostgres);
+runStoreFlowContract("postgres on PGlite", onPglite);
+runStoreFlowContract("postgres on a Postgres server", onPostgres);

@@ -19,3 +19,4 @@ export type { RealtimeFactory } from "./realtime.js";
 export { realtimeContract } from "./realtime.js";
 export { runStoreContract } from "./run-store.js";
 export { runStoreActionsContract } from "./run-store-actions.js";
+export { runStoreFlowContract } from "./run-store-flow.js";

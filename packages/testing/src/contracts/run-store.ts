@@ -20,7 +20,7 @@ export type { RunStoreFixture } from "./run-store-kit.js";
 export function runStoreContract(name: string, makeStore: () => Promise<RunStoreFixture>): void {
   describe(`RunStore contract: ${name}`, () => {
     const kit = runStoreKit(makeStore);
-    const { event, newId, startRun, claim, done, runsFor, sleep, suspension, invoke } = kit;
+    const { event, startRun, claim, done, runsFor, sleep, suspension, invoke } = kit;
     // The store of the test running now (a fresh one each test).
     let store: RunStore;
     beforeEach(() => {
@@ -269,50 +269,6 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
       expect((await claim(runId, T0 + 10)).steps).toEqual([{ key: "reply", id: "reply", kind: "wait", status: "completed", output, attempt: 0 }]);
     });
 
-    it("finds keyed waits by an event's field values, with the unkeyed ones, and leaves timed-out waits out", async () => {
-      const opened: Record<string, string> = {};
-      for (const [user, timeoutAt] of [
-        ["u1", T0 + 60_000],
-        ["u2", T0 + 60_000],
-        ["u3", T0 + 60_000],
-        ["late", T0 + 5],
-      ] as const) {
-        const { runId } = await startRun();
-        const { run } = await claim(runId);
-        const base = suspension(runId, run.leaseEpoch, T0 + 1, { waitFor: [{ key: "reply", timeoutAt }] });
-        await store.suspendRun({ ...base, waits: base.waits.map((wait) => ({ ...wait, matchPath: "data.userId", matchValue: JSON.stringify(user) })) });
-        opened[user] = runId;
-      }
-      const { runId: open } = await startRun();
-      const { run } = await claim(open);
-      await store.suspendRun(suspension(open, run.leaseEpoch, T0 + 1, { waitFor: [{ key: "any", timeoutAt: T0 + 60_000 }] }));
-      const found = async (values: Array<[string, string]>, now = T0 + 10) =>
-        (await store.findWaits("test/reply", { matchValues: values, now })).map((wait) => wait.runId).sort();
-      expect(await found([["data.userId", '"u2"']])).toEqual([opened["u2"], open].sort());
-      expect(await found([["data.userId", '"nobody"']])).toEqual([open]);
-      expect(await found([["data.other", '"u2"']])).toEqual([open]);
-      // Timed out (T0 + 5) by the time of the event.
-      expect(await found([["data.userId", '"late"']])).toEqual([open]);
-      expect(await found([["data.userId", '"late"']], T0 + 4)).toEqual([opened["late"], open].sort());
-      // Without values: every open wait of the name.
-      expect((await store.findWaits("test/reply")).length).toBe(5);
-    });
-
-    it("closes every condition of a step when one of them resolves it", async () => {
-      const { runId } = await startRun();
-      const { run } = await claim(runId);
-      const base = suspension(runId, run.leaseEpoch, T0 + 1, { waitFor: [{ key: "either", timeoutAt: T0 + 60_000 }] });
-      const [first] = base.waits;
-      await store.suspendRun({
-        ...base,
-        waits: [first as (typeof base.waits)[number], { ...(first as (typeof base.waits)[number]), alternative: 1, eventName: "test/rejected" }],
-      });
-      expect((await store.findWaits("test/rejected")).map((wait) => [wait.stepKey, wait.alternative])).toEqual([["either", 1]]);
-      expect(await store.resolveWait({ runId, stepKey: "either", event: event({ name: "test/rejected" }), now: T0 + 10 })).toBe("fn");
-      expect(await store.findWaits("test/reply")).toEqual([]);
-      expect(await store.findWaits("test/rejected")).toEqual([]);
-    });
-
     it("flags events that open waits may match, and lists them until marked matched", async () => {
       const { runId } = await startRun();
       const { run } = await claim(runId);
@@ -482,29 +438,6 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
       expect(recovered?.leaseOwner).toBeUndefined();
       expect(await store.recoverLeases({ now: T0 + 1002, all: true })).toEqual([{ id: long.runId, functionId: "fn" }]);
       expect((await claim(long.runId, T0 + 1002, "worker-b")).run.leaseEpoch).toBe(2);
-    });
-
-    it("stores a run's flow keys and answers them wherever the run is queued again", async () => {
-      const flow = { concurrency: ["user-1", ""], priority: 30 };
-      const trigger = event();
-      const [run] = runsFor([trigger]);
-      const plain = { id: newId("run"), functionId: "fn", eventId: trigger.id };
-      await store.ingest({ events: [trigger], runs: [{ ...(run as NewRun), flow }, plain], now: T0 });
-      expect((await store.getRun((run as NewRun).id))?.flow).toEqual(flow);
-      expect((await store.getRun(plain.id))?.flow).toBeUndefined();
-      const due = await store.listDueRuns({ until: T0, limit: 10 });
-      expect(due.find((entry) => entry.id === (run as NewRun).id)).toEqual({ id: (run as NewRun).id, functionId: "fn", wakeAt: T0, flow, fresh: true });
-      const claimed = await claim((run as NewRun).id);
-      expect(claimed.run.flow).toEqual(flow);
-      // A started run is no longer fresh: its start is behind it (priority moved only that).
-      const recovered = await store.recoverLeases({ now: T0 + LEASE_MS + 1 });
-      expect(recovered).toEqual([{ id: (run as NewRun).id, functionId: "fn", flow }]);
-      expect((await store.listDueRuns({ until: T0 + LEASE_MS + 1, limit: 10 })).find((entry) => entry.id === (run as NewRun).id)?.fresh).toBeUndefined();
-      const [rerun] = await store.createRuns({
-        runs: [{ id: newId("run"), functionId: "fn", eventId: trigger.id, rerunOf: (run as NewRun).id, flow }],
-        now: T0,
-      });
-      expect((await store.getRun(rerun?.id as string))?.flow).toEqual(flow);
     });
 
     it("lists due runs oldest first, and runs newest first with filters", async () => {

@@ -26,7 +26,7 @@ WITH RECURSIVE tree AS (
     lease_owner = NULL,
     lease_expires_at = NULL,
     lease_epoch = lease_epoch + 1
-  WHERE id IN (SELECT id FROM tree) AND status NOT IN ('completed', 'failed', 'cancelled')
+  WHERE id IN (SELECT id FROM tree) AND status IN ('queued', 'running', 'sleeping', 'waiting')
   RETURNING ${RUN_COLUMNS}
 ), closed AS (
   DELETE FROM waits WHERE run_id IN (SELECT id FROM cancelled)

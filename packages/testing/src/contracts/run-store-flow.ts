@@ -78,5 +78,16 @@ export function runStoreFlowContract(name: string, makeStore: () => Promise<RunS
       expect(await kit.store.findWaits("test/reply")).toEqual([]);
       expect(await kit.store.findWaits("test/rejected")).toEqual([]);
     });
+    it("stores a skipped run ended at once, with its reason, and never claims or cancels it", async () => {
+      const trigger = event();
+      const [run] = runsFor([trigger]);
+      const reason = { name: "StepwiseError", code: "RATE_LIMITED", message: "over the limit" };
+      const result = await kit.store.ingest({ events: [trigger], runs: [{ ...(run as NewRun), skipped: reason }], now: T0 });
+      expect(result.runs.map((entry) => entry.id)).toEqual([(run as NewRun).id]);
+      expect(await kit.store.getRun((run as NewRun).id)).toMatchObject({ status: "skipped", error: reason, endedAt: T0 });
+      expect(await kit.store.claimRun({ runId: (run as NewRun).id, workerId: "w", now: T0 + 1, leaseMs: LEASE_MS })).toBeNull();
+      expect(await kit.store.listDueRuns({ until: T0 + 1, limit: 10 })).toEqual([]);
+      expect((await kit.store.cancelRun({ runId: (run as NewRun).id, error: reason, now: T0 + 2 })).cancelled).toEqual([]);
+    });
   });
 }

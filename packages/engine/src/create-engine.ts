@@ -220,6 +220,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     matchWaits,
     enqueue,
     watchDeadline: (at) => timeouts.watch(at),
+    announceCancelled: (cancelled, parents, reason) => actions.announceCancelled(cancelled, parents, reason),
     background: (work) => void track(work),
   });
   const ingest: typeof ingestEvents = (events, extraRuns) => track(ingestEvents(events, extraRuns));

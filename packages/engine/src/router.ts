@@ -63,7 +63,7 @@ export class Router {
 }
 
 /** What a new run carries besides its ids. */
-type NewRunFields = Pick<NewRun, "flow" | "idempotencyKey" | "waits" | "startBy">;
+type NewRunFields = Pick<NewRun, "flow" | "idempotencyKey" | "waits" | "startBy" | "singleton">;
 
 /**
  * A new run's flow keys, idempotency key and `cancelOn` waits, evaluated from its event;
@@ -85,7 +85,9 @@ function newRunFields(fn: AnyStepwiseFunction, event: StepwiseEvent, now: number
     }),
   );
   const startMs = fn.config.timeouts?.startMs;
+  const { singleton } = fn.config;
   return {
+    ...(singleton && { singleton: { key: singleton.key === undefined ? "" : keyValue(singleton.key, event), mode: singleton.mode } }),
     ...(flow && { flow }),
     ...(idempotencyKey !== "" && { idempotencyKey }),
     ...(waits.length > 0 && { waits }),

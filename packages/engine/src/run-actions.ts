@@ -4,6 +4,7 @@ import type { FunctionRegistry } from "./function-registry.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { ResolvedEngineOptions } from "./options.js";
 import type { Unsubscribe } from "./ports/bus.js";
+import type { RunRecord } from "./ports/run-store.js";
 import { newRunId, type Router } from "./router.js";
 import { type RunWaiters, toRunInfo } from "./run-waiters.js";
 import type { Dispatcher } from "./worker/dispatcher.js";
@@ -28,6 +29,8 @@ export interface CancelResult {
 /** Operators' actions on runs: cancel, rerun (from a step), replay an event. */
 export interface RunActions {
   cancel(runId: string, options?: { reason?: string }): Promise<CancelResult>;
+  /** Announces runs the store cancelled as part of another write (a singleton's new run): see {@link RunActions.cancel}. */
+  announceCancelled(cancelled: RunRecord[], parents: Array<{ runId: string; functionId: string }>, reason: string): Promise<string[]>;
   rerun(runId: string, options?: { fromStep?: string }): Promise<RunInfo>;
   replayEvent(eventId: string): Promise<RunInfo[]>;
   /** Listens for cancellations made by other processes (a worker aborts their passes). */
@@ -80,7 +83,30 @@ export function createRunActions(deps: {
     return infos;
   }
 
+  /**
+   * What follows a cancellation the store recorded: lifecycle events, the passes executing the
+   * runs aborted (here, or through the bus in another process), waiters told, the parents whose
+   * invoke step failed woken. Answers the runs' ids.
+   */
+  async function announceCancelled(cancelled: RunRecord[], parents: Array<{ runId: string; functionId: string }>, reason: string): Promise<string[]> {
+    for (const run of cancelled) {
+      lifecycle.emit({ type: "run-cancelled", runId: run.id, functionId: run.functionId, reason });
+      dispatcher.abortRun(run.id, cancelledError(run.id, reason));
+      waiters.runEnded(toRunInfo(run));
+    }
+    const ids = cancelled.map((run) => run.id);
+    if (ids.length > 0 && bus) {
+      await bus
+        .publish(RUN_CANCELLED_CHANNEL, ids)
+        .catch((error: unknown) => lifecycle.emit({ type: "engine-error", error, context: `announcing the cancellation of ${ids.join(", ")}` }));
+    }
+    if (parents.length > 0) await enqueue(parents.map((parent) => ({ ...parent, availableAt: clock.now() })));
+    return ids;
+  }
+
   return {
+    announceCancelled,
+
     async cancel(runId, cancelOptions = {}) {
       const reason = cancelOptions.reason ?? "cancelled by an operator";
       const checked = cancelReason.safeParse(reason);
@@ -99,18 +125,7 @@ export function createRunActions(deps: {
         error: { name: "StepwiseError", code: ErrorCode.RunCancelled, message: reason },
         now,
       });
-      for (const run of cancelled) {
-        lifecycle.emit({ type: "run-cancelled", runId: run.id, functionId: run.functionId, reason });
-        dispatcher.abortRun(run.id, cancelledError(run.id, reason));
-        waiters.runEnded(toRunInfo(run));
-      }
-      const ids = cancelled.map((run) => run.id);
-      if (ids.length > 0 && bus) {
-        await bus
-          .publish(RUN_CANCELLED_CHANNEL, ids)
-          .catch((error: unknown) => lifecycle.emit({ type: "engine-error", error, context: `announcing the cancellation of ${ids.join(", ")}` }));
-      }
-      if (parent) await enqueue([{ ...parent, availableAt: now }]);
+      const ids = await announceCancelled(cancelled, parent ? [parent] : [], reason);
       // Ended meanwhile (a worker finished it first): the run as it ended.
       const run = cancelled.find((entry) => entry.id === runId) ?? (await requireRun(runId));
       return { run: toRunInfo(run), cancelled: ids };

@@ -51,3 +51,9 @@ CREATE INDEX waits_unkeyed_idx ON waits (event_name) WHERE match_path IS NULL;
 -- to set it). A claim never takes a run past its deadline; the engine cancels such runs.
 ALTER TABLE runs ADD COLUMN timeout_at timestamptz;
 CREATE INDEX runs_timeout_idx ON runs (timeout_at) WHERE timeout_at IS NOT NULL AND status IN ('queued', 'running', 'sleeping', 'waiting');
+
+-- `singleton`: the run's key (NULL for other functions); open runs of a (function, key) are found
+-- through this index while an ingest holds the key's advisory lock, so two ingests never both
+-- see "none open".
+ALTER TABLE runs ADD COLUMN singleton_key text;
+CREATE INDEX runs_singleton_idx ON runs (function_id, singleton_key) WHERE singleton_key IS NOT NULL AND status IN ('queued', 'running', 'sleeping', 'waiting');

@@ -2,6 +2,7 @@ import { EVENT_DEDUPE_WINDOW_MS, IDEMPOTENCY_WINDOW_MS } from "@stepwise/core";
 import type { IngestInput, IngestResult } from "@stepwise/engine";
 import type pg from "pg";
 import { timeParam } from "./map-rows.js";
+import { applySingletons } from "./singletons.js";
 
 // Each statement takes whole columns as arrays (unnest), so a batch of 5,000 events costs
 // one statement when no event carries a key, and three or four otherwise, not thousands.
@@ -52,16 +53,16 @@ const NEW_RUN_VALUES = (now: string) => `id, function_id, event_id,
   CASE WHEN lease_owner IS NULL THEN NULL ELSE ${now} END, flow::jsonb, CASE WHEN skipped IS NOT NULL THEN ${now} END, skipped::jsonb,
   CASE WHEN skipped IS NOT NULL THEN NULL
     WHEN lease_owner IS NOT NULL THEN ${now} + (flow::jsonb->>'finishMs')::float8 * interval '1 millisecond'
-    ELSE start_by END`;
+    ELSE start_by END, singleton_key`;
 
 const RUN_INSERT_COLUMNS =
-  "id, function_id, event_id, status, attempt, lease_epoch, lease_owner, lease_expires_at, wake_at, parent_run_id, parent_step_key, created_at, started_at, flow, ended_at, error, timeout_at";
+  "id, function_id, event_id, status, attempt, lease_epoch, lease_owner, lease_expires_at, wake_at, parent_run_id, parent_step_key, created_at, started_at, flow, ended_at, error, timeout_at, singleton_key";
 
 const INSERT_RUNS = `
 INSERT INTO runs (${RUN_INSERT_COLUMNS})
 SELECT ${NEW_RUN_VALUES("$9::timestamptz")}
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::text[], $10::text[], $11::timestamptz[])
-  AS input (id, function_id, event_id, parent_run_id, parent_step_key, lease_owner, lease_expires_at, flow, skipped, start_by)
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::text[], $10::text[], $11::timestamptz[], $12::text[])
+  AS input (id, function_id, event_id, parent_run_id, parent_step_key, lease_owner, lease_expires_at, flow, skipped, start_by, singleton_key)
 ON CONFLICT (function_id, event_id) WHERE rerun_of IS NULL DO NOTHING
 RETURNING id`;
 
@@ -76,7 +77,8 @@ RETURNING id`;
  * created run (`kind` 'run').
  *
  * $1–$4 event ids, names, data (JSON text), ts; $5–$12 the run columns ({@link runColumns});
- * $13 now; $14 the skipped errors ({@link skippedColumn}); $15 the start deadlines.
+ * $13 now; $14 the skipped errors ({@link skippedColumn}); $15 the start deadlines; $16 the
+ * singleton keys.
  */
 const INSERT_EVENTS_AND_RUNS = `
 WITH inserted AS (
@@ -89,8 +91,8 @@ WITH inserted AS (
 created AS (
   INSERT INTO runs (${RUN_INSERT_COLUMNS})
   SELECT ${NEW_RUN_VALUES("$13::timestamptz")}
-  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[], $14::text[], $15::timestamptz[])
-    AS input (id, function_id, event_id, parent_run_id, parent_step_key, lease_owner, lease_expires_at, flow, skipped, start_by)
+  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[], $14::text[], $15::timestamptz[], $16::text[])
+    AS input (id, function_id, event_id, parent_run_id, parent_step_key, lease_owner, lease_expires_at, flow, skipped, start_by, singleton_key)
   WHERE input.event_id IN (SELECT id FROM inserted) OR input.event_id <> ALL ($1::text[])
   ON CONFLICT (function_id, event_id) WHERE rerun_of IS NULL DO NOTHING
   RETURNING id
@@ -101,7 +103,10 @@ SELECT 'run', id, NULL FROM created`;
 
 /** Whether {@link ingestEvents} stores `input` in one statement, so needs no transaction of its own. @internal */
 export function ingestsInOneStatement(input: IngestInput): boolean {
-  return input.events.every((event) => event.key === undefined) && input.runs.every((run) => run.idempotencyKey === undefined && run.waits === undefined);
+  return (
+    input.events.every((event) => event.key === undefined) &&
+    input.runs.every((run) => run.idempotencyKey === undefined && run.waits === undefined && run.singleton === undefined)
+  );
 }
 
 /**
@@ -199,22 +204,32 @@ export async function ingestEvents(client: pg.PoolClient, input: IngestInput): P
 
   // Runs of duplicate events are not created: the original event already started its own.
   const duplicateIds = new Set(events.filter((_, index) => answer[index]?.duplicate).map((event) => event.id));
-  const wanted = await claimIdempotencyKeys(
+  const keyed = await claimIdempotencyKeys(
     client,
     runs.filter((run) => !duplicateIds.has(run.eventId)),
     now,
   );
-  if (wanted.length === 0) return { events: answer, runs: [] };
+  const { runs: wanted, cancelled } = await applySingletons(client, keyed, now);
+  if (wanted.length === 0) return { events: answer, runs: [], ...(cancelled && { cancelled }) };
   const created = await client.query<{ id: string }>({
     name: "stepwise_insert_runs",
     text: INSERT_RUNS,
-    values: [...runColumns(wanted), timeParam(now), skippedColumn(wanted), wanted.map((run) => timeParam(run.startBy))],
+    values: [
+      ...runColumns(wanted),
+      timeParam(now),
+      skippedColumn(wanted),
+      wanted.map((run) => timeParam(run.startBy)),
+      wanted.map((run) => run.singleton?.key ?? null),
+    ],
   });
   const createdIds = new Set(created.rows.map((row) => row.id));
   await insertRunWaits(client, wanted, [...createdIds], now);
   return {
     events: answer,
-    runs: wanted.filter((run) => createdIds.has(run.id)).map((run) => ({ id: run.id, functionId: run.functionId, eventId: run.eventId })),
+    runs: wanted
+      .filter((run) => createdIds.has(run.id))
+      .map((run) => ({ id: run.id, functionId: run.functionId, eventId: run.eventId, ...(run.singleton && run.skipped && { skipped: run.skipped }) })),
+    ...(cancelled && { cancelled }),
   };
 }
 
@@ -296,6 +311,7 @@ async function ingestWithoutKeys(client: pg.PoolClient, input: IngestInput): Pro
       timeParam(now),
       skippedColumn(wanted),
       wanted.map((run) => timeParam(run.startBy)),
+      wanted.map((run) => run.singleton?.key ?? null),
     ],
   });
   const insertedIds = new Map<string, boolean>();

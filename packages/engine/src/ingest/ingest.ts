@@ -15,6 +15,8 @@ export interface IngestOptions {
   /** Matches events the store flagged against the open waits (see `createWaitMatcher`). */
   matchWaits(events: StoredEvent[]): Promise<void>;
   enqueue(items: RunToQueue[]): Promise<void>;
+  /** Announces runs the store cancelled for a `singleton: cancel` run (see `RunActions.announceCancelled`). */
+  announceCancelled(cancelled: RunRecord[], parents: Array<{ runId: string; functionId: string }>, reason: string): Promise<unknown>;
   /** Watches a `timeouts` deadline of a run created here. */
   watchDeadline(at: number | undefined): void;
   /** Runs work after the answer, counted as in flight (so `idle()` waits for it). */
@@ -61,14 +63,14 @@ export function createIngest(dependencies: IngestOptions): (events: StoredEvent[
     for (const [index, event] of events.entries()) lifecycle.emit({ type: "event-received", event, duplicate: result.events[index]?.duplicate ?? false });
     const routed = new Map(runs.map((run) => [run.id, run]));
     for (const run of result.runs) {
-      const skipped = routed.get(run.id)?.skipped;
+      const skipped = run.skipped ?? routed.get(run.id)?.skipped;
       if (skipped) lifecycle.emit({ type: "run-skipped", runId: run.id, functionId: run.functionId, eventId: run.eventId, reason: skipped.message });
       else lifecycle.emit({ type: "run-created", runId: run.id, functionId: run.functionId, eventId: run.eventId });
     }
     const queued: RunToQueue[] = [];
     for (const run of result.runs) {
       const newRun = routed.get(run.id);
-      if (newRun?.skipped) continue;
+      if (newRun?.skipped || run.skipped) continue;
       // The deadline the store set: the start's, or (created claimed) the finish's.
       const finishMs = newRun?.flow?.finishMs;
       dependencies.watchDeadline(reserved.has(run.id) && finishMs !== undefined ? now + finishMs : newRun?.startBy);
@@ -90,6 +92,8 @@ export function createIngest(dependencies: IngestOptions): (events: StoredEvent[
       (async () => {
         try {
           // The rest found no free slot at the reservation: for the queue.
+          if (result.cancelled)
+            await dependencies.announceCancelled(result.cancelled.runs, result.cancelled.parents, "singleton: cancelled for a new event of its key");
           if (queued.length > 0) await dependencies.enqueue(queued);
           await dependencies.matchWaits(events.filter((_, index) => result.events[index]?.matchWaits));
         } catch (error) {

@@ -73,6 +73,13 @@ export interface NewRun {
   idempotencyKey?: string;
   /** Create the run `skipped` by flow control, ended at once with this as its error (a rate limit). (Default: not skipped) */
   skipped?: SerializedError;
+  /**
+   * `singleton`: at most one run of the function per `key` that has not ended. `skip`: the run
+   * is created `skipped` when another is open (or comes earlier in the batch); `cancel`: the open
+   * ones are cancelled in the same transaction (answered in `IngestResult.cancelled`), and of a
+   * batch the last run per key stands. (Default: none)
+   */
+  singleton?: { key: string; mode: "skip" | "cancel" };
   /** `timeouts.start`: cancel the run unless it has started by then (epoch ms). (Default: no deadline) */
   startBy?: number;
   /**
@@ -101,8 +108,13 @@ export interface IngestResult {
    * it against them, then calls `markWaitsMatched`.
    */
   events: Array<{ id: string; duplicate: boolean; matchWaits?: boolean }>;
-  /** Runs created (those of duplicate events are left out). */
-  runs: Array<{ id: string; functionId: string; eventId: string }>;
+  /**
+   * Runs created (those of duplicate events are left out); `skipped` when the store created the
+   * run skipped (a `singleton` with a run open), with the reason.
+   */
+  runs: Array<{ id: string; functionId: string; eventId: string; skipped?: SerializedError }>;
+  /** Runs the store cancelled for new runs of a `singleton: cancel` function, with the parents to wake. */
+  cancelled?: { runs: RunRecord[]; parents: Array<{ runId: string; functionId: string }> };
 }
 
 /** A run claimed by a worker, with what its handler needs. */

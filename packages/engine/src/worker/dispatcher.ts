@@ -105,7 +105,11 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
   /** Whether the queue decides when runs of the function start (slots, a throttle's pace, a priority's place): no eager start. */
   const queuedOnly = (functionId: string) => {
     const config = functions.get(functionId)?.config;
-    return config !== undefined && (config.concurrency.length > 0 || config.throttle !== undefined || config.priority !== undefined);
+    // A singleton's run may be created skipped: its slot is not reserved ahead of the store's answer.
+    return (
+      config !== undefined &&
+      (config.concurrency.length > 0 || config.throttle !== undefined || config.priority !== undefined || config.singleton !== undefined)
+    );
   };
 
   /**

@@ -63,7 +63,7 @@ export class Router {
 }
 
 /** What a new run carries besides its ids. */
-type NewRunFields = Pick<NewRun, "flow" | "idempotencyKey" | "waits" | "startBy" | "singleton">;
+type NewRunFields = Pick<NewRun, "flow" | "idempotencyKey" | "waits" | "startBy" | "singleton" | "debounce">;
 
 /**
  * A new run's flow keys, idempotency key and `cancelOn` waits, evaluated from its event;
@@ -85,8 +85,15 @@ function newRunFields(fn: AnyStepwiseFunction, event: StepwiseEvent, now: number
     }),
   );
   const startMs = fn.config.timeouts?.startMs;
-  const { singleton } = fn.config;
+  const { singleton, debounce } = fn.config;
   return {
+    ...(debounce && {
+      debounce: {
+        key: debounce.key === undefined ? "" : keyValue(debounce.key, event),
+        wakeAt: now + debounce.periodMs,
+        ...(debounce.timeoutMs !== undefined && { capAt: now + debounce.timeoutMs }),
+      },
+    }),
     ...(singleton && { singleton: { key: singleton.key === undefined ? "" : keyValue(singleton.key, event), mode: singleton.mode } }),
     ...(flow && { flow }),
     ...(idempotencyKey !== "" && { idempotencyKey }),

@@ -44,9 +44,9 @@ describe.each(BACKENDS)("singleton on %s", (backend) => {
     );
     await using engine = await createBackendEngine(backend, { clients: [stepwise] });
     const first = await engine.sendAndGetRuns({ name: "search/typed", data: { session: "s1", q: "ca" } });
-    await vi.waitFor(() => expect(started).toEqual(["ca"]));
+    await vi.waitFor(() => expect(started).toEqual(["ca"]), { timeout: 10_000 });
     const other = await engine.sendAndGetRuns({ name: "search/typed", data: { session: "s2", q: "other" } });
-    await vi.waitFor(() => expect(started).toContain("other"));
+    await vi.waitFor(() => expect(started).toContain("other"), { timeout: 10_000 });
     const last = await engine.sendAndGetRuns({ name: "search/typed", data: { session: "s1", q: "final" } });
     expect(await engine.result(first.runIds[0] as string)).toMatchObject({
       status: "cancelled",

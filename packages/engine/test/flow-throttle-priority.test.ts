@@ -49,7 +49,7 @@ describe.each(BACKENDS)("throttle and priority on %s", (backend) => {
     );
     await using engine = await createBackendEngine(backend, { clients: [stepwise] });
     await engine.send({ name: "report/requested", data: { name: "holder" } });
-    await vi.waitFor(() => expect(order).toEqual(["holder"]));
+    await vi.waitFor(() => expect(order).toEqual(["holder"]), { timeout: 10_000 });
     await engine.send([
       { name: "report/requested", data: { name: "free-1" } },
       { name: "report/requested", data: { name: "free-2" } },

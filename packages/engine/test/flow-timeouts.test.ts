@@ -22,13 +22,19 @@ describe.each(BACKENDS)("timeouts on %s", (backend) => {
     });
     await using engine = await createBackendEngine(backend, { clients: [stepwise], leaseMs: LEASE_MS });
     const { runIds } = await engine.sendAndGetRuns([0, 1, 2].map((n) => ({ name: "job/run", data: { n } })));
-    await vi.waitFor(() => expect(executed).toEqual([0]));
+    await vi.waitFor(() => expect(executed).toEqual([0]), { timeout: 10_000 });
     // Not awaited: the clock settles only once the held run ends.
     const advancing = engine.clock.advance("10s");
-    await vi.waitFor(async () => expect((await engine.getRun(runIds[2] as string))?.status).toBe("cancelled"));
-    expect((await engine.getRun(runIds[1] as string))?.status).toBe("cancelled");
-    expect((await engine.getRun(runIds[1] as string))?.error?.message).toBe("timeouts.start: not started within 10000 ms of its event");
-    release?.();
+    try {
+      // The sweep cancels them one after the other, in no promised order: wait for both.
+      for (const runId of [runIds[1], runIds[2]]) {
+        await vi.waitFor(async () => expect((await engine.getRun(runId as string))?.status).toBe("cancelled"), { timeout: 10_000 });
+      }
+      expect((await engine.getRun(runIds[1] as string))?.error?.message).toBe("timeouts.start: not started within 10000 ms of its event");
+    } finally {
+      // Whatever happened above, the held run ends, so that the engine can stop.
+      release?.();
+    }
     await advancing;
     await engine.idle();
     // The one that had started is not touched by the start deadline.
@@ -60,7 +66,7 @@ describe.each(BACKENDS)("timeouts on %s", (backend) => {
     // A run stuck in a step: its pass is aborted at the deadline. (The clock is not awaited: it
     // settles once the pass has ended, which is what the deadline does.)
     const { runIds: busy } = await engine.sendAndGetRuns({ name: "job/run", data: { mode: "busy" } });
-    await vi.waitFor(() => expect(started).toContain("busy"));
+    await vi.waitFor(() => expect(started).toContain("busy"), { timeout: 10_000 });
     const advancing = engine.clock.advance("30m");
     expect(await engine.result(busy[0] as string)).toMatchObject({ status: "cancelled", error: { message: finished } });
     await advancing;

@@ -57,3 +57,10 @@ CREATE INDEX runs_timeout_idx ON runs (timeout_at) WHERE timeout_at IS NOT NULL 
 -- see "none open".
 ALTER TABLE runs ADD COLUMN singleton_key text;
 CREATE INDEX runs_singleton_idx ON runs (function_id, singleton_key) WHERE singleton_key IS NOT NULL AND status IN ('queued', 'running', 'sleeping', 'waiting');
+
+-- `debounce`: while a debounced run has not started, a new event of its (function, key) takes it
+-- over (the run's event becomes the newest, its start moves to the end of the quiet period, capped
+-- by `debounce_cap`, the first event's time plus `timeout`). One such pending run per key: the
+-- partial unique index is the upsert's arbiter; a claim takes the run out of it.
+ALTER TABLE runs ADD COLUMN debounce_key text, ADD COLUMN debounce_cap timestamptz;
+CREATE UNIQUE INDEX runs_debounce_idx ON runs (function_id, debounce_key) WHERE debounce_key IS NOT NULL AND status = 'queued' AND started_at IS NULL;

@@ -1,6 +1,7 @@
 import { EVENT_DEDUPE_WINDOW_MS, IDEMPOTENCY_WINDOW_MS } from "@stepwise/core";
 import type { IngestInput, IngestResult } from "@stepwise/engine";
 import type pg from "pg";
+import { upsertDebounced } from "./debounce.js";
 import { timeParam } from "./map-rows.js";
 import { applySingletons } from "./singletons.js";
 
@@ -105,7 +106,7 @@ SELECT 'run', id, NULL FROM created`;
 export function ingestsInOneStatement(input: IngestInput): boolean {
   return (
     input.events.every((event) => event.key === undefined) &&
-    input.runs.every((run) => run.idempotencyKey === undefined && run.waits === undefined && run.singleton === undefined)
+    input.runs.every((run) => run.idempotencyKey === undefined && run.waits === undefined && run.singleton === undefined && run.debounce === undefined)
   );
 }
 
@@ -209,8 +210,14 @@ export async function ingestEvents(client: pg.PoolClient, input: IngestInput): P
     runs.filter((run) => !duplicateIds.has(run.eventId)),
     now,
   );
-  const { runs: wanted, cancelled } = await applySingletons(client, keyed, now);
-  if (wanted.length === 0) return { events: answer, runs: [], ...(cancelled && { cancelled }) };
+  const { runs: undebounced, cancelled } = await applySingletons(client, keyed, now);
+  const debounced = await upsertDebounced(
+    client,
+    undebounced.filter((run) => run.debounce !== undefined),
+    now,
+  );
+  const wanted = undebounced.filter((run) => run.debounce === undefined);
+  if (wanted.length === 0) return { events: answer, runs: debounced, ...(cancelled && { cancelled }) };
   const created = await client.query<{ id: string }>({
     name: "stepwise_insert_runs",
     text: INSERT_RUNS,
@@ -226,9 +233,12 @@ export async function ingestEvents(client: pg.PoolClient, input: IngestInput): P
   await insertRunWaits(client, wanted, [...createdIds], now);
   return {
     events: answer,
-    runs: wanted
-      .filter((run) => createdIds.has(run.id))
-      .map((run) => ({ id: run.id, functionId: run.functionId, eventId: run.eventId, ...(run.singleton && run.skipped && { skipped: run.skipped }) })),
+    runs: [
+      ...wanted
+        .filter((run) => createdIds.has(run.id))
+        .map((run) => ({ id: run.id, functionId: run.functionId, eventId: run.eventId, ...(run.singleton && run.skipped && { skipped: run.skipped }) })),
+      ...debounced,
+    ],
     ...(cancelled && { cancelled }),
   };
 }

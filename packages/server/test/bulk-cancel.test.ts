@@ -31,7 +31,7 @@ describe.each(BACKENDS)("bulk cancel over HTTP on %s", (backend) => {
       await vi.waitFor(() => expect(started.size).toBe(RUNNING), { timeout: 60_000 });
       const second = await engine.sendAndGetRuns(batch("second", QUEUED));
       expect(await engine.queue.slotsHeld("media/render#0")).toBe(RUNNING);
-      await vi.waitFor(async () => expect(await engine.queueSize()).toBe(QUEUED));
+      await vi.waitFor(async () => expect(await engine.queueSize()).toBe(QUEUED), { timeout: 10_000 });
 
       const bad = await http.request("/v1/runs/cancel", { json: { function: "render", if: "event.data ==" } });
       expect(bad.status).toBe(400);

@@ -40,7 +40,7 @@ const configSchema = z.strictObject({
  * Options that parse but do not run yet: naming one fails at `createFunction` rather than
  * leaving the user to believe a control protects them when it does not.
  */
-const NOT_YET_AVAILABLE = new Set<string>(["debounce", "batchEvents"]);
+const NOT_YET_AVAILABLE = new Set<string>(["batchEvents"]);
 
 /** A function's configuration after validation, with defaults applied. */
 export interface ResolvedFunctionConfig extends ResolvedFlowConfig {

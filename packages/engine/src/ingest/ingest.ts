@@ -65,7 +65,8 @@ export function createIngest(dependencies: IngestOptions): (events: StoredEvent[
     for (const run of result.runs) {
       const skipped = run.skipped ?? routed.get(run.id)?.skipped;
       if (skipped) lifecycle.emit({ type: "run-skipped", runId: run.id, functionId: run.functionId, eventId: run.eventId, reason: skipped.message });
-      else lifecycle.emit({ type: "run-created", runId: run.id, functionId: run.functionId, eventId: run.eventId });
+      // A pending debounced run that took the event over was created before.
+      else if (!run.debounce?.takenOver) lifecycle.emit({ type: "run-created", runId: run.id, functionId: run.functionId, eventId: run.eventId });
     }
     const queued: RunToQueue[] = [];
     for (const run of result.runs) {
@@ -76,7 +77,9 @@ export function createIngest(dependencies: IngestOptions): (events: StoredEvent[
       dependencies.watchDeadline(reserved.has(run.id) && finishMs !== undefined ? now + finishMs : newRun?.startBy);
       const event = eventsById.get(run.eventId);
       if (!reserved.has(run.id) || !event || !newRun) {
-        queued.push({ runId: run.id, functionId: run.functionId, availableAt: now, flow: newRun?.flow ?? null, fresh: true });
+        // A debounced run starts at the end of its quiet period (an earlier item for it finds
+        // it not due yet, and queues it again at its time).
+        queued.push({ runId: run.id, functionId: run.functionId, availableAt: run.debounce?.wakeAt ?? now, flow: newRun?.flow ?? null, fresh: true });
         continue;
       }
       reserved.delete(run.id);

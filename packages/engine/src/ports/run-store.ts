@@ -80,6 +80,12 @@ export interface NewRun {
    * batch the last run per key stands. (Default: none)
    */
   singleton?: { key: string; mode: "skip" | "cancel" };
+  /**
+   * `debounce`: the run starts at `wakeAt` unless another event of its function and `key` comes
+   * first, which takes the pending run over (its event, and a start `periodMs` after it, capped at
+   * `capAt`, the first event's time plus `timeout`). The answer names the pending run. (Default: none)
+   */
+  debounce?: { key: string; wakeAt: number; capAt?: number };
   /** `timeouts.start`: cancel the run unless it has started by then (epoch ms). (Default: no deadline) */
   startBy?: number;
   /**
@@ -112,7 +118,14 @@ export interface IngestResult {
    * Runs created (those of duplicate events are left out); `skipped` when the store created the
    * run skipped (a `singleton` with a run open), with the reason.
    */
-  runs: Array<{ id: string; functionId: string; eventId: string; skipped?: SerializedError }>;
+  runs: Array<{
+    id: string;
+    functionId: string;
+    eventId: string;
+    skipped?: SerializedError;
+    /** A debounced run: when it starts now; `takenOver` when an existing pending run took the event. */
+    debounce?: { wakeAt: number; takenOver: boolean };
+  }>;
   /** Runs the store cancelled for new runs of a `singleton: cancel` function, with the parents to wake. */
   cancelled?: { runs: RunRecord[]; parents: Array<{ runId: string; functionId: string }> };
 }

@@ -108,7 +108,11 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
     // A singleton's run may be created skipped: its slot is not reserved ahead of the store's answer.
     return (
       config !== undefined &&
-      (config.concurrency.length > 0 || config.throttle !== undefined || config.priority !== undefined || config.singleton !== undefined)
+      (config.concurrency.length > 0 ||
+        config.throttle !== undefined ||
+        config.priority !== undefined ||
+        config.singleton !== undefined ||
+        config.debounce !== undefined)
     );
   };
 

@@ -80,7 +80,7 @@ export async function processRun(context: ProcessContext, input: PassInput): Pro
   const { store, clock, workerId, leaseMs } = context.options;
   const { runId, abort } = input;
   const claimed = input.claimed ?? (await store.claimRun({ runId, workerId, now: clock.now(), leaseMs }));
-  if (!claimed) return;
+  if (!claimed) return requeueIfLater(context, runId);
   const { run } = claimed;
   context.onClaimed?.(runId, run.leaseEpoch);
   context.watchDeadline(run.timeoutAt);
@@ -108,6 +108,18 @@ export async function processRun(context: ProcessContext, input: PassInput): Pro
     span.end(result?.type ?? "error", result?.type === "failed" ? result.error : undefined);
   }
   await settle(context, claimed, target, result);
+}
+
+/**
+ * A claim that found the run not due: its start moved later after it was queued (a debounced
+ * run another event took over). It goes back to the queue at its new time; a run that has
+ * ended, or is running elsewhere, is left alone.
+ */
+async function requeueIfLater(context: ProcessContext, runId: string): Promise<void> {
+  const { store, clock } = context.options;
+  const run = await store.getRun(runId);
+  if (!run || run.wakeAt === undefined || run.wakeAt <= clock.now() || !["queued", "sleeping", "waiting"].includes(run.status)) return;
+  await context.enqueue([{ runId, functionId: run.functionId, availableAt: run.wakeAt, flow: run.flow ?? null, fresh: run.startedAt === undefined }]);
 }
 
 function execute(context: ProcessContext, claimed: ClaimedRun, target: RunnableFunction, signal: AbortSignal, span: PassTrace): Promise<ExecutionResult> {

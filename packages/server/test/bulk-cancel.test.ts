@@ -33,6 +33,10 @@ describe.each(BACKENDS)("bulk cancel over HTTP on %s", (backend) => {
       expect(await engine.queue.slotsHeld("media/render#0")).toBe(RUNNING);
       await vi.waitFor(async () => expect(await engine.queueSize()).toBe(QUEUED), { timeout: 10_000 });
 
+      // The function's flow controls are listed with it, as resolved.
+      const described = (await (await http.request("/v1/functions/render")).json()) as { function: { flow?: unknown } };
+      expect(described.function.flow).toEqual({ concurrency: [{ limit: RUNNING, scope: "fn" }] });
+
       const bad = await http.request("/v1/runs/cancel", { json: { function: "render", if: "event.data ==" } });
       expect(bad.status).toBe(400);
       expect(((await bad.json()) as { error: { code: string } }).error.code).toBe("INVALID_EXPRESSION");

@@ -1,6 +1,6 @@
 import { ErrorCode, type RunStatus, StepwiseError } from "@stepwise/core";
 import { compileExpression, matchesExpression } from "@stepwise/core/internal";
-import type { RunStore, StoredEvent } from "./ports/run-store.js";
+import { publicEvent, type RunStore, type StoredEvent } from "./ports/run-store.js";
 
 /** Which runs {@link createCancelMany} cancels. */
 export interface CancelManyFilter {
@@ -52,7 +52,7 @@ export function createCancelMany(
           if (filter.if !== undefined) {
             if (!events.has(run.eventId)) events.set(run.eventId, await store.getEvent(run.eventId));
             const event = events.get(run.eventId);
-            if (!event || !matchesExpression(filter.if, { event: { id: event.id, name: event.name, data: event.data, ts: event.ts } })) continue;
+            if (!event || !matchesExpression(filter.if, { event: publicEvent(event) })) continue;
           }
           chosen.push(run.id);
         }

@@ -27,7 +27,7 @@ import { publishLifecycle } from "./lifecycle-publisher.js";
 import { type EngineOptions, resolveEngineOptions } from "./options.js";
 import type { InspectableQueue } from "./ports/queue.js";
 import type { Realtime } from "./ports/realtime.js";
-import type { ListRunsFilter, RunStore, StoredEvent } from "./ports/run-store.js";
+import { type ListRunsFilter, publicEvent, type RunStore, type StoredEvent } from "./ports/run-store.js";
 import { newEventId, newRunId, Router } from "./router.js";
 import { type CancelResult, createRunActions } from "./run-actions.js";
 import { createRunWaiters, toRunInfo } from "./run-waiters.js";
@@ -203,14 +203,9 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     watchDeadline: (at) => timeouts.watch(at),
   };
   const dispatcher = createDispatcher(context, functions);
-  const waitMatcher = createWaitMatcher({
-    store,
-    now: () => clock.now(),
-    enqueue,
-    cancel: async (runId, reason) => {
-      await actions.cancel(runId, { reason });
-    },
-  });
+  /** Cancels a run as `cancel` does, for flow control (a `cancelOn` event, a timeout, a bulk cancel); answers how many runs ended. */
+  const cancelFor = async (runId: string, reason: string) => (await actions.cancel(runId, { reason })).cancelled.length;
+  const waitMatcher = createWaitMatcher({ store, now: () => clock.now(), enqueue, cancel: cancelFor });
   const matchWaits = waitMatcher.matchEvents;
   const ingestEvents = createIngest({
     options,
@@ -229,9 +224,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     clock,
     lifecycle,
     functionOf: (functionId) => functions.get(functionId),
-    cancel: async (runId, reason) => {
-      await actions.cancel(runId, { reason });
-    },
+    cancel: cancelFor,
     track,
   });
   const reconciler = createReconciler({
@@ -245,7 +238,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
   });
   const reconcile = reconciler.reconcile;
   const actions = createRunActions({ options, lifecycle, registry, router, waiters, dispatcher, enqueue });
-  const cancelMany = createCancelMany(store, async (runId, reason) => (await actions.cancel(runId, { reason })).cancelled.length);
+  const cancelMany = createCancelMany(store, cancelFor);
 
   function toStored(payloads: EventPayload[]): StoredEvent[] {
     const now = clock.now();
@@ -322,7 +315,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     listEvents: (filter) => store.listEvents(filter),
     async getEvent(eventId) {
       const event = await store.getEvent(eventId);
-      return event ? { id: event.id, name: event.name, data: event.data, ts: event.ts } : null;
+      return event ? publicEvent(event) : null;
     },
     async listRuns(filter) {
       // A plain id names the function of whichever app has it (an unknown one lists nothing).

@@ -31,6 +31,7 @@ export { createSystemClock, measureClockOffset, syncClockOffset } from "./ports/
 export type { ApiKeyRecord, KeyScope, KeyStore } from "./ports/key-store.js";
 export { KEY_SCOPES } from "./ports/key-store.js";
 export type { ConcurrencySlot, DequeueOptions, InspectableQueue, Queue, QueueItem, RateLimitCheck, ThrottleRule } from "./ports/queue.js";
+export { DEFAULT_SLOT_TTL_MS } from "./ports/queue.js";
 export type { Realtime, RealtimeMessage, RealtimeSubscriber, SubscribeOptions } from "./ports/realtime.js";
 export { compareMessageIds, parseMessageId, REALTIME_DEFAULTS } from "./ports/realtime.js";
 export type {

@@ -1,6 +1,6 @@
 import type { IngestInput, IngestResult } from "@stepwise/engine";
 import type pg from "pg";
-import { timeParam } from "./map-rows.js";
+import { jsonParam, timeParam } from "./map-rows.js";
 
 /**
  * Creates debounced runs, or hands their event to the pending run of the same (function, key):
@@ -30,7 +30,7 @@ export async function upsertDebounced(client: pg.PoolClient, runs: IngestInput["
   const last = new Map<string, IngestInput["runs"][number]>();
   for (const run of runs) if (run.debounce) last.set(JSON.stringify([run.functionId, run.debounce.key]), run);
   // Sorted, so that two batches lock shared pending runs in one order.
-  const chosen = [...last.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, run]) => run);
+  const chosen = [...last.keys()].sort().map((key) => last.get(key) as IngestInput["runs"][number]);
   if (chosen.length === 0) return [];
   const result = await client.query<{ id: string; function_id: string; event_id: string; wake_at: number; inserted: boolean }>({
     name: "stepwise_upsert_debounced",
@@ -42,7 +42,7 @@ export async function upsertDebounced(client: pg.PoolClient, runs: IngestInput["
       chosen.map((run) => run.debounce?.key ?? ""),
       chosen.map((run) => timeParam(run.debounce?.wakeAt)),
       chosen.map((run) => timeParam(run.debounce?.capAt)),
-      chosen.map((run) => (run.flow === undefined ? null : JSON.stringify(run.flow))),
+      chosen.map((run) => jsonParam(run.flow)),
       timeParam(now),
     ],
   });

@@ -2,8 +2,9 @@ import { EVENT_DEDUPE_WINDOW_MS, IDEMPOTENCY_WINDOW_MS } from "@stepwise/core";
 import type { IngestInput, IngestResult } from "@stepwise/engine";
 import type pg from "pg";
 import { upsertDebounced } from "./debounce.js";
-import { timeParam } from "./map-rows.js";
+import { jsonParam, timeParam } from "./map-rows.js";
 import { applySingletons } from "./singletons.js";
+import { FINISH_AT } from "./sql/claim-run.js";
 
 // Each statement takes whole columns as arrays (unnest), so a batch of 5,000 events costs
 // one statement when no event carries a key, and three or four otherwise, not thousands.
@@ -53,7 +54,7 @@ const NEW_RUN_VALUES = (now: string) => `id, function_id, event_id,
   lease_owner, lease_expires_at, CASE WHEN skipped IS NULL THEN ${now} END, parent_run_id, parent_step_key, ${now},
   CASE WHEN lease_owner IS NULL THEN NULL ELSE ${now} END, flow::jsonb, CASE WHEN skipped IS NOT NULL THEN ${now} END, skipped::jsonb,
   CASE WHEN skipped IS NOT NULL THEN NULL
-    WHEN lease_owner IS NOT NULL THEN ${now} + (flow::jsonb->>'finishMs')::float8 * interval '1 millisecond'
+    WHEN lease_owner IS NOT NULL THEN ${FINISH_AT(now, "flow::jsonb")}
     ELSE start_by END, singleton_key`;
 
 const RUN_INSERT_COLUMNS =
@@ -280,7 +281,7 @@ async function claimIdempotencyKeys(client: pg.PoolClient, runs: IngestInput["ru
   }
   if (keyed.size === 0) return runs;
   // Sorted, so that concurrent batches lock their keys in one order and cannot deadlock.
-  const claims = [...keyed.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, run]) => run);
+  const claims = [...keyed.keys()].sort().map((key) => keyed.get(key) as IngestInput["runs"][number]);
   const claimed = await client.query<{ run_id: string }>({
     name: "stepwise_claim_idempotency_keys",
     text: CLAIM_IDEMPOTENCY_KEYS,
@@ -370,7 +371,7 @@ export async function ingestManyWithoutKeys(client: pg.PoolClient, inputs: Inges
 
 /** The `skipped` column of new runs (JSON text of the error, or NULL), passed after `now`. */
 function skippedColumn(runs: IngestInput["runs"]): Array<string | null> {
-  return runs.map((run) => (run.skipped === undefined ? null : JSON.stringify(run.skipped)));
+  return runs.map((run) => jsonParam(run.skipped));
 }
 
 /** The columns of new runs as arrays, in the order the run inserts unnest them. */
@@ -383,6 +384,6 @@ function runColumns(runs: IngestInput["runs"]): Array<Array<string | Date | null
     runs.map((run) => run.parentStepKey ?? null),
     runs.map((run) => run.lease?.workerId ?? null),
     runs.map((run) => timeParam(run.lease?.expiresAt)),
-    runs.map((run) => (run.flow === undefined ? null : JSON.stringify(run.flow))),
+    runs.map((run) => jsonParam(run.flow)),
   ];
 }

@@ -94,7 +94,7 @@ export function columnArrays(rows: ReadonlyArray<readonly unknown[]>): unknown[]
 }
 
 /** A JSON value as a `::jsonb` parameter: text, so pg never rewrites arrays or strings. @internal */
-export function jsonParam(value: JsonValue | SerializedError | undefined): string | null {
+export function jsonParam(value: JsonValue | SerializedError | RunFlow | undefined): string | null {
   return value === undefined ? null : JSON.stringify(value);
 }
 

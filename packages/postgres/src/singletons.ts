@@ -1,8 +1,7 @@
 import { ErrorCode } from "@stepwise/core";
 import type { IngestInput, IngestResult, RunRecord } from "@stepwise/engine";
 import type pg from "pg";
-import { jsonParam, type RunRow, timeParam, toRunRecord } from "./map-rows.js";
-import { CANCEL_RUN } from "./sql/cancel-and-rerun.js";
+import { cancelRunOn } from "./cancel-and-rerun.js";
 
 /**
  * Locks the singleton keys of a batch (advisory locks held to the end of the transaction, taken
@@ -76,15 +75,9 @@ export async function applySingletons(
   const parents: Array<{ runId: string; functionId: string }> = [];
   const error = { name: "StepwiseError", code: ErrorCode.RunCancelled, message: "singleton: cancelled for a new event of its key" };
   for (const runId of toCancel) {
-    const result = await client.query<{ kind: "cancelled" | "woken"; id: string; function_id: string; run: RunRow | null }>({
-      name: "stepwise_cancel_run",
-      text: CANCEL_RUN,
-      values: [runId, jsonParam(error), timeParam(now), ErrorCode.RunCancelled],
-    });
-    for (const row of result.rows) {
-      if (row.kind === "woken") parents.push({ runId: row.id, functionId: row.function_id });
-      else if (row.run) cancelled.push(toRunRecord(row.run));
-    }
+    const result = await cancelRunOn(client, { runId, error, now });
+    cancelled.push(...result.cancelled);
+    if (result.parent) parents.push(result.parent);
   }
   return { runs: marked, cancelled: { runs: cancelled, parents } };
 }

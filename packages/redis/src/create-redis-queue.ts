@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { Clock, InspectableQueue, QueueItem } from "@stepwise/engine";
+import { type Clock, DEFAULT_SLOT_TTL_MS, type InspectableQueue, type QueueItem } from "@stepwise/engine";
 import type { Redis } from "ioredis";
 import { closeRedis } from "./close-redis.js";
 import { gatherPerTurn } from "./gather-per-turn.js";
@@ -28,9 +28,6 @@ export interface RedisQueueOptions {
   /** Whether `close()` also quits `redis`. (Default: false) */
   ownsConnection?: boolean;
 }
-
-/** Default lifetime of a concurrency slot without renewal (ms), as the engine's default lease. */
-const DEFAULT_SLOT_TTL_MS = 30_000;
 
 /** Enqueue batches go to Redis in chunks of this many items, each chunk one script call. */
 const ENQUEUE_CHUNK = 500;
@@ -215,7 +212,7 @@ export function createRedisQueue(options: RedisQueueOptions): InspectableQueue {
     const task = attempt
       .then(async (result) => {
         if (result.kind !== "items") return;
-        const items = result.json.map((json, index) => ({ ...(JSON.parse(json) as QueueItem), slotToken: result.tokens[index] || undefined }));
+        const items = takenItems(result);
         await releaseSlots(leasesOf(items));
         await enqueueItems(items);
       })
@@ -250,6 +247,15 @@ export function createRedisQueue(options: RedisQueueOptions): InspectableQueue {
       if (!Number.isFinite(item.availableAt)) return Promise.reject(new TypeError(`QueueItem.availableAt must be a finite number (run ${item.runId})`));
     }
     return sendGathered(items);
+  }
+
+  /** The items a dequeue took, each with the token of the slots taken for it (if any). */
+  function takenItems(result: Extract<DequeueAttempt, { kind: "items" }>): QueueItem[] {
+    return result.json.map((json, index) => {
+      const item = JSON.parse(json) as QueueItem;
+      const token = result.tokens[index];
+      return token ? { ...item, slotToken: token } : item;
+    });
   }
 
   /** The slot leases of dequeued items: `[key, token]` per slot. */
@@ -334,11 +340,7 @@ export function createRedisQueue(options: RedisQueueOptions): InspectableQueue {
           reachedRedis = true;
           if (result.kind === "items") {
             if (result.more) wakeOne();
-            return result.json.map((json, index) => {
-              const item = JSON.parse(json) as QueueItem;
-              const token = result.tokens[index];
-              return token ? { ...item, slotToken: token } : item;
-            });
+            return takenItems(result);
           }
           if (result.kind === "later") armTimer(result.availableAt);
           if (missedWake) continue;

@@ -6,7 +6,7 @@ import { StepwiseError } from "../errors/stepwise-error.js";
 import type { EventPayload, SendEventResult, StepwiseEvent } from "../events/event.js";
 import type { InvokeOptions, StepRunContext, StepTools, WaitCondition, WaitForAnyOptions, WaitForEventOptions } from "../functions/types.js";
 import { parseDuration } from "../helpers/duration.js";
-import { compileExpression } from "../helpers/expression.js";
+import { compileExpression, isFieldPath } from "../helpers/expression.js";
 import { type JsonValue, toJsonValue } from "../helpers/json.js";
 import { stepKey } from "../helpers/step-key.js";
 import { backoffDelay } from "./backoff.js";
@@ -239,7 +239,7 @@ const MAX_WAIT_CONDITIONS = 10;
 function waitCondition(options: { event: string; match?: string; if?: string }, tool: string, what: string): ExecutorWaitCondition {
   const condition: ExecutorWaitCondition = { event: options.event };
   if (options.match !== undefined) {
-    if (typeof options.match !== "string" || !/^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$/.test(options.match)) {
+    if (!isFieldPath(options.match)) {
       throw stepOptionError(tool, `match must be a field path such as "data.userId", got ${JSON.stringify(options.match)}`);
     }
     condition.match = options.match;

@@ -45,7 +45,6 @@ export interface StepCommit {
   fresh?: boolean;
 }
 
-/** A reason the run must pause, collected by the executor and committed by the engine. */
 /**
  * One event a wait accepts: its name, the field equal in the trigger and the event (`match`,
  * which stores index by its value), and a CEL `expression` over `event` and `async`.
@@ -56,6 +55,7 @@ export interface WaitCondition {
   expression?: string;
 }
 
+/** A reason the run must pause, collected by the executor and committed by the engine. */
 export type SuspendOp =
   | { kind: "sleep"; key: string; id: string; wakeAt: number }
   | { kind: "wait"; key: string; id: string; conditions: WaitCondition[]; timeoutAt: number; lookbackMs?: number }

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { type Duration, parseDuration } from "../helpers/duration.js";
-import { compileExpression } from "../helpers/expression.js";
+import { compileExpression, isFieldPath } from "../helpers/expression.js";
 
 // The flow-control options of `createFunction`: their schemas (strict objects, so a misspelled
 // option is an error, never silently dropped), their resolved forms, and their bounds. Every
@@ -210,7 +210,7 @@ export function resolveFlowConfig(input: FlowConfigInput, fail: (option: string,
   if (input.singleton) resolved.singleton = { mode: input.singleton.mode, ...defined("key", expression(input.singleton.key, "singleton.key")) };
   resolved.cancelOn = (input.cancelOn ?? []).map((entry, index) => {
     const option = `cancelOn[${index}]`;
-    if (entry.match !== undefined && !/^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$/.test(entry.match))
+    if (entry.match !== undefined && !isFieldPath(entry.match))
       fail(`${option}.match`, `${JSON.stringify(entry.match)} is not a field path such as "data.userId"`);
     return {
       event: entry.event,

@@ -63,6 +63,14 @@ export function matchesExpression(source: string, variables: Record<string, unkn
   }
 }
 
+/**
+ * Whether `text` is a field path a `match` compares, e.g. `"data.userId"`: dot-separated
+ * identifiers (letters, digits, `_`, not starting with a digit).
+ */
+export function isFieldPath(text: unknown): text is string {
+  return typeof text === "string" && /^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$/.test(text);
+}
+
 function firstLine(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   return message.split("\n")[0] ?? message;

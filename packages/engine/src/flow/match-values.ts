@@ -1,4 +1,5 @@
 import type { StepwiseEvent } from "@stepwise/core";
+import { publicEvent } from "../ports/run-store.js";
 
 /** Most fields of one event offered to the store's wait index (the rest match only through `if`). */
 export const MAX_MATCH_VALUES = 256;
@@ -17,7 +18,7 @@ export function canonicalMatchValue(value: unknown): string | undefined {
 
 /** The value at a field path (`"data.userId"`) of an event as handlers see it (`{ id, name, data, ts }`). */
 export function valueAtPath(event: StepwiseEvent, path: string): unknown {
-  let value: unknown = { id: event.id, name: event.name, data: event.data, ts: event.ts };
+  let value: unknown = publicEvent(event);
   for (const part of path.split(".")) {
     if (value === null || typeof value !== "object" || Array.isArray(value) || !Object.hasOwn(value, part)) return undefined;
     value = (value as Record<string, unknown>)[part];

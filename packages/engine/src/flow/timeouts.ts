@@ -13,7 +13,7 @@ export interface TimeoutWatchOptions {
   lifecycle: Lifecycle;
   functionOf(functionId: string): AnyStepwiseFunction | undefined;
   /** Cancels a run with a reason (the engine's cancel: aborts its pass, closes its waits). */
-  cancel(runId: string, reason: string): Promise<void>;
+  cancel(runId: string, reason: string): Promise<unknown>;
   /** Counts work as in flight (see `engine.idle()`). */
   track<T>(work: Promise<T>): Promise<T>;
 }

@@ -11,7 +11,7 @@ export interface WaitMatcherOptions {
   /** Queues the runs whose waits the events resolved. */
   enqueue(items: RunToQueue[]): Promise<void>;
   /** Cancels a run whose `cancelOn` wait an event matched. */
-  cancel(runId: string, reason: string): Promise<void>;
+  cancel(runId: string, reason: string): Promise<unknown>;
 }
 
 /** Most recent events a `lookback` reads per wait condition. */

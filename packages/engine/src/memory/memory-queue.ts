@@ -1,5 +1,5 @@
 import type { Clock } from "../ports/clock.js";
-import type { DequeueOptions, InspectableQueue, QueueItem, ThrottleRule } from "../ports/queue.js";
+import { DEFAULT_SLOT_TTL_MS, type DequeueOptions, type InspectableQueue, type QueueItem, type ThrottleRule } from "../ports/queue.js";
 
 interface Entry {
   item: QueueItem;
@@ -8,9 +8,6 @@ interface Entry {
 
 /** Throttle keys kept before those whose pace is behind them (equal to a fresh key's) are dropped. */
 const MAX_IDLE_PACES = 10_000;
-
-/** Default lifetime of a concurrency slot without renewal (ms), as the engine's default lease. */
-const DEFAULT_SLOT_TTL_MS = 30_000;
 
 /**
  * The in-memory `Queue` of the embedded mode: a binary heap ordered by `availableAt`, then
@@ -108,15 +105,23 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
     }, at - clock.now());
   }
 
-  /** The key's live holders, expired leases dropped. */
-  function liveHolders(key: string, now: number): Map<string, number> {
+  /** How many live leases `key` has, expired ones dropped (and the key forgotten once it has none). */
+  function heldCount(key: string, now: number): number {
+    const held = holders.get(key);
+    if (!held) return 0;
+    for (const [token, until] of held) if (until <= now) held.delete(token);
+    if (held.size === 0) holders.delete(key);
+    return held.size;
+  }
+
+  /** Gives `token` a lease of `key` until `until`. */
+  function hold(key: string, token: string, until: number): void {
     let held = holders.get(key);
     if (!held) {
       held = new Map();
       holders.set(key, held);
     }
-    for (const [token, until] of held) if (until <= now) held.delete(token);
-    return held;
+    held.set(token, until);
   }
 
   /** Holds `entry` until a slot of `key` frees; sweeps the key when its earliest lease ends. */
@@ -153,7 +158,7 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
     const waiting = blocked.get(key);
     if (!waiting || waiting.length === 0) return;
     const limit = waiting[0]?.item.concurrency?.find((slot) => slot.key === key)?.limit ?? 1;
-    const free = limit - liveHolders(key, clock.now()).size;
+    const free = limit - heldCount(key, clock.now());
     for (const entry of waiting.splice(0, Math.max(0, free))) {
       blockedRuns.delete(entry.item.runId);
       const moved = { item: entry.item, version: entry.version };
@@ -169,13 +174,21 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
   }
 
   /**
+   * A GCRA key's theoretical arrival time (`now` for a key unseen or idle). Keys whose time is
+   * behind them equal unseen ones, so they are dropped once the map grows past its bound.
+   */
+  function nextArrival(arrivals: Map<string, number>, key: string, now: number): number {
+    if (arrivals.size >= MAX_IDLE_PACES) for (const [other, at] of arrivals) if (at <= now) arrivals.delete(other);
+    return Math.max(arrivals.get(key) ?? now, now);
+  }
+
+  /**
    * GCRA: books a start of `rule` and answers its time, `now` when on pace. Starts are one per
    * `periodMs / limit`; `burst` more may start at once after a quiet spell.
    */
   function pace(rule: ThrottleRule, now: number): number {
     const interval = rule.periodMs / rule.limit;
-    const arrival = Math.max(paces.get(rule.key) ?? now, now);
-    if (paces.size >= MAX_IDLE_PACES) for (const [key, at] of paces) if (at <= now) paces.delete(key);
+    const arrival = nextArrival(paces, rule.key, now);
     paces.set(rule.key, arrival + interval);
     return Math.max(now, arrival - rule.burst * interval);
   }
@@ -189,7 +202,7 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
         pop();
         current.delete(top.item.runId);
         const slots = top.item.concurrency;
-        const full = slots?.find((slot) => liveHolders(slot.key, now).size >= slot.limit);
+        const full = slots?.find((slot) => heldCount(slot.key, now) >= slot.limit);
         if (full) {
           block(full.key, top);
           continue;
@@ -209,7 +222,7 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
           continue;
         }
         const token = `${top.item.runId}:${++tokens}`;
-        for (const slot of slots) liveHolders(slot.key, now).set(token, now + ttl);
+        for (const slot of slots) hold(slot.key, token, now + ttl);
         taken.push({ ...top.item, slotToken: token });
       }
       if (taken.length > 0) return taken;
@@ -254,6 +267,7 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
         if (item.slotToken === undefined) continue;
         for (const slot of item.concurrency ?? []) {
           holders.get(slot.key)?.delete(item.slotToken);
+          heldCount(slot.key, clock.now());
           unblock(slot.key);
         }
       }
@@ -272,17 +286,16 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
     async rateLimit(checks, now) {
       return checks.map((check) => {
         const interval = check.periodMs / check.limit;
-        const arrival = Math.max(limits.get(check.key) ?? now, now);
+        const arrival = nextArrival(limits, check.key, now);
         // Over the limit: more than the period's worth of events already booked ahead.
         if (arrival - now > check.periodMs - interval) return false;
-        if (limits.size >= MAX_IDLE_PACES) for (const [key, at] of limits) if (at <= now) limits.delete(key);
         limits.set(check.key, arrival + interval);
         return true;
       });
     },
 
     async slotsHeld(key) {
-      return liveHolders(key, clock.now()).size;
+      return heldCount(key, clock.now());
     },
 
     async size() {

@@ -55,9 +55,12 @@ export interface QueueItem {
   slotToken?: string;
 }
 
+/** Lifetime of a concurrency slot without renewal when `dequeueMany` is not told (ms): the engine's default lease. */
+export const DEFAULT_SLOT_TTL_MS = 30_000;
+
 /** Options of {@link Queue.dequeueMany}. */
 export interface DequeueOptions {
-  /** How long the slots taken for dequeued items last without renewal, in ms. (Default: 30000) */
+  /** How long the slots taken for dequeued items last without renewal, in ms. (Default: {@link DEFAULT_SLOT_TTL_MS}) */
   slotTtlMs?: number;
 }
 
@@ -67,6 +70,7 @@ export interface DequeueOptions {
  * Enqueueing a run already queued keeps one item, with the earlier `availableAt`.
  */
 export interface Queue {
+  /** Adds items (see above). An item's `slotToken` is dropped: a token belongs to the dequeue that took it. */
   enqueue(items: QueueItem[]): Promise<void>;
   /**
    * Resolves with the next available item (removing it), waiting until one is available;

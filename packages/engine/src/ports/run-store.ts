@@ -6,6 +6,11 @@ export interface StoredEvent extends StepwiseEvent {
   key?: string;
 }
 
+/** A stored event as handlers and expressions see it: `{ id, name, data, ts }`, without the sender's key. */
+export function publicEvent(event: StoredEvent): StepwiseEvent {
+  return { id: event.id, name: event.name, data: event.data, ts: event.ts };
+}
+
 /**
  * What flow control needs of a run, evaluated once from its event when the run is created and
  * stored with it (absent for functions without such controls): every process that queues the

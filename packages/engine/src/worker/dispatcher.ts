@@ -164,7 +164,7 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
     if (current) {
       releaseSlots([item]);
       passEnded();
-      void current.pass.finally(() => giveBack([{ ...item, slotToken: undefined }]));
+      void current.pass.finally(() => giveBack([item]));
       return;
     }
     if (item.slotToken !== undefined) {
@@ -226,7 +226,7 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
           // A run of a function this process does not have (another app shares the queue):
           // briefly out of this worker's way, for a worker that has it.
           releaseSlots([item]);
-          back.push({ ...item, availableAt: now + FOREIGN_RUN_DELAY_MS, concurrency: undefined, slotToken: undefined });
+          back.push({ ...item, availableAt: now + FOREIGN_RUN_DELAY_MS, concurrency: undefined });
         } else if (limited(item.functionId) && item.slotToken === undefined) {
           // Queued by a process that does not have the function, so without its slots: queued
           // again with them (the engine's queueing reads the run's keys from the store).
@@ -325,9 +325,7 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       const held = overflow.splice(0);
       if (held.length > 0) {
         releaseSlots(held);
-        await context
-          .enqueue(held.map((item) => ({ ...item, slotToken: undefined })))
-          .catch((error: unknown) => lifecycle.emit({ type: "engine-error", error, context: "giving held runs back to the queue" }));
+        await context.enqueue(held).catch((error: unknown) => lifecycle.emit({ type: "engine-error", error, context: "giving held runs back to the queue" }));
       }
       const inFlight = [...passes.values()].map((entry) => entry.pass);
       let timer: NodeJS.Timeout | undefined;

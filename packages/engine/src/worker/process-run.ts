@@ -8,14 +8,22 @@ import {
   type Logger,
   type RunInfo,
   type SerializedError,
-  type StepwiseEvent,
 } from "@stepwise/core";
 import { backoffDelay, type ExecutionResult, executeFunction, LeaseLostError, type StepRecord, type SuspendOp } from "@stepwise/core/internal";
 import type { RunToQueue } from "../flow/flow-keys.js";
 import { storedMatch } from "../flow/match-values.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { ResolvedEngineOptions } from "../options.js";
-import type { ClaimedRun, IngestInput, NewWait, RunRecord, StoredEvent, SuspendedStep, SuspendInput } from "../ports/run-store.js";
+import {
+  type ClaimedRun,
+  type IngestInput,
+  type NewWait,
+  publicEvent,
+  type RunRecord,
+  type StoredEvent,
+  type SuspendedStep,
+  type SuspendInput,
+} from "../ports/run-store.js";
 import { newEventId, newRunId, type Router } from "../router.js";
 import { toRunInfo } from "../run-waiters.js";
 import { type PassTrace, tracePass } from "./tracing.js";
@@ -395,8 +403,4 @@ function runLogger(logger: Logger, bindings: Record<string, unknown>): Logger {
     error: (objectOrMessage, message) => get().error(objectOrMessage, message),
     child: (more) => get().child?.(more) ?? get(),
   };
-}
-
-function publicEvent(event: StoredEvent): StepwiseEvent {
-  return { id: event.id, name: event.name, data: event.data, ts: event.ts };
 }

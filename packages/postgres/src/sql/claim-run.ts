@@ -15,12 +15,13 @@ const SETTLE_DUE_STEP = `status = CASE WHEN steps.kind = 'invoke' THEN 'failed':
     ) END`;
 
 /**
- * A run's deadline after a claim at `now`: at its first start, `timeouts.finish` from now (the
- * run's flow carries `finishMs`) or none; afterwards, unchanged. Shared by the claims and the
- * eager-start insert.
+ * The `timeouts.finish` deadline of a run starting at `now`: its flow's `finishMs` from now, or
+ * NULL when the flow has none. Shared by the claims and the eager-start insert.
  */
-export const FINISH_DEADLINE = (now: string) =>
-  `CASE WHEN started_at IS NOT NULL THEN timeout_at WHEN flow ? 'finishMs' THEN ${now} + (flow->>'finishMs')::float8 * interval '1 millisecond' END`;
+export const FINISH_AT = (now: string, flow = "flow") => `${now} + (${flow}->>'finishMs')::float8 * interval '1 millisecond'`;
+
+/** A run's deadline after a claim at `now`: the finish deadline at its first start; afterwards, unchanged. */
+const FINISH_DEADLINE = (now: string) => `CASE WHEN started_at IS NOT NULL THEN timeout_at ELSE ${FINISH_AT(now)} END`;
 
 /**
  * Claims a due run and settles its due suspensions, in one statement (so one transaction).

@@ -29,11 +29,14 @@ export class Router {
 
   /**
    * What a new run of the function (by qualified id) for `event` carries besides its ids (its
-   * flow keys and idempotency key), for runs created outside routing: invokes and replays.
+   * flow keys and idempotency key), for runs created outside routing: invokes and replays. Such
+   * a run is never batched: its caller waits for this run's own result.
    */
-  runFields(functionId: string, event: StepwiseEvent): NewRunFields {
+  runFields(functionId: string, event: StepwiseEvent): Omit<NewRunFields, "batch"> {
     const fn = this.byId.get(functionId);
-    return fn ? newRunFields(fn, event, this.now()) : {};
+    if (!fn) return {};
+    const { batch: _batch, ...fields } = newRunFields(fn, event, this.now());
+    return fields;
   }
 
   add(fn: AnyStepwiseFunction): void {
@@ -63,7 +66,7 @@ export class Router {
 }
 
 /** What a new run carries besides its ids. */
-type NewRunFields = Pick<NewRun, "flow" | "idempotencyKey" | "waits" | "startBy" | "singleton" | "debounce">;
+type NewRunFields = Pick<NewRun, "flow" | "idempotencyKey" | "waits" | "startBy" | "singleton" | "debounce" | "batch">;
 
 /**
  * A new run's flow keys, idempotency key and `cancelOn` waits, evaluated from its event;
@@ -85,8 +88,13 @@ function newRunFields(fn: AnyStepwiseFunction, event: StepwiseEvent, now: number
     }),
   );
   const startMs = fn.config.timeouts?.startMs;
-  const { singleton, debounce } = fn.config;
+  const { singleton, debounce, batchEvents } = fn.config;
+  // An event that fails the batch's `if` runs on its own, as it would without batching.
+  const batched = batchEvents !== undefined && (batchEvents.if === undefined || matchesExpression(batchEvents.if, { event }));
   return {
+    ...(batched && {
+      batch: { key: batchEvents.key === undefined ? "" : keyValue(batchEvents.key, event), maxSize: batchEvents.maxSize, wakeAt: now + batchEvents.timeoutMs },
+    }),
     ...(debounce && {
       debounce: {
         key: debounce.key === undefined ? "" : keyValue(debounce.key, event),

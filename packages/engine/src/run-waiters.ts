@@ -206,6 +206,7 @@ export function toRunInfo(run: RunRecord): RunInfo {
     functionId,
     ...(appId !== undefined && { appId }),
     eventId: run.eventId,
+    ...(run.eventIds !== undefined && { eventIds: run.eventIds }),
     status: run.status,
     attempt: run.attempt,
     output: run.output,

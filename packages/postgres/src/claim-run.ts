@@ -1,7 +1,18 @@
 import type { ClaimedRun, RunStore } from "@stepwise/engine";
 import type pg from "pg";
 import { type GroupLimits, groupedWrite } from "./group-commit.js";
-import { columnArrays, type EventRow, type RunRow, STEP_COLUMNS, type StepRow, timeParam, toRunRecord, toStepRecord, toStoredEvent } from "./map-rows.js";
+import {
+  columnArrays,
+  EVENT_COLUMNS,
+  type EventRow,
+  type RunRow,
+  STEP_COLUMNS,
+  type StepRow,
+  timeParam,
+  toRunRecord,
+  toStepRecord,
+  toStoredEvent,
+} from "./map-rows.js";
 import { CLAIM_RUN, CLAIM_RUNS } from "./sql/claim-run.js";
 import { withClient } from "./with-client.js";
 
@@ -12,6 +23,9 @@ const LOAD_STEPS = `SELECT ${STEP_COLUMNS} FROM steps WHERE run_id = $1 ORDER BY
 
 /** {@link LOAD_STEPS} for several runs, grouped by run. */
 const LOAD_STEPS_OF_RUNS = `SELECT run_id, ${STEP_COLUMNS} FROM steps WHERE run_id = ANY($1::text[]) ORDER BY run_id, created_at, step_key`;
+
+/** The events of batched runs (`runs.event_ids`), read after their claim. */
+const LOAD_BATCH_EVENTS = `SELECT ${EVENT_COLUMNS} FROM events WHERE id = ANY($1::text[])`;
 
 /** A row of {@link CLAIM_RUN}: the run, and its event's columns (null only if the event is missing). */
 interface ClaimedRunRow extends RunRow {
@@ -49,7 +63,9 @@ async function claimAlone(client: pg.PoolClient, input: ClaimInput): Promise<Cla
   if (!row) return null;
   const { run, event } = toClaimed(row);
   const steps = run.leaseEpoch === 1 ? [] : (await loadSteps(client, input.runId)).rows.map(toStepRecord);
-  return { run, event, steps };
+  const claimedRun: ClaimedRun = { run, event, steps };
+  await loadBatchEvents(client, [claimedRun]);
+  return claimedRun;
 }
 
 function claimMany(pool: pg.Pool, inputs: ClaimInput[]): Promise<Array<ClaimedRun | null>> {
@@ -67,6 +83,7 @@ function claimMany(pool: pg.Pool, inputs: ClaimInput[]): Promise<Array<ClaimedRu
       const steps = await client.query<StepRow & { run_id: string }>({ name: "stepwise_load_steps_of_runs", text: LOAD_STEPS_OF_RUNS, values: [replays] });
       for (const row of steps.rows) byRun.get(row.run_id)?.steps.push(toStepRecord(row));
     }
+    await loadBatchEvents(client, [...byRun.values()]);
     // Two claims of one run in one batch: the statement claimed it once, for the first of them.
     const answered = new Set<string>();
     return inputs.map((input) => {
@@ -85,6 +102,26 @@ function toClaimed(row: ClaimedRunRow): Omit<ClaimedRun, "steps"> {
   }
   const event = toStoredEvent({ id: row.event_id, key: row.event_key, name: row.event_name, data: row.event_data, ts: row.event_ts });
   return { run: toRunRecord(row), event };
+}
+
+/**
+ * Fills in `events` of the claimed runs that are batches, in their order, with one read for
+ * all of them; a run of one event is left as it is. The events were committed with (or before)
+ * the `event_ids` the claim returned, so the read sees every one.
+ */
+async function loadBatchEvents(client: pg.PoolClient, claimed: ClaimedRun[]): Promise<void> {
+  const batches = claimed.filter((entry) => (entry.run.eventIds?.length ?? 0) > 1);
+  if (batches.length === 0) return;
+  const ids = batches.flatMap((entry) => entry.run.eventIds ?? []);
+  const rows = await client.query<EventRow>({ name: "stepwise_load_batch_events", text: LOAD_BATCH_EVENTS, values: [ids] });
+  const byId = new Map(rows.rows.map((row) => [row.id, toStoredEvent(row)]));
+  for (const entry of batches) {
+    entry.events = (entry.run.eventIds ?? []).map((id) => {
+      const event = byId.get(id);
+      if (!event) throw new Error(`run ${entry.run.id} refers to event ${id} of its batch, which is not stored`);
+      return event;
+    });
+  }
 }
 
 /** The steps of a run, in recorded order. @internal */

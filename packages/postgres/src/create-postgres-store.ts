@@ -243,7 +243,12 @@ export function createPostgresStore(options: PostgresStoreOptions): RunStore {
 
     createRuns: (input) => createRuns(pool, input),
 
-    listRunsForEvent: (eventId) => selectRuns(`SELECT ${RUN_COLUMNS} FROM runs WHERE event_id = $1 ORDER BY created_at, id`, [eventId]),
+    listRunsForEvent: (eventId) =>
+      selectRuns(
+        // A batch is found by any of its events (`runs_event_ids_idx`).
+        `SELECT ${RUN_COLUMNS} FROM runs WHERE event_id = $1 OR event_ids @> ARRAY[$1]::text[] ORDER BY created_at, id`,
+        [eventId],
+      ),
 
     listRuns(filter) {
       // Row comparison on (created_at, id): the order of the indexes, so each page seeks, no OFFSET.

@@ -1,6 +1,7 @@
 import { EVENT_DEDUPE_WINDOW_MS, IDEMPOTENCY_WINDOW_MS } from "@stepwise/core";
 import type { IngestInput, IngestResult } from "@stepwise/engine";
 import type pg from "pg";
+import { addToBatches } from "./batches.js";
 import { upsertDebounced } from "./debounce.js";
 import { jsonParam, timeParam } from "./map-rows.js";
 import { applySingletons } from "./singletons.js";
@@ -107,7 +108,10 @@ SELECT 'run', id, NULL FROM created`;
 export function ingestsInOneStatement(input: IngestInput): boolean {
   return (
     input.events.every((event) => event.key === undefined) &&
-    input.runs.every((run) => run.idempotencyKey === undefined && run.waits === undefined && run.singleton === undefined && run.debounce === undefined)
+    input.runs.every(
+      (run) =>
+        run.idempotencyKey === undefined && run.waits === undefined && run.singleton === undefined && run.debounce === undefined && run.batch === undefined,
+    )
   );
 }
 
@@ -217,8 +221,10 @@ export async function ingestEvents(client: pg.PoolClient, input: IngestInput): P
     undebounced.filter((run) => run.debounce !== undefined),
     now,
   );
-  const wanted = undebounced.filter((run) => run.debounce === undefined);
-  if (wanted.length === 0) return { events: answer, runs: debounced, ...(cancelled && { cancelled }) };
+  const batched = await addToBatches(client, undebounced, now);
+  const pending = [...debounced, ...batched];
+  const wanted = undebounced.filter((run) => run.debounce === undefined && run.batch === undefined);
+  if (wanted.length === 0) return { events: answer, runs: pending, ...(cancelled && { cancelled }) };
   const created = await client.query<{ id: string }>({
     name: "stepwise_insert_runs",
     text: INSERT_RUNS,
@@ -238,7 +244,7 @@ export async function ingestEvents(client: pg.PoolClient, input: IngestInput): P
       ...wanted
         .filter((run) => createdIds.has(run.id))
         .map((run) => ({ id: run.id, functionId: run.functionId, eventId: run.eventId, ...(run.singleton && run.skipped && { skipped: run.skipped }) })),
-      ...debounced,
+      ...pending,
     ],
     ...(cancelled && { cancelled }),
   };

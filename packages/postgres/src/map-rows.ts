@@ -17,7 +17,7 @@ export function epochMs(column: string, as: string = column): string {
 
 /** Columns of `runs` read into a {@link RunRow}. @internal */
 export const RUN_COLUMNS = [
-  "id, function_id, event_id, status, attempt, lease_epoch, lease_owner",
+  "id, function_id, event_id, event_ids, status, attempt, lease_epoch, lease_owner",
   epochMs("lease_expires_at"),
   epochMs("wake_at"),
   "output::text AS output, error, parent_run_id, parent_step_key, rerun_of, flow",
@@ -41,6 +41,8 @@ export interface RunRow {
   id: string;
   function_id: string;
   event_id: string;
+  /** The events of a batched run, in order; NULL for a run of one event. */
+  event_ids: string[] | null;
   status: RunStatus;
   attempt: number;
   /** bigint: pg answers it as a string. */
@@ -116,6 +118,7 @@ export function toRunRecord(row: RunRow): RunRecord {
     leaseEpoch: Number(row.lease_epoch),
     createdAt: row.created_at,
   };
+  if (row.event_ids !== null && row.event_ids !== undefined) record.eventIds = row.event_ids;
   if (row.lease_owner !== null) record.leaseOwner = row.lease_owner;
   if (row.lease_expires_at !== null) record.leaseExpiresAt = row.lease_expires_at;
   if (row.wake_at !== null) record.wakeAt = row.wake_at;

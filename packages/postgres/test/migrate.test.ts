@@ -31,7 +31,7 @@ describe("migrations", () => {
     const { pool, close } = await openPglite();
     try {
       await expect(assertSchemaCurrent(pool)).rejects.toThrow(
-        /not current: 5 migration\(s\) pending \(000001_init, 000002_api_keys, 000003_event_listing, 000004_reruns, 000005_flow_control\)/,
+        /not current: 6 migration\(s\) pending \(000001_init, 000002_api_keys, 000003_event_listing, 000004_reruns, 000005_flow_control, 000006_batch_events\)/,
       );
       expect(await migrate(pool)).toEqual(ALL_VERSIONS);
       expect(await migrate(pool)).toEqual([]);
@@ -42,6 +42,7 @@ describe("migrations", () => {
         { version: 3, name: "event_listing" },
         { version: 4, name: "reruns" },
         { version: 5, name: "flow_control" },
+        { version: 6, name: "batch_events" },
       ]);
       expect(await query(pool, "SELECT '[1,2,3]'::vector <-> '[1,2,5]'::vector AS distance")).toEqual([{ distance: 2 }]);
     } finally {

@@ -14,7 +14,10 @@ export const runInfoSchema = z.object({
   functionId: z.string(),
   /** The id of the function's app (`new Stepwise({ id })`). Absent for runs recorded before app ids. */
   appId: z.string().optional(),
+  /** The event that started the run; of a batch (`batchEvents`), its first. */
   eventId: z.string(),
+  /** A batch's events, in arrival order (`eventId` the first). Absent for a run of one event. */
+  eventIds: z.array(z.string()).optional(),
   status: runStatusSchema,
   attempt: z.number().int(),
   output: z.unknown().optional(),

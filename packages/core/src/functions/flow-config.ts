@@ -133,6 +133,18 @@ export interface ResolvedFlowConfig {
 }
 
 /**
+ * Options that decide per event, so mean nothing for a run of many: `batchEvents` refuses them
+ * rather than applying them to the batch's first event only.
+ */
+const BATCH_CONFLICTS: ReadonlyArray<readonly [keyof FlowConfigInput, string]> = [
+  ["debounce", "both decide which events start a run; use one"],
+  ["idempotency", "a key is per event, and a batch holds many; dedupe events with their `id` instead"],
+  ["rateLimit", "it skips single events, and a batch would lose them silently; use throttle or concurrency"],
+  ["singleton", "use concurrency: { limit: 1, key } to run one batch per key at a time"],
+  ["cancelOn", "a cancelling event would cancel the whole batch for one of its events"],
+];
+
+/**
  * Resolves the parsed flow-control options: durations to milliseconds within their bounds,
  * expressions compiled, defaults applied. `fail(option, message)` throws the caller's error.
  */
@@ -199,6 +211,9 @@ export function resolveFlowConfig(input: FlowConfigInput, fail: (option: string,
   if (input.batchEvents) {
     const { maxSize, key } = input.batchEvents;
     if (maxSize > MAX_BATCH_SIZE) fail("batchEvents.maxSize", `must be at most ${MAX_BATCH_SIZE}, got ${maxSize}`);
+    for (const [option, why] of BATCH_CONFLICTS) {
+      if (input[option] !== undefined) fail("batchEvents", `cannot be combined with ${option}: ${why}`);
+    }
     resolved.batchEvents = {
       maxSize,
       timeoutMs: period(input.batchEvents.timeout, "batchEvents.timeout", MAX_BATCH_TIMEOUT_MS) as number,

@@ -36,12 +36,6 @@ const configSchema = z.strictObject({
   ...flowConfigShape,
 });
 
-/**
- * Options that parse but do not run yet: naming one fails at `createFunction` rather than
- * leaving the user to believe a control protects them when it does not.
- */
-const NOT_YET_AVAILABLE = new Set<string>(["batchEvents"]);
-
 /** A function's configuration after validation, with defaults applied. */
 export interface ResolvedFunctionConfig extends ResolvedFlowConfig {
   id: string;
@@ -72,11 +66,6 @@ export function validateFunctionConfig(config: unknown, triggers: unknown): Reso
     if ("cron" in value) return cronTrigger(label, index, value);
     return value;
   });
-  for (const option of Object.keys(parsed.data)) {
-    if (NOT_YET_AVAILABLE.has(option) && (parsed.data as Record<string, unknown>)[option] !== undefined) {
-      throw configError(label, `${option}: not available in this version of Stepwise yet`, option);
-    }
-  }
   const flow = resolveFlowConfig(parsed.data, (option, message) => {
     throw configError(label, `${option}: ${message}`, option);
   });
@@ -122,7 +111,9 @@ function cronTrigger(label: string, index: number, trigger: { cron: string; time
 }
 
 function invalid(label: string, error: z.ZodError): StepwiseError {
-  const issue = error.issues[0] && meaningfulIssue(error.issues[0]);
+  // An unknown option first: its did-you-mean is the likelier fix than the missing field it causes.
+  const first = error.issues.find((candidate) => candidate.code === "unrecognized_keys") ?? error.issues[0];
+  const issue = first && meaningfulIssue(first);
   const option = formatPath(issue?.path ?? []);
   if (issue?.code === "unrecognized_keys") {
     const [unknown] = issue.keys;

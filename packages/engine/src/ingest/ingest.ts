@@ -65,13 +65,23 @@ export function createIngest(dependencies: IngestOptions): (events: StoredEvent[
     for (const run of result.runs) {
       const skipped = run.skipped ?? routed.get(run.id)?.skipped;
       if (skipped) lifecycle.emit({ type: "run-skipped", runId: run.id, functionId: run.functionId, eventId: run.eventId, reason: skipped.message });
-      // A pending debounced run that took the event over was created before.
-      else if (!run.debounce?.takenOver) lifecycle.emit({ type: "run-created", runId: run.id, functionId: run.functionId, eventId: run.eventId });
+      // A pending debounced run that took the event over, or a batch it joined, was created before.
+      else if (!run.debounce?.takenOver && run.batch?.created !== false)
+        lifecycle.emit({ type: "run-created", runId: run.id, functionId: run.functionId, eventId: run.eventId });
     }
     const queued: RunToQueue[] = [];
     for (const run of result.runs) {
       const newRun = routed.get(run.id);
       if (newRun?.skipped || run.skipped) continue;
+      if (run.batch) {
+        // A new batch is queued for its timeout (or now, full); one this ingest filled, for now
+        // (the item queued at its timeout finds it started, and is dropped).
+        if (run.batch.created) dependencies.watchDeadline(newRun?.startBy);
+        // A batch opened earlier carries flow keys this ingest did not route: the queuer reads them.
+        if (run.batch.created || run.batch.wakeAt <= now)
+          queued.push({ runId: run.id, functionId: run.functionId, availableAt: run.batch.wakeAt, ...(newRun && { flow: newRun.flow ?? null }), fresh: true });
+        continue;
+      }
       // The deadline the store set: the start's, or (created claimed) the finish's.
       const finishMs = newRun?.flow?.finishMs;
       dependencies.watchDeadline(reserved.has(run.id) && finishMs !== undefined ? now + finishMs : newRun?.startBy);

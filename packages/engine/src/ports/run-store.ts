@@ -32,6 +32,8 @@ export interface RunRecord {
   id: string;
   functionId: string;
   eventId: string;
+  /** A run of a batch (`batchEvents`): its events in arrival order, `eventId` the first. (Default: one event) */
+  eventIds?: string[];
   status: RunStatus;
   /** Zero-based attempt of the handler. */
   attempt: number;
@@ -91,6 +93,13 @@ export interface NewRun {
    * `capAt`, the first event's time plus `timeout`). The answer names the pending run. (Default: none)
    */
   debounce?: { key: string; wakeAt: number; capAt?: number };
+  /**
+   * `batchEvents`: the event joins the open batch of its function and `key` (one run for up to
+   * `maxSize` events), or opens one that starts at `wakeAt` (its first event's time plus
+   * `timeout`) unless it fills first. Of a batch, the first event's run id, flow and deadline
+   * stand; the answer names the batch's run. (Default: a run of its own)
+   */
+  batch?: { key: string; maxSize: number; wakeAt: number };
   /** `timeouts.start`: cancel the run unless it has started by then (epoch ms). (Default: no deadline) */
   startBy?: number;
   /**
@@ -130,6 +139,11 @@ export interface IngestResult {
     skipped?: SerializedError;
     /** A debounced run: when it starts now; `takenOver` when an existing pending run took the event. */
     debounce?: { wakeAt: number; takenOver: boolean };
+    /**
+     * A batch the ingest opened (`created`) or added events to, listed once, with the first of
+     * this ingest's events in it: when it starts (now or earlier when it filled up).
+     */
+    batch?: { wakeAt: number; created: boolean };
   }>;
   /** Runs the store cancelled for new runs of a `singleton: cancel` function, with the parents to wake. */
   cancelled?: { runs: RunRecord[]; parents: Array<{ runId: string; functionId: string }> };
@@ -139,6 +153,8 @@ export interface IngestResult {
 export interface ClaimedRun {
   run: RunRecord;
   event: StoredEvent;
+  /** Every event of a batched run, `event` first; absent for a run of one event. */
+  events?: StoredEvent[];
   steps: StepRecord[];
 }
 

@@ -102,7 +102,10 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
 
   /** Whether runs of the function need concurrency slots, which only the queue hands out. */
   const limited = (functionId: string) => (functions.get(functionId)?.config.concurrency.length ?? 0) > 0;
-  /** Whether the queue decides when runs of the function start (slots, a throttle's pace, a priority's place): no eager start. */
+  /**
+   * Whether the queue decides when runs of the function start (slots, a throttle's pace, a
+   * priority's place, a batch's timeout): no eager start.
+   */
   const queuedOnly = (functionId: string) => {
     const config = functions.get(functionId)?.config;
     // A singleton's run may be created skipped: its slot is not reserved ahead of the store's answer.
@@ -112,7 +115,8 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
         config.throttle !== undefined ||
         config.priority !== undefined ||
         config.singleton !== undefined ||
-        config.debounce !== undefined)
+        config.debounce !== undefined ||
+        config.batchEvents !== undefined)
     );
   };
 

@@ -141,7 +141,7 @@ function execute(context: ProcessContext, claimed: ClaimedRun, target: RunnableF
     extraContext,
     runId: run.id,
     event: publicEvent(event),
-    events: [publicEvent(event)],
+    events: claimed.events ? claimed.events.map(publicEvent) : [publicEvent(event)],
     attempt: run.attempt,
     retries: target.retries,
     memo,

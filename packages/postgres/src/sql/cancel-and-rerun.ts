@@ -66,7 +66,7 @@ SELECT 'woken' AS kind, woken.id, woken.function_id, NULL FROM woken`;
  * $1 run ids, $2 function ids, $3 event ids, $4 ids of the runs repeated (NULL for a first
  * run), $5 step keys to reuse the results before (NULL: none), $7 flow (JSON text, NULL: none);
  * one element per run; $6 now.
- * Answers the runs created.
+ * Answers the runs created. A rerun of a batch gets the batch's events.
  *
  * A run that starts with copied steps starts at lease epoch 1: a claim that makes the epoch 1
  * skips loading steps (a new run has none), so this run's first claim must make it 2.
@@ -75,8 +75,9 @@ export const CREATE_RUNS = `
 WITH input AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $7::text[]) AS input(id, function_id, event_id, rerun_of, reuse_before, flow)
 ), created AS (
-  INSERT INTO runs (id, function_id, event_id, status, lease_epoch, wake_at, created_at, rerun_of, flow)
-  SELECT id, function_id, event_id, 'queued', CASE WHEN reuse_before IS NULL THEN 0 ELSE 1 END, $6, $6, rerun_of, flow::jsonb FROM input
+  INSERT INTO runs (id, function_id, event_id, event_ids, status, lease_epoch, wake_at, created_at, rerun_of, flow)
+  SELECT id, function_id, event_id, (SELECT original.event_ids FROM runs original WHERE original.id = input.rerun_of),
+    'queued', CASE WHEN reuse_before IS NULL THEN 0 ELSE 1 END, $6, $6, rerun_of, flow::jsonb FROM input
   ON CONFLICT (function_id, event_id) WHERE rerun_of IS NULL DO NOTHING
   RETURNING id, function_id, event_id
 ), copied AS (

@@ -29,7 +29,10 @@ const FINISH_DEADLINE = (now: string) => `CASE WHEN started_at IS NOT NULL THEN 
  * $1 run id, $2 worker id, $3 now, $4 lease end.
  *
  * - `claimed`: only a queued/sleeping/waiting run whose `wake_at` has passed; the epoch bump
- *   is what fences off the previous owner's late commits.
+ *   is what fences off the previous owner's late commits. An open batch closes (its key is
+ *   cleared): an event arriving after the claim opens the next batch. An ingest that appended
+ *   to it first holds its row lock, so the claim waits for that commit and returns the longer
+ *   `event_ids`.
  * - `due`: sleeps that ended complete with `null`; waits that timed out complete with `null`
  *   (what `step.waitForEvent` answers on timeout); invokes that timed out fail, for good,
  *   with INVOKE_TIMEOUT (`ErrorCode.InvokeTimeout`).
@@ -51,7 +54,8 @@ WITH claimed AS (
     lease_owner = $2,
     lease_expires_at = $4,
     started_at = coalesce(started_at, $3),
-    timeout_at = ${FINISH_DEADLINE("$3")}
+    timeout_at = ${FINISH_DEADLINE("$3")},
+    batch_key = NULL
   WHERE id = $1 AND status IN ('queued', 'sleeping', 'waiting') AND wake_at <= $3 AND (timeout_at IS NULL OR timeout_at > $3)
   RETURNING ${RUN_COLUMNS}
 ),
@@ -93,7 +97,8 @@ claimed AS (
     lease_owner = input.worker_id,
     lease_expires_at = input.lease_end,
     started_at = coalesce(started_at, input.now),
-    timeout_at = ${FINISH_DEADLINE("input.now")}
+    timeout_at = ${FINISH_DEADLINE("input.now")},
+    batch_key = NULL
   FROM input
   WHERE runs.id = input.run_id AND runs.status IN ('queued', 'sleeping', 'waiting') AND runs.wake_at <= input.now
     AND (runs.timeout_at IS NULL OR runs.timeout_at > input.now)

@@ -45,7 +45,7 @@ describe("stepwise start / worker / migrate", () => {
     try {
       const stale = await runCli(["worker", "--functions", functions], { DATABASE_URL: freshUrl, REDIS_URL: redisUrl });
       expect(stale.code).toBe(1);
-      expect(stale.output).toMatch(/schema is not current: 5 migration\(s\) pending .*run `stepwise migrate`/);
+      expect(stale.output).toMatch(/schema is not current: 6 migration\(s\) pending .*run `stepwise migrate`/);
       const migrated = await runCli(["migrate"], { DATABASE_URL: freshUrl });
       expect(migrated.output).toContain("applied migrations 1, 2, 3");
       expect((await runCli(["migrate"], { DATABASE_URL: freshUrl })).output).toContain("the schema is current");

@@ -59,21 +59,33 @@ export function createWaitMatcher(options: WaitMatcherOptions): WaitMatcher {
     return true;
   }
 
-  return {
-    async matchEvents(events) {
-      if (events.length === 0) return;
-      for (const event of events) {
-        const now = options.now();
-        const waits = await store.findWaits(event.name, { matchValues: eventMatchValues(event), now });
-        // A run's step resolves once: its other conditions met by this event are skipped.
-        const done = new Set<string>();
-        for (const wait of waits) {
-          const step = `${wait.runId}\u0000${wait.kind === "cancel" ? "" : wait.stepKey}`;
-          if (done.has(step) || !meets(wait, wait.triggerEvent, event)) continue;
-          if (await resolve(wait, event)) done.add(step);
-        }
+  /** Matches each event in turn against the waits it can meet, then marks them all matched. */
+  async function matchInOrder(events: StoredEvent[]): Promise<void> {
+    for (const event of events) {
+      const now = options.now();
+      const waits = await store.findWaits(event.name, { matchValues: eventMatchValues(event), now });
+      // A run's step resolves once: its other conditions met by this event are skipped.
+      const done = new Set<string>();
+      for (const wait of waits) {
+        const step = `${wait.runId}\u0000${wait.kind === "cancel" ? "" : wait.stepKey}`;
+        if (done.has(step) || !meets(wait, wait.triggerEvent, event)) continue;
+        if (await resolve(wait, event)) done.add(step);
       }
-      await store.markWaitsMatched({ eventIds: events.map((event) => event.id), now: options.now() });
+    }
+    await store.markWaitsMatched({ eventIds: events.map((event) => event.id), now: options.now() });
+  }
+
+  // One match at a time, in the order ingests hand their events over (their commit order):
+  // of two events that meet one step's conditions (approved, then rejected), the first stored
+  // resolves it, as it would with one ingest of both.
+  let tail: Promise<unknown> = Promise.resolve();
+
+  return {
+    matchEvents(events) {
+      if (events.length === 0) return Promise.resolve();
+      const match = tail.then(() => matchInOrder(events));
+      tail = match.catch(() => undefined);
+      return match;
     },
 
     async matchRecentEvents(runId, trigger, waits, sinceMs) {

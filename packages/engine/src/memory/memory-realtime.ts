@@ -4,7 +4,7 @@ import { compareMessageIds, REALTIME_DEFAULTS, type Realtime, type RealtimeMessa
 /** Options of {@link createMemoryRealtime}. */
 export interface MemoryRealtimeOptions {
   clock: Clock;
-  /** Messages kept per channel. (Default: 10,000) */
+  /** Messages kept per channel (`maxLength / 8` more may be kept, as `MAXLEN ~` does on Redis). (Default: 10,000) */
   maxLength?: number;
   /** Age past which messages are dropped (ms). (Default: 24 h) */
   maxAgeMs?: number;
@@ -47,9 +47,15 @@ export function createMemoryRealtime(options: MemoryRealtimeOptions): Realtime {
     return channel;
   };
 
+  // Past `maxLength`, a channel keeps up to this many more before it is cut back, as Redis's
+  // `MAXLEN ~` does: cutting one message per publish moved the whole log each time (a busy
+  // function's channel is full, and every run publishes to it).
+  const slack = Math.max(16, maxLength >> 3);
+
   /** Drops what is past the bounds, remembering the newest id dropped. */
   const trim = (channel: Channel, now: number) => {
-    let drop = Math.max(0, channel.messages.length - maxLength);
+    const { length } = channel.messages;
+    let drop = length > maxLength + slack ? length - maxLength : 0;
     while (drop < channel.messages.length && (channel.messages[drop] as RealtimeMessage).ts < now - maxAgeMs) drop++;
     if (drop === 0) return;
     channel.maxDeleted = (channel.messages[drop - 1] as RealtimeMessage).id;

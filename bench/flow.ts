@@ -76,7 +76,8 @@ export async function benchFlow(): Promise<void> {
     const cases = [
       { label: "unlimited, eager start (the default)", engine: engines[0]?.engine as Engine, event: "bench/unlimited" },
       { label: "unlimited, through the queue", engine: engines[1]?.engine as Engine, event: "bench/unlimited" },
-      { label: "concurrency-limited (limit 10)", engine: engines[1]?.engine as Engine, event: "bench/limited" },
+      { label: "concurrency-limited (limit 10), through the queue", engine: engines[1]?.engine as Engine, event: "bench/limited" },
+      { label: "concurrency-limited (limit 10), eager start (the default)", engine: engines[0]?.engine as Engine, event: "bench/limited" },
     ];
     for (const { engine } of engines) await engine.start();
     // Warm up: prepared statements, script cache, connections.
@@ -108,8 +109,9 @@ export async function benchFlow(): Promise<void> {
         `| ${entry.label} | ${ms(median(samples))} | ${ms(percentile(samples, 99))} | ${(total / RUNS).toFixed(2)} | ${(scripts / RUNS).toFixed(2)} |`,
       );
     }
-    const [, queued, limited] = p50s as [number, number, number];
+    const [eager, queued, limited, limitedEager] = p50s as [number, number, number, number];
     console.log(`| limited vs unlimited through the queue (p50) | ${(limited / queued).toFixed(2)}× | | | |`);
+    console.log(`| limited vs unlimited, both eager start (p50) | ${(limitedEager / eager).toFixed(2)}× | | | |`);
     for (const [index, entry] of cases.entries()) {
       const used = [...(commands[index] as Map<string, number>).entries()].sort((a, b) => b[1] - a[1]);
       console.log(`  ${entry.label}: ${used.map(([command, calls]) => `${command} ${(calls / RUNS).toFixed(2)}`).join(", ")} per run`);

@@ -122,6 +122,56 @@ describe("eager start", () => {
     }
   });
 
+  it("starts a concurrency-limited run at once when its slot is free, and queues the rest in line", async () => {
+    const clock = new FakeClock();
+    const { queue, enqueued, taken } = recordingQueue(clock);
+    const { store, claimed } = recordingStore(database.createStore());
+    const stepwise = new Stepwise({ id: "app" });
+    const release: Array<() => void> = [];
+    const started: string[] = [];
+    stepwise.createFunction({ id: "sync", concurrency: { limit: 2, key: "event.data.user" } }, { event: "user/changed" }, async ({ event, step }) => {
+      started.push(event.data["n"] as string);
+      await new Promise<void>((resolve) => release.push(resolve));
+      return step.run("done", () => event.data["n"] as string);
+    });
+    const engine = createEngine({ store, queue, clock, clients: [stepwise], concurrency: 10, reconcileIntervalMs: 86_400_000 });
+    await engine.start();
+    const changed = (n: string, user: string) => ({ name: "user/changed", data: { n, user } });
+    try {
+      // u1's first two and u2's run take their slots at creation; u1's third finds its key full.
+      const first = await engine.send([changed("a", "u1"), changed("b", "u1"), changed("c", "u1"), changed("x", "u2")]);
+      await vi.waitFor(() => expect([...started].sort()).toEqual(["a", "b", "x"]));
+      expect(claimed).toEqual([]);
+      expect(await queue.slotsHeld("app/sync#0:u1")).toBe(2);
+      const [third] = await engine.runsForEvent(first.ids[2] as string);
+      expect(enqueued.map((item) => item.runId)).toEqual([third?.id]);
+      // A freed slot goes to the queued run; a new run of the full key is queued behind it.
+      release.shift()?.();
+      await vi.waitFor(() => expect(started).toContain("c"));
+      expect(taken.map((item) => item.runId)).toEqual([third?.id]);
+      const later = await engine.send(changed("d", "u1"));
+      const [fourth] = await engine.runsForEvent(later.ids[0] as string);
+      expect(enqueued.map((item) => item.runId)).toEqual([third?.id, fourth?.id]);
+      // Each attempt lets one held pass finish, until the fourth run has started.
+      await vi.waitFor(
+        () => {
+          release.shift()?.();
+          expect(started).toHaveLength(5);
+        },
+        { timeout: 10_000 },
+      );
+      for (const resolve of release.splice(0)) resolve();
+      await engine.idle();
+      expect(await queue.slotsHeld("app/sync#0:u1")).toBe(0);
+      expect(await queue.slotsHeld("app/sync#0:u2")).toBe(0);
+      const runs = await engine.listRuns({ functionId: "app/sync" });
+      expect(runs.map((run) => run.status)).toEqual(["completed", "completed", "completed", "completed", "completed"]);
+    } finally {
+      for (const resolve of release.splice(0)) resolve();
+      await engine.stop();
+    }
+  });
+
   it("sends everything through the queue with eagerStart off", async () => {
     const clock = new FakeClock();
     const { queue, enqueued } = recordingQueue(clock);

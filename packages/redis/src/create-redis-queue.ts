@@ -276,6 +276,22 @@ export function createRedisQueue(options: RedisQueueOptions): InspectableQueue {
 
     releaseSlots: (items) => releaseSlots(leasesOf(items)),
 
+    async acquireSlots(items, ttlMs) {
+      const wanted = items.filter((item) => (item.concurrency?.length ?? 0) > 0);
+      if (wanted.length === 0) return [];
+      let tokens: string[];
+      try {
+        tokens = await scripts.acquire(
+          clock.now(),
+          ttlMs,
+          wanted.map((item) => [item.runId, item.concurrency ?? []] as const),
+        );
+      } catch (error) {
+        rethrowUnavailable(redis, error);
+      }
+      return wanted.flatMap((item, index) => (tokens[index] ? [{ ...item, slotToken: tokens[index] }] : []));
+    },
+
     async renewSlots(items, until) {
       const leases = leasesOf(items);
       if (leases.length === 0) return;

@@ -232,6 +232,42 @@ for i = 3, #ARGV, 2 do redis.call('ZADD', base .. 'slot:' .. redis.sha1hex(ARGV[
 return 0
 `;
 
+/**
+ * Takes slots for runs that start at once, outside the queue (eager start): a run gets a
+ * lease in every one of its keys, or none, when each has a free slot and no run waits for it.
+ * Queued runs come first: while any item is due in the schedule (a slot just freed moves the
+ * runs that waited for it there), none is taken. ARGV: now, ttl, base, then per run: runId,
+ * number of slots, then per slot: key, limit. KEYS: arrivals (the token counter), schedule.
+ * Returns a token per run (`""`: not taken).
+ */
+const ACQUIRE_LUA = `
+local now = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local base = ARGV[3]
+local tokens = {}
+local backlog = #redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1) > 0
+local i = 4
+while i <= #ARGV do
+  local runId = ARGV[i]
+  local count = tonumber(ARGV[i + 1])
+  local free = not backlog
+  for j = 0, count - 1 do
+    local h = redis.sha1hex(ARGV[i + 2 + 2 * j])
+    local slot = base .. 'slot:' .. h
+    redis.call('ZREMRANGEBYSCORE', slot, '-inf', now)
+    if redis.call('ZCARD', slot) >= tonumber(ARGV[i + 3 + 2 * j]) or redis.call('EXISTS', base .. 'blocked:' .. h) == 1 then free = false end
+  end
+  local token = ''
+  if free then
+    token = runId .. ':' .. redis.call('INCR', KEYS[1])
+    for j = 0, count - 1 do redis.call('ZADD', base .. 'slot:' .. redis.sha1hex(ARGV[i + 2 + 2 * j]), now + ttl, token) end
+  end
+  tokens[#tokens + 1] = token
+  i = i + 2 + 2 * count
+end
+return tokens
+`;
+
 /** What one dequeue attempt found: `tokens[i]` holds the slots of `json[i]` (`""`: none). @internal */
 export type DequeueAttempt = { kind: "empty" } | { kind: "later"; availableAt: number } | { kind: "items"; json: string[]; tokens: string[]; more: boolean };
 
@@ -246,6 +282,8 @@ export interface QueueScripts {
   dequeue(now: number, max: number, ttl: number): Promise<DequeueAttempt>;
   /** Gives back slot leases, moving runs that waited for them back to the schedule. */
   release(now: number, leases: readonly SlotLease[]): Promise<number>;
+  /** Takes every slot of each run (`[runId, slots]`) or none, for `ttl` ms; answers a token per run (`""`: not taken). */
+  acquire(now: number, ttl: number, runs: ReadonlyArray<readonly [string, ReadonlyArray<{ key: string; limit: number }>]>): Promise<string[]>;
   /** Extends slot leases still held until `until`. */
   renew(until: number, leases: readonly SlotLease[]): Promise<number>;
   /** Counts events against rate limits: `[key, limit, periodMs]` each; answers within (true) or over. */
@@ -284,6 +322,7 @@ const DEQUEUE_COMMAND = "stepwiseQueueDequeueV3";
 const RELEASE_COMMAND = "stepwiseQueueReleaseV1";
 const RENEW_COMMAND = "stepwiseQueueRenewV1";
 const RATE_LIMIT_COMMAND = "stepwiseQueueRateLimitV1";
+const ACQUIRE_COMMAND = "stepwiseQueueAcquireV1";
 
 type ScriptCommands = {
   [ENQUEUE_COMMAND](...args: string[]): Promise<number>;
@@ -291,6 +330,7 @@ type ScriptCommands = {
   [RELEASE_COMMAND](...args: string[]): Promise<number>;
   [RENEW_COMMAND](...args: string[]): Promise<number>;
   [RATE_LIMIT_COMMAND](...args: string[]): Promise<number[]>;
+  [ACQUIRE_COMMAND](...args: string[]): Promise<string[]>;
 };
 
 /**
@@ -306,6 +346,7 @@ export function defineQueueScripts(redis: Redis, keys: QueueKeys): QueueScripts 
   if (typeof commands[RELEASE_COMMAND] !== "function") redis.defineCommand(RELEASE_COMMAND, { lua: RELEASE_LUA, numberOfKeys: 5 });
   if (typeof commands[RENEW_COMMAND] !== "function") redis.defineCommand(RENEW_COMMAND, { lua: RENEW_LUA, numberOfKeys: 0 });
   if (typeof commands[RATE_LIMIT_COMMAND] !== "function") redis.defineCommand(RATE_LIMIT_COMMAND, { lua: RATE_LIMIT_LUA, numberOfKeys: 0 });
+  if (typeof commands[ACQUIRE_COMMAND] !== "function") redis.defineCommand(ACQUIRE_COMMAND, { lua: ACQUIRE_LUA, numberOfKeys: 2 });
   return {
     enqueue(now, entries) {
       return commands[ENQUEUE_COMMAND](keys.schedule, keys.items, keys.arrivals, keys.blockedRuns, String(now), keys.notifyChannel, ...entries.flat());
@@ -347,6 +388,10 @@ export function defineQueueScripts(redis: Redis, keys: QueueKeys): QueueScripts 
         keys.base,
         ...leases.flat(),
       );
+    },
+    async acquire(now, ttl, runs) {
+      const args = runs.flatMap(([runId, slots]) => [runId, String(slots.length), ...slots.flatMap((slot) => [slot.key, String(slot.limit)])]);
+      return (await commands[ACQUIRE_COMMAND](keys.arrivals, keys.schedule, String(now), String(ttl), keys.base, ...args)).map(String);
     },
     renew(until, leases) {
       return commands[RENEW_COMMAND](String(until), keys.base, ...leases.flat());

@@ -36,6 +36,7 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
   let tokens = 0;
   let version = 0;
   let waiters: Array<() => void> = [];
+  let wakes = 0;
   let cancelTimer: (() => void) | undefined;
   let timerAt = Number.POSITIVE_INFINITY;
   let closed = false;
@@ -91,7 +92,10 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
   function wake(): void {
     const pending = waiters;
     waiters = [];
-    for (const resolve of pending) resolve();
+    // Each wake starts with another waiter: with several workers on one queue (apps sharing
+    // it), the same one going first every time would take every due item, each time.
+    const first = wakes++ % Math.max(1, pending.length);
+    for (let index = 0; index < pending.length; index++) (pending[(first + index) % pending.length] as () => void)();
   }
 
   function armTimer(at: number): void {
@@ -271,6 +275,23 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
           unblock(slot.key);
         }
       }
+    },
+
+    async acquireSlots(items, ttlMs) {
+      const now = clock.now();
+      const taken: QueueItem[] = [];
+      // Queued runs come first: while one is due (a freed slot moves its waiters back), none is taken.
+      const top = peek();
+      if (top && top.item.availableAt <= now) return taken;
+      for (const item of items) {
+        const slots = item.concurrency ?? [];
+        // Runs waiting for a slot of a key come first.
+        if (slots.length === 0 || slots.some((slot) => heldCount(slot.key, now) >= slot.limit || (blocked.get(slot.key)?.length ?? 0) > 0)) continue;
+        const token = `${item.runId}:${++tokens}`;
+        for (const slot of slots) hold(slot.key, token, now + ttlMs);
+        taken.push({ ...item, slotToken: token });
+      }
+      return taken;
     },
 
     async renewSlots(items, until) {

@@ -90,6 +90,14 @@ export interface Queue {
    * `slotToken` are ignored.
    */
   releaseSlots(items: QueueItem[]): Promise<void>;
+  /**
+   * Takes the slots of items that start at once, outside the queue (eager start): each gets a
+   * slot of every key of its `concurrency` for `ttlMs`, or none, when every key has a free slot
+   * and no queued run waits for one. Queued runs come first: while any item is due, none is
+   * taken (the runs go to the queue, in line). Answers the items taken, with their
+   * `slotToken`; give their slots back with {@link Queue.releaseSlots} as for dequeued ones.
+   */
+  acquireSlots(items: QueueItem[], ttlMs: number): Promise<QueueItem[]>;
   /** Extends the slots of dequeued items until `until` (epoch ms); a slot already expired stays lost. */
   renewSlots(items: QueueItem[], until: number): Promise<void>;
   /** Slots of `key` held now, not counting expired ones (for tests, metrics and the dashboard). */

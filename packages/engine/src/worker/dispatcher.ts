@@ -7,7 +7,7 @@ import { processRun } from "./process-run.js";
 /** Pause before the worker loop tries the queue again after an error (ms). */
 const DISPATCH_RETRY_MS = 1000;
 
-/** How long a run of a function this process does not know goes back to the queue for (ms). */
+/** How long a run of a function this process does not know goes back to the queue for (ms; 0.5 to 1.5 times this, jittered). */
 const FOREIGN_RUN_DELAY_MS = 1000;
 
 /** The worker loop of one process: takes items from the queue and runs passes, within limits. */
@@ -33,6 +33,13 @@ export interface Dispatcher {
    * slot back with {@link Dispatcher.unreserve} when the run was not created.
    */
   reserve(runs: Array<{ runId: string; functionId: string }>): Set<string>;
+  /**
+   * {@link Dispatcher.reserve} for runs whose only flow control is `concurrency`: with a free
+   * worker slot here, their concurrency slots are taken from the queue at once (one round trip
+   * for all), so that the run is created claimed instead of going through the queue. Answers the
+   * ids reserved; the others go to the queue as usual.
+   */
+  reserveWithSlots(items: QueueItem[]): Promise<Set<string>>;
   /** Starts a pass over a run created already claimed, in the slot reserved for it. */
   startClaimed(claimed: ClaimedRun): void;
   /** Gives back the slot of a reserved run that was not created (a duplicate event, a failure). */
@@ -77,6 +84,8 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
   const passes = new Map<string, ActivePass>();
   // Runs being created already claimed by this worker (eager start), by id: they hold a slot.
   const reserved = new Map<string, string>();
+  // Of those, the ones holding concurrency slots taken for them (`reserveWithSlots`).
+  const reservedSlots = new Map<string, QueueItem>();
   // Items holding concurrency slots taken by the queue, by run id: renewed until their pass ends.
   const holding = new Map<string, QueueItem>();
   let cancelRenewal: (() => void) | undefined;
@@ -128,6 +137,31 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
     return (
       busy() < options.concurrency && !passes.has(runId) && !reserved.has(runId) && context.resolveFunction(functionId) !== undefined && !queuedOnly(functionId)
     );
+  }
+
+  /** Whether a run's only flow control is concurrency slots, which it may take at creation. */
+  const slotsOnly = (functionId: string) => {
+    const config = functions.get(functionId)?.config;
+    return (
+      config !== undefined &&
+      config.concurrency.length > 0 &&
+      config.throttle === undefined &&
+      config.priority === undefined &&
+      config.singleton === undefined &&
+      config.debounce === undefined &&
+      config.batchEvents === undefined
+    );
+  };
+
+  /** Takes `runId`'s reservation back, with the concurrency slots taken for it. */
+  function dropReservation(runId: string): void {
+    reserved.delete(runId);
+    const item = reservedSlots.get(runId);
+    if (item) {
+      reservedSlots.delete(runId);
+      releaseSlots([item]);
+    }
+    passEnded();
   }
 
   /** Gives back the concurrency slots an item holds (once its pass is over, or it is not run). */
@@ -230,7 +264,8 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
           // A run of a function this process does not have (another app shares the queue):
           // briefly out of this worker's way, for a worker that has it.
           releaseSlots([item]);
-          back.push({ ...item, availableAt: now + FOREIGN_RUN_DELAY_MS, concurrency: undefined });
+          // Jittered, so that two apps' workers do not fall into step, each taking the other's runs.
+          back.push({ ...item, availableAt: now + FOREIGN_RUN_DELAY_MS * (0.5 + Math.random()), concurrency: undefined });
         } else if (limited(item.functionId) && item.slotToken === undefined) {
           // Queued by a process that does not have the function, so without its slots: queued
           // again with them (the engine's queueing reads the run's keys from the store).
@@ -280,16 +315,48 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       return taken;
     },
 
+    async reserveWithSlots(items) {
+      const taken = new Set<string>();
+      if (!running) return taken;
+      // The worker slots first, so that ingests meanwhile cannot promise them twice.
+      const candidates = items.filter((item) => {
+        const { runId, functionId } = item;
+        if (busy() >= options.concurrency || passes.has(runId) || reserved.has(runId) || !context.resolveFunction(functionId) || !slotsOnly(functionId))
+          return false;
+        reserved.set(runId, functionId);
+        return true;
+      });
+      if (candidates.length === 0) return taken;
+      let acquired: QueueItem[] = [];
+      try {
+        acquired = await queue.acquireSlots(candidates, options.leaseMs);
+      } catch (error) {
+        // The runs go through the queue instead, which retries.
+        lifecycle.emit({ type: "engine-error", error, context: "taking concurrency slots for runs starting at once" });
+      }
+      const got = new Map(acquired.map((item) => [item.runId, item]));
+      for (const { runId } of candidates) {
+        const item = got.get(runId);
+        if (item) reservedSlots.set(runId, item);
+        if (item && running) taken.add(runId);
+        else dropReservation(runId);
+      }
+      return taken;
+    },
+
     startClaimed(claimed) {
       const { id: runId, leaseEpoch } = claimed.run;
       const functionId = reserved.get(runId);
       if (functionId === undefined) return;
       reserved.delete(runId);
+      const slotted = reservedSlots.get(runId);
+      reservedSlots.delete(runId);
       if (running) {
-        launch({ runId, functionId, availableAt: 0 }, claimed);
+        launch(slotted ?? { runId, functionId, availableAt: 0 }, claimed);
         return;
       }
       // Stopped while the run was being created: hand it on to the other workers.
+      if (slotted) releaseSlots([slotted]);
       passEnded();
       void store
         .releaseRun({ runId, leaseEpoch, wakeAt: clock.now() })
@@ -298,10 +365,7 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
     },
 
     unreserve(runId) {
-      const functionId = reserved.get(runId);
-      if (functionId === undefined) return;
-      reserved.delete(runId);
-      passEnded();
+      if (reserved.has(runId)) dropReservation(runId);
     },
 
     offer(items) {

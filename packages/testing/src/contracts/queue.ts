@@ -109,6 +109,28 @@ export function queueContract(name: string, makeQueue: QueueFactory): void {
       expect(await queue.slotsHeld("user:2")).toBe(1);
     });
 
+    it("takes slots for runs starting at once: all of a run's keys or none, never ahead of a run waiting for one", async () => {
+      const got = await queue.acquireSlots([limited("a", ["k", 2]), limited("b", ["k", 2], ["j", 1]), limited("c", ["k", 2]), limited("d", ["j", 1])], 60_000);
+      // c finds k full; d finds j taken by b; a run without concurrency needs no slot.
+      expect(ids(got)).toEqual(["a", "b"]);
+      expect(got.every((taken) => typeof taken.slotToken === "string" && taken.slotToken !== "")).toBe(true);
+      expect(await queue.slotsHeld("k")).toBe(2);
+      expect(await queue.slotsHeld("j")).toBe(1);
+      expect(await queue.acquireSlots([item("free")], 60_000)).toEqual([]);
+      // A run due in the queue comes first: none is taken while one is, even with slots free.
+      await queue.enqueue([limited("queued", ["k", 2])]);
+      await queue.releaseSlots(got.filter((entry) => entry.runId === "a"));
+      expect(ids(await queue.acquireSlots([limited("late", ["k", 2]), limited("other", ["m", 1])], 60_000))).toEqual([]);
+      expect(ids(await queue.dequeueMany(abort.signal, 10, { slotTtlMs: 60_000 }))).toEqual(["queued"]);
+      expect(await queue.slotsHeld("k")).toBe(2);
+      // Slots taken this way are released (and expire) like dequeued ones.
+      await queue.releaseSlots(got.filter((entry) => entry.runId === "b"));
+      expect(await queue.slotsHeld("j")).toBe(0);
+      expect(ids(await queue.acquireSlots([limited("e", ["j", 1])], 1000))).toEqual(["e"]);
+      await clock.advance(1000);
+      expect(await queue.slotsHeld("j")).toBe(0);
+    });
+
     it("frees a slot whose lease expired (a crashed worker), and keeps one that was renewed", async () => {
       await queue.enqueue([limited("crashed", ["k", 1]), limited("kept", ["j", 1]), limited("after-crash", ["k", 1]), limited("after-kept", ["j", 1])]);
       const taken = await queue.dequeueMany(abort.signal, 10, { slotTtlMs: 1000 });

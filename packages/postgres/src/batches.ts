@@ -1,15 +1,9 @@
 import type { IngestInput, IngestResult } from "@stepwise/engine";
 import type pg from "pg";
+import { functionKeyId, lockFunctionKeys } from "./function-key-locks.js";
 import { jsonParam, timeParam } from "./map-rows.js";
 
 type Run = IngestInput["runs"][number];
-
-/**
- * Locks the batch keys of an ingest (advisory locks held to the end of the transaction, taken
- * in key order so that two ingests cannot deadlock): under it, an ingest that finds no open
- * batch of a key creates the only one, and one that finds room fills it without a race.
- */
-const LOCK_BATCH_KEYS = "SELECT pg_advisory_xact_lock(hashtextextended(key, 0)) FROM unnest($1::text[]) AS key ORDER BY key";
 
 /**
  * The open batches of (function, key) pairs, locked: a claim that closes one waits for this
@@ -61,23 +55,17 @@ interface BatchPlan {
  * @internal
  */
 export async function addToBatches(client: pg.PoolClient, runs: Run[], now: number): Promise<IngestResult["runs"]> {
-  const groups = new Map<string, Run[]>();
-  for (const run of runs) {
-    if (!run.batch) continue;
-    const id = `${run.functionId}\u001f${run.batch.key}`;
-    groups.set(id, [...(groups.get(id) ?? []), run]);
-  }
-  if (groups.size === 0) return [];
-  const ids = [...groups.keys()].sort();
-  await client.query({ name: "stepwise_lock_batch_keys", text: LOCK_BATCH_KEYS, values: [ids.map((id) => `batch\u001f${id}`)] });
-  const pairs = ids.map((id) => id.split("\u001f") as [string, string]);
+  // Under the key's lock, an ingest that finds no open batch of a key creates the only one, and
+  // one that finds room fills it without a race.
+  const locked = await lockFunctionKeys(client, runs, (run) => run.batch?.key, "batch\u001f");
+  if (!locked) return [];
   const open = await client.query<{ id: string; function_id: string; batch_key: string; size: number; wake_at: number }>({
     name: "stepwise_open_batches",
     text: OPEN_BATCHES,
-    values: [pairs.map(([functionId]) => functionId), pairs.map(([, key]) => key)],
+    values: [locked.functionIds, locked.keys],
   });
-  const openByKey = new Map(open.rows.map((row) => [`${row.function_id}\u001f${row.batch_key}`, row]));
-  const plan = planBatches(ids, groups, openByKey, now);
+  const openByKey = new Map(open.rows.map((row) => [functionKeyId(row.function_id, row.batch_key), row]));
+  const plan = planBatches(locked.ids, locked.groups, openByKey, now);
   if (plan.appends.length > 0) {
     await client.query({
       name: "stepwise_append_to_batches",

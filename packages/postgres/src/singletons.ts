@@ -2,13 +2,7 @@ import { ErrorCode } from "@stepwise/core";
 import type { IngestInput, IngestResult, RunRecord } from "@stepwise/engine";
 import type pg from "pg";
 import { cancelRunOn } from "./cancel-and-rerun.js";
-
-/**
- * Locks the singleton keys of a batch (advisory locks held to the end of the transaction, taken
- * in key order so that two batches cannot deadlock): an ingest that sees no open run of a key
- * then creates the only one.
- */
-const LOCK_SINGLETON_KEYS = "SELECT pg_advisory_xact_lock(hashtextextended(key, 0)) FROM unnest($1::text[]) AS key ORDER BY key";
+import { functionKeyId, lockFunctionKeys } from "./function-key-locks.js";
 
 /** Open runs of (function, singleton key) pairs. $1 function ids, $2 keys. */
 const OPEN_SINGLETON_RUNS = `
@@ -31,31 +25,25 @@ export async function applySingletons(
   runs: Run[],
   now: number,
 ): Promise<{ runs: Run[]; cancelled?: NonNullable<IngestResult["cancelled"]> }> {
-  const byKey = new Map<string, Run[]>();
-  for (const run of runs) {
-    if (!run.singleton || run.skipped) continue;
-    const id = `${run.functionId}\u001f${run.singleton.key}`;
-    byKey.set(id, [...(byKey.get(id) ?? []), run]);
-  }
-  if (byKey.size === 0) return { runs };
-  const ids = [...byKey.keys()].sort();
-  await client.query({ name: "stepwise_lock_singleton_keys", text: LOCK_SINGLETON_KEYS, values: [ids] });
-  const pairs = ids.map((id) => id.split("\u001f") as [string, string]);
+  // Under the key's lock, an ingest that sees no open run of a key creates the only one.
+  const locked = await lockFunctionKeys(client, runs, (run) => (run.skipped ? undefined : run.singleton?.key), "");
+  if (!locked) return { runs };
+  const byKey = locked.groups;
   const open = await client.query<{ id: string; function_id: string; singleton_key: string }>({
     name: "stepwise_open_singleton_runs",
     text: OPEN_SINGLETON_RUNS,
-    values: [pairs.map(([functionId]) => functionId), pairs.map(([, key]) => key)],
+    values: [locked.functionIds, locked.keys],
   });
   const openByKey = new Map<string, string[]>();
   for (const row of open.rows) {
-    const id = `${row.function_id}\u001f${row.singleton_key}`;
+    const id = functionKeyId(row.function_id, row.singleton_key);
     openByKey.set(id, [...(openByKey.get(id) ?? []), row.id]);
   }
   const skipped = new Map<string, string>();
   const toCancel: string[] = [];
   for (const [id, batch] of byKey) {
     const running = openByKey.get(id) ?? [];
-    const key = JSON.stringify(id.split("\u001f")[1]);
+    const key = JSON.stringify(batch[0]?.singleton?.key);
     if (batch[0]?.singleton?.mode === "skip") {
       const holder = running[0] ?? batch[0]?.id;
       for (const run of running.length > 0 ? batch : batch.slice(1))

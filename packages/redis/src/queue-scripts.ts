@@ -89,6 +89,27 @@ end
 `;
 
 /**
+ * Lua shared by the dequeue and acquire scripts, over `slots` (a list of `{ key, limit }`):
+ * `full_slot(slots)` drops each key's expired leases and answers the hash and limit of the
+ * first key with no free slot (nil when all have one); `lease(slots, token)` gives `token` a
+ * lease in each until `now + ttl`. Needs `now`, `ttl` and `base`.
+ */
+const SLOT_LUA = `
+local function full_slot(slots)
+  for _, slot in ipairs(slots) do
+    local h = redis.sha1hex(slot.key)
+    local key = base .. 'slot:' .. h
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+    if redis.call('ZCARD', key) >= slot.limit then return h, slot.limit end
+  end
+  return nil
+end
+local function lease(slots, token)
+  for _, slot in ipairs(slots) do redis.call('ZADD', base .. 'slot:' .. redis.sha1hex(slot.key), now + ttl, token) end
+end
+`;
+
+/**
  * Removes and returns up to `max` items from the head that are available at `now`, in queue
  * order. Members whose items entry is gone or belongs to a newer enqueue (a partial loss of
  * keys) are dropped on the way; each pass removes a member, so the loop ends.
@@ -112,6 +133,7 @@ local max = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
 local base = ARGV[4]
 ${UNBLOCK_LUA(1, 4, 5, 6)}
+${SLOT_LUA}
 for _, h in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 50)) do unblock(h) end
 local taken = {}
 -- Items moved to a waiting set count against a budget, so that one call stays short.
@@ -134,16 +156,7 @@ while #taken < 2 * max and budget > 0 do
     if string.find(json, '"concurrency"', 1, true) or string.find(json, '"throttle"', 1, true) then item = cjson.decode(json) end
     if item and item.concurrency then
       slots = item.concurrency
-      for _, slot in ipairs(slots) do
-        local h = redis.sha1hex(slot.key)
-        local key = base .. 'slot:' .. h
-        redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-        if redis.call('ZCARD', key) >= slot.limit then
-          full = h
-          fullLimit = slot.limit
-          break
-        end
-      end
+      full, fullLimit = full_slot(slots)
     end
     if not full and item and item.throttle then
       -- GCRA: book the start's turn; one too early waits in the schedule until it (once: the
@@ -176,7 +189,7 @@ while #taken < 2 * max and budget > 0 do
     else
       if slots then
         token = runId .. ':' .. redis.call('INCR', KEYS[3])
-        for _, slot in ipairs(slots) do redis.call('ZADD', base .. 'slot:' .. redis.sha1hex(slot.key), now + ttl, token) end
+        lease(slots, token)
       end
       redis.call('HDEL', KEYS[2], runId)
       taken[#taken + 1] = json
@@ -244,23 +257,24 @@ const ACQUIRE_LUA = `
 local now = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local base = ARGV[3]
+${SLOT_LUA}
 local tokens = {}
 local backlog = #redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1) > 0
 local i = 4
 while i <= #ARGV do
   local runId = ARGV[i]
   local count = tonumber(ARGV[i + 1])
-  local free = not backlog
-  for j = 0, count - 1 do
-    local h = redis.sha1hex(ARGV[i + 2 + 2 * j])
-    local slot = base .. 'slot:' .. h
-    redis.call('ZREMRANGEBYSCORE', slot, '-inf', now)
-    if redis.call('ZCARD', slot) >= tonumber(ARGV[i + 3 + 2 * j]) or redis.call('EXISTS', base .. 'blocked:' .. h) == 1 then free = false end
+  local slots = {}
+  for j = 0, count - 1 do slots[#slots + 1] = { key = ARGV[i + 2 + 2 * j], limit = tonumber(ARGV[i + 3 + 2 * j]) } end
+  local free = not backlog and not full_slot(slots)
+  -- Runs waiting for a slot of a key come first.
+  for _, slot in ipairs(slots) do
+    if free and redis.call('EXISTS', base .. 'blocked:' .. redis.sha1hex(slot.key)) == 1 then free = false end
   end
   local token = ''
   if free then
     token = runId .. ':' .. redis.call('INCR', KEYS[1])
-    for j = 0, count - 1 do redis.call('ZADD', base .. 'slot:' .. redis.sha1hex(ARGV[i + 2 + 2 * j]), now + ttl, token) end
+    lease(slots, token)
   end
   tokens[#tokens + 1] = token
   i = i + 2 + 2 * count

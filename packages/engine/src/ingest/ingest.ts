@@ -52,13 +52,14 @@ export function createIngest(dependencies: IngestOptions): (events: StoredEvent[
     const startable = runs.filter((run) => run.skipped === undefined);
     const reserved = options.eagerStart ? dispatcher.reserve(startable.map((run) => ({ runId: run.id, functionId: run.functionId }))) : new Set<string>();
     // Runs limited by concurrency alone start at once too when their slots are free (one queue call).
-    const limited = startable.filter((run) => !reserved.has(run.id) && (router.functionOf(run.functionId)?.config.concurrency.length ?? 0) > 0);
-    if (options.eagerStart && limited.length > 0) {
-      const items = limited.map((run) =>
-        toQueueItem(router.functionOf(run.functionId), { runId: run.id, functionId: run.functionId, availableAt: now, flow: run.flow ?? null, fresh: true }),
-      );
-      for (const runId of await dispatcher.reserveWithSlots(items)) reserved.add(runId);
-    }
+    const limited = options.eagerStart
+      ? startable.flatMap((run) => {
+          const fn = router.functionOf(run.functionId);
+          if (reserved.has(run.id) || !fn || fn.config.concurrency.length === 0) return [];
+          return [toQueueItem(fn, { runId: run.id, functionId: run.functionId, availableAt: now, flow: run.flow ?? null, fresh: true })];
+        })
+      : [];
+    if (limited.length > 0) for (const runId of await dispatcher.reserveWithSlots(limited)) reserved.add(runId);
     const lease = { workerId: options.workerId, expiresAt: now + options.leaseMs };
     let result: Awaited<ReturnType<typeof store.ingest>>;
     try {

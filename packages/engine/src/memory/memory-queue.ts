@@ -1,5 +1,5 @@
 import type { Clock } from "../ports/clock.js";
-import { DEFAULT_SLOT_TTL_MS, type DequeueOptions, type InspectableQueue, type QueueItem, type ThrottleRule } from "../ports/queue.js";
+import { type ConcurrencySlot, DEFAULT_SLOT_TTL_MS, type DequeueOptions, type InspectableQueue, type QueueItem, type ThrottleRule } from "../ports/queue.js";
 
 interface Entry {
   item: QueueItem;
@@ -128,6 +128,13 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
     held.set(token, until);
   }
 
+  /** Gives `item` a lease of each of `slots` until `until`, under a new token; answers it with the token. */
+  function holdSlots(item: QueueItem, slots: ConcurrencySlot[], until: number): QueueItem {
+    const token = `${item.runId}:${++tokens}`;
+    for (const slot of slots) hold(slot.key, token, until);
+    return { ...item, slotToken: token };
+  }
+
   /** Holds `entry` until a slot of `key` frees; sweeps the key when its earliest lease ends. */
   function block(key: string, entry: Entry): void {
     const waiting = blocked.get(key) ?? [];
@@ -225,9 +232,7 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
           taken.push(top.item);
           continue;
         }
-        const token = `${top.item.runId}:${++tokens}`;
-        for (const slot of slots) hold(slot.key, token, now + ttl);
-        taken.push({ ...top.item, slotToken: token });
+        taken.push(holdSlots(top.item, slots, now + ttl));
       }
       if (taken.length > 0) return taken;
       const top = peek();
@@ -287,9 +292,7 @@ export function createMemoryQueue(options: { clock: Clock }): InspectableQueue {
         const slots = item.concurrency ?? [];
         // Runs waiting for a slot of a key come first.
         if (slots.length === 0 || slots.some((slot) => heldCount(slot.key, now) >= slot.limit || (blocked.get(slot.key)?.length ?? 0) > 0)) continue;
-        const token = `${item.runId}:${++tokens}`;
-        for (const slot of slots) hold(slot.key, token, now + ttlMs);
-        taken.push({ ...item, slotToken: token });
+        taken.push(holdSlots(item, slots, now + ttlMs));
       }
       return taken;
     },

@@ -112,46 +112,33 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
   /** Whether runs of the function need concurrency slots, which only the queue hands out. */
   const limited = (functionId: string) => (functions.get(functionId)?.config.concurrency.length ?? 0) > 0;
   /**
-   * Whether the queue decides when runs of the function start (slots, a throttle's pace, a
-   * priority's place, a batch's timeout): no eager start.
+   * Whether flow control other than slots decides when runs of the function start, which only
+   * the queue applies (a throttle's pace, a priority's place, a batch's timeout). A singleton's
+   * run may be created skipped: its slot is not reserved ahead of the store's answer.
    */
+  const startDecidedByQueue = (config: AnyStepwiseFunction["config"]) =>
+    config.throttle !== undefined ||
+    config.priority !== undefined ||
+    config.singleton !== undefined ||
+    config.debounce !== undefined ||
+    config.batchEvents !== undefined;
+  /** Whether runs of the function never start eagerly: they need slots, or the queue decides their start. */
   const queuedOnly = (functionId: string) => {
     const config = functions.get(functionId)?.config;
-    // A singleton's run may be created skipped: its slot is not reserved ahead of the store's answer.
-    return (
-      config !== undefined &&
-      (config.concurrency.length > 0 ||
-        config.throttle !== undefined ||
-        config.priority !== undefined ||
-        config.singleton !== undefined ||
-        config.debounce !== undefined ||
-        config.batchEvents !== undefined)
-    );
+    return config !== undefined && (config.concurrency.length > 0 || startDecidedByQueue(config));
   };
-
-  /**
-   * Whether a run can start here now without waiting (eager start): a free slot, no pass or
-   * reservation of it yet, its function known here and without flow control the queue applies.
-   */
-  function startsHere(runId: string, functionId: string): boolean {
-    return (
-      busy() < options.concurrency && !passes.has(runId) && !reserved.has(runId) && context.resolveFunction(functionId) !== undefined && !queuedOnly(functionId)
-    );
-  }
-
   /** Whether a run's only flow control is concurrency slots, which it may take at creation. */
   const slotsOnly = (functionId: string) => {
     const config = functions.get(functionId)?.config;
-    return (
-      config !== undefined &&
-      config.concurrency.length > 0 &&
-      config.throttle === undefined &&
-      config.priority === undefined &&
-      config.singleton === undefined &&
-      config.debounce === undefined &&
-      config.batchEvents === undefined
-    );
+    return config !== undefined && config.concurrency.length > 0 && !startDecidedByQueue(config);
   };
+
+  /** Whether this process has room for a run now: a free worker slot, no pass or reservation of it yet, its function known here. */
+  const hasRoomFor = (runId: string, functionId: string) =>
+    busy() < options.concurrency && !passes.has(runId) && !reserved.has(runId) && context.resolveFunction(functionId) !== undefined;
+
+  /** Whether a run can start here now without waiting (eager start): room, and no flow control the queue applies. */
+  const startsHere = (runId: string, functionId: string) => hasRoomFor(runId, functionId) && !queuedOnly(functionId);
 
   /** Takes `runId`'s reservation back, with the concurrency slots taken for it. */
   function dropReservation(runId: string): void {
@@ -320,10 +307,8 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       if (!running) return taken;
       // The worker slots first, so that ingests meanwhile cannot promise them twice.
       const candidates = items.filter((item) => {
-        const { runId, functionId } = item;
-        if (busy() >= options.concurrency || passes.has(runId) || reserved.has(runId) || !context.resolveFunction(functionId) || !slotsOnly(functionId))
-          return false;
-        reserved.set(runId, functionId);
+        if (!hasRoomFor(item.runId, item.functionId) || !slotsOnly(item.functionId)) return false;
+        reserved.set(item.runId, item.functionId);
         return true;
       });
       if (candidates.length === 0) return taken;

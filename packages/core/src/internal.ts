@@ -8,7 +8,17 @@
 export { BACKOFF_BASE_MS, BACKOFF_MAX_MS, backoffDelay } from "./executor/backoff.js";
 export type { ExecuteFunctionOptions } from "./executor/execute-function.js";
 export { executeFunction } from "./executor/execute-function.js";
-export type { ExecutionResult, ExecutorHooks, StepCommit, StepKind, StepProgress, StepRecord, SuspendOp, WaitCondition } from "./executor/types.js";
+export type {
+  DeferredStep,
+  ExecutionResult,
+  ExecutorHooks,
+  StepCommit,
+  StepKind,
+  StepProgress,
+  StepRecord,
+  SuspendOp,
+  WaitCondition,
+} from "./executor/types.js";
 export { LeaseLostError } from "./executor/types.js";
 export type { CompiledExpression } from "./helpers/expression.js";
 export { compileExpression, EXPRESSION_CACHE_SIZE, expressionCacheSize, matchesExpression } from "./helpers/expression.js";

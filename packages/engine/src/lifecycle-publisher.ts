@@ -2,10 +2,12 @@ import { functionChannel, LIFECYCLE_TOPIC, type RunLifecycleEvent, type RunsCrea
 import type { Lifecycle, LifecycleEvent } from "./lifecycle.js";
 import type { Realtime } from "./ports/realtime.js";
 
+/** Step events go to the run's channel only: a function's channel follows its runs, not each step of each run. */
+const STEP_EVENTS = new Set<LifecycleEvent["type"]>(["step-started", "step-ended"]);
+
 const RUN_EVENTS = new Set<LifecycleEvent["type"]>([
+  ...STEP_EVENTS,
   "run-started",
-  "step-started",
-  "step-ended",
   "run-suspended",
   "run-retrying",
   "run-completed",
@@ -20,7 +22,9 @@ const RUNS_PER_MESSAGE = 500;
 
 /**
  * Publishes each run's lifecycle events on realtime channels, topic `lifecycle`: the run's own
- * (`run:<id>`) and its function's (`function:<qualified id>`). New runs go to their function's
+ * (`run:<id>`) and, but for step events, its function's (`function:<qualified id>`): a busy
+ * function's channel carries each run's changes of status, and a watcher opens a run's channel
+ * for its steps (steps on both were half of what a one-step run published). New runs go to their function's
  * channel only, gathered over one turn of the event loop into one `runs-created` message per
  * function (the ingests one store commit answered): a message per run, and a new stream per run,
  * cost the Event API a third of its throughput. A run's own channel begins at `run-started`;
@@ -60,7 +64,8 @@ export function publishLifecycle(lifecycle: Lifecycle, realtime: Realtime): () =
     if (!RUN_EVENTS.has(event.type)) return;
     const runEvent = event as RunLifecycleEvent;
     publishCreated(runEvent.functionId);
-    for (const channel of [runChannel(runEvent.runId), functionChannel(runEvent.functionId)])
-      publish(channel, runEvent, `${runEvent.type} of ${runEvent.runId}`);
+    const what = `${runEvent.type} of ${runEvent.runId}`;
+    publish(runChannel(runEvent.runId), runEvent, what);
+    if (!STEP_EVENTS.has(event.type)) publish(functionChannel(runEvent.functionId), runEvent, what);
   });
 }

@@ -62,7 +62,8 @@ export interface EngineOptions {
   scheduler?: boolean;
   /**
    * Realtime channels: handlers' `publish()` and, unless `publishLifecycle` is off, every run's
-   * lifecycle (topic `lifecycle` on `run:<id>` and `function:<qualified id>`). Share one Redis
+   * lifecycle (topic `lifecycle` on `run:<id>`, and but for step events on
+   * `function:<qualified id>`). Share one Redis
    * realtime between the server and the workers so that a browser follows runs any worker
    * executes. (Default: in memory, this process only)
    */

@@ -41,11 +41,11 @@ export interface PostgresStoreOptions {
    * Group commit of ingests, claims, step results and run ends: writes of many runs that arrive
    * together go to the database as one statement and one commit. A write never waits for
    * company: it goes out alone while fewer than `maxInFlight` statements of its kind are in
-   * flight. `false` writes every result alone. (Default: `maxBatch` 500; `maxInFlight` a
-   * quarter of the pool's `max`, at least 1, so that claims and reads keep connections, but 1
-   * for ingests: events sent one per request batch best behind a single statement, which
-   * doubled the Event API's throughput on a 2-core machine against 2 in flight; a
-   * `maxInFlight` given here applies to ingests too)
+   * flight. `false` writes every result alone. (Default: `maxBatch` 500; `maxInFlight` 1 for
+   * each kind: writes arriving while one statement is out batch behind it. Against 2 in flight,
+   * that doubled the Event API's throughput on a 2-core machine and raised the drain rate of
+   * two workers at concurrency 50 by 12% (`../shared/peer-bench` W3): the cost of a write is
+   * mostly per statement, on both ends, and a lone write still goes out at once)
    */
   groupCommit?: false | Partial<GroupLimits>;
 }
@@ -101,13 +101,12 @@ RETURNING id, function_id, flow`;
  */
 export function createPostgresStore(options: PostgresStoreOptions): RunStore {
   const { pool } = options;
-  const limits = groupLimits(pool, options.groupCommit);
+  const limits = groupLimits(options.groupCommit);
   const claimRun = createClaimRun(pool, limits);
   const commitStep = createCommitStep(pool, limits);
   const finishRun = createFinishRun(pool, limits);
-  const ingestLimits = limits && { ...limits, maxInFlight: options.groupCommit ? (options.groupCommit.maxInFlight ?? 1) : 1 };
   const ingestGrouped = groupedWrite(
-    ingestLimits,
+    limits,
     (input: IngestInput) => withClient(pool, (client) => ingestEvents(client, input)),
     (inputs) => withClient(pool, (client) => ingestManyWithoutKeys(client, inputs)),
   );
@@ -281,11 +280,10 @@ export function createPostgresStore(options: PostgresStoreOptions): RunStore {
   };
 }
 
-function groupLimits(pool: pg.Pool, setting: PostgresStoreOptions["groupCommit"]): GroupLimits | undefined {
+function groupLimits(setting: PostgresStoreOptions["groupCommit"]): GroupLimits | undefined {
   if (setting === false) return undefined;
-  const poolMax = (pool as pg.Pool & { options?: { max?: number } }).options?.max ?? 10;
   const limits = {
-    maxInFlight: setting?.maxInFlight ?? Math.max(1, Math.floor(poolMax / 4)),
+    maxInFlight: setting?.maxInFlight ?? 1,
     maxBatch: setting?.maxBatch ?? DEFAULT_MAX_BATCH,
   };
   for (const [name, value] of Object.entries(limits)) {

@@ -33,12 +33,38 @@ export function createFinishRun(pool: pg.Pool, limits: GroupLimits | undefined):
   };
 }
 
+/** Columns of one uncommitted step in {@link FINISH_RUN}'s step arrays. */
+const STEP_COLUMNS = 8;
+
+/** The uncommitted steps of a run's end as rows of the finish statements' step arrays. */
+function stepRows(input: FinishInput): unknown[][] {
+  return (input.steps ?? []).map((step) => [
+    step.key,
+    step.id,
+    step.kind,
+    step.status,
+    jsonParam(step.output),
+    jsonParam(step.error),
+    step.attempt,
+    step.startedAt ?? input.now,
+  ]);
+}
+
 /** Runs {@link FINISH_RUN}; null when the lease was lost. */
 async function endRun(client: pg.PoolClient, input: FinishInput): Promise<FinishResult | null> {
   const ended = await client.query<{ woken_parent_id: string | null; woken_parent_function_id: string | null }>({
     name: "stepwise_finish_run",
     text: FINISH_RUN,
-    values: [input.runId, input.leaseEpoch, input.status, jsonParam(input.output), jsonParam(input.error), timeParam(input.now), ErrorCode.StepFailed],
+    values: [
+      input.runId,
+      input.leaseEpoch,
+      input.status,
+      jsonParam(input.output),
+      jsonParam(input.error),
+      timeParam(input.now),
+      ErrorCode.StepFailed,
+      ...columnArrays(stepRows(input), STEP_COLUMNS),
+    ],
   });
   const row = ended.rows[0];
   if (!row) return null;
@@ -54,7 +80,13 @@ function finishMany(pool: pg.Pool, inputs: FinishInput[]): Promise<FinishResult[
     const ended = await client.query<{ id: string }>({
       name: "stepwise_finish_runs",
       text: FINISH_RUNS,
-      values: columnArrays(inputs.map((input) => [input.runId, input.leaseEpoch, input.status, jsonParam(input.output), jsonParam(input.error), input.now])),
+      values: [
+        ...columnArrays(inputs.map((input) => [input.runId, input.leaseEpoch, input.status, jsonParam(input.output), jsonParam(input.error), input.now])),
+        ...columnArrays(
+          inputs.flatMap((input) => stepRows(input).map((row) => [input.runId, ...row])),
+          STEP_COLUMNS + 1,
+        ),
+      ],
     });
     const done = new Set(ended.rows.map((row) => row.id));
     const results: FinishResult[] = [];

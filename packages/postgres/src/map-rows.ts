@@ -88,10 +88,10 @@ export interface EventRow {
 /**
  * The parameters of an `unnest` statement (group commit) from one row of values per item: one
  * array per column, each in the items' order. The rows are the one-item statement's parameters,
- * all of one length. @internal
+ * all of one length; `width` is their length, which an empty list needs (Default: the first
+ * row's). @internal
  */
-export function columnArrays(rows: ReadonlyArray<readonly unknown[]>): unknown[][] {
-  const width = rows[0]?.length ?? 0;
+export function columnArrays(rows: ReadonlyArray<readonly unknown[]>, width = rows[0]?.length ?? 0): unknown[][] {
   return Array.from({ length: width }, (_, column) => rows.map((row) => row[column]));
 }
 

@@ -170,7 +170,38 @@ describe.each(DATABASES)("group commit on %s", (_, createDatabase) => {
     expect(await store.listSteps("run_0")).toEqual([expect.objectContaining({ key: "call", status: "completed", output: { runId: "run_child" } })]);
   });
 
-  it("ingests behind one statement in flight by default: concurrent ingests of one event each go out as two statements, each answered its own", async () => {
+  it("ends concurrent runs with their uncommitted step results in the same statements, and writes none for a run whose lease is gone", async () => {
+    const store = createPostgresStore({ pool: fixture.database.pool });
+    const runIds = await claimedRuns(store, 12);
+    const answers = await Promise.all(
+      runIds.map((runId, index) =>
+        store.finishRun({
+          runId,
+          leaseEpoch: runId === "run_4" ? 3 : 1,
+          status: "completed",
+          output: index,
+          // run_7 ends with two steps, run_9 with none.
+          steps: runId === "run_9" ? [] : [step("last", { runId }), ...(runId === "run_7" ? [step("also", "x")] : [])],
+          now: T0 + 5,
+        }),
+      ),
+    );
+    expect(statements).toContain("stepwise_finish_runs");
+    expect(statements.length).toBeLessThan(runIds.length);
+    expect(answers.map((answer) => answer.ok)).toEqual(runIds.map((runId) => runId !== "run_4"));
+    for (const runId of runIds) {
+      const keys = (await store.listSteps(runId)).map((recorded) => [recorded.key, recorded.output, recorded.endedAt]);
+      if (runId === "run_4" || runId === "run_9") expect(keys).toEqual([]);
+      else if (runId === "run_7")
+        expect(keys).toEqual([
+          ["also", "x", T0 + 5],
+          ["last", { runId }, T0 + 5],
+        ]);
+      else expect(keys).toEqual([["last", { runId }, T0 + 5]]);
+    }
+  });
+
+  it("writes behind one statement in flight by default: concurrent ingests of one event each go out as two statements, each answered its own", async () => {
     const store = createPostgresStore({ pool: fixture.database.pool });
     statements.length = 0;
     const answers = await Promise.all(

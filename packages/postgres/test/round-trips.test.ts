@@ -1,3 +1,4 @@
+import type { StepCommit } from "@stepwise/core/internal";
 import type { StoredEvent } from "@stepwise/engine";
 import { describe, expect, it } from "vitest";
 import { DATABASES, recordedDatabase } from "./record-statements.js";
@@ -85,6 +86,48 @@ describe.each(DATABASES)("round trips on %s", (_, createDatabase) => {
     const second = await store.claimRun({ runId: "run_claim", workerId: "worker-b", now: T0 + 2000, leaseMs: 1000 });
     expect(statements).toEqual(["stepwise_claim_run", "stepwise_load_steps"]);
     expect(second).toEqual({ run: expect.objectContaining({ leaseEpoch: 2, leaseOwner: "worker-b" }), event: trigger, steps: [step] });
+  });
+
+  it("ends a run with the step results its pass had not committed, in the same one statement, and writes neither for a lost lease", async () => {
+    const store = fixture.database.createStore();
+    const trigger = event("evt_tail");
+    await store.ingest({ events: [trigger], runs: [{ id: "run_tail", functionId: "fn", eventId: trigger.id }], now: T0 });
+    await store.claimRun({ runId: "run_tail", workerId: "worker-a", now: T0, leaseMs: 1000 });
+    // The first attempt of "b" failed and left a retrying row: the run's end replaces it.
+    await store.suspendRun({
+      runId: "run_tail",
+      leaseEpoch: 1,
+      steps: [{ key: "b", id: "b", kind: "run", status: "retrying", attempt: 0, error: { name: "Error", message: "flaky" }, wakeAt: T0 + 1 }],
+      waits: [],
+      invokes: { events: [], runs: [], now: T0 },
+      pendingKeys: [],
+      now: T0,
+    });
+    await store.claimRun({ runId: "run_tail", workerId: "worker-a", now: T0 + 1, leaseMs: 1000 });
+    statements.length = 0;
+    const steps: StepCommit[] = [
+      { key: "a", id: "a", kind: "run", status: "completed", output: { n: 1 }, attempt: 0, startedAt: T0 + 2, fresh: true },
+      { key: "b", id: "b", kind: "run", status: "completed", output: [2], attempt: 1, startedAt: T0 + 3 },
+    ];
+    expect(await store.finishRun({ runId: "run_tail", leaseEpoch: 2, status: "completed", output: "done", steps, now: T0 + 4 })).toEqual({
+      ok: true,
+      followUpRuns: [],
+    });
+    expect(statements).toEqual(["stepwise_finish_run"]);
+    expect(await store.getRun("run_tail")).toMatchObject({ status: "completed", output: "done", endedAt: T0 + 4 });
+    expect(await store.listSteps("run_tail")).toEqual([
+      // The retried step keeps the time its first attempt began.
+      { key: "b", id: "b", kind: "run", status: "completed", output: [2], attempt: 1, startedAt: T0, endedAt: T0 + 4 },
+      { key: "a", id: "a", kind: "run", status: "completed", output: { n: 1 }, attempt: 0, startedAt: T0 + 2, endedAt: T0 + 4 },
+    ]);
+
+    const other = event("evt_tail_lost");
+    await store.ingest({ events: [other], runs: [{ id: "run_tail_lost", functionId: "fn", eventId: other.id }], now: T0 });
+    await store.claimRun({ runId: "run_tail_lost", workerId: "worker-a", now: T0, leaseMs: 1000 });
+    const lost = await store.finishRun({ runId: "run_tail_lost", leaseEpoch: 9, status: "completed", output: null, steps: steps.slice(0, 1), now: T0 + 4 });
+    expect(lost).toEqual({ ok: false, followUpRuns: [] });
+    expect(await store.listSteps("run_tail_lost")).toEqual([]);
+    expect((await store.getRun("run_tail_lost"))?.status).toBe("running");
   });
 
   it("ends a run in one statement; only follow-up events add a transaction", async () => {

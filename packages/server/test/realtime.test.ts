@@ -43,7 +43,7 @@ describe.each(BACKENDS)("realtime on %s", (backend) => {
 
   const streamUrl = (query: Record<string, string>) => `${http.url}/v1/realtime?${new URLSearchParams(query)}`;
 
-  it("publishes a run's lifecycle on its channel and its function's, with the wire schema, from the start (lastEventId 0-0)", async () => {
+  it("publishes a run's lifecycle on its channel and, but for its steps, its function's, with the wire schema, from the start (lastEventId 0-0)", async () => {
     const { runIds } = await engine.sendAndGetRuns({ name: "live/report", data: { count: 2 } });
     const runId = runIds[0] as string;
     await engine.result(runId);
@@ -64,8 +64,8 @@ describe.each(BACKENDS)("realtime on %s", (backend) => {
     const thisRun = ofFunction.events
       .map((event) => functionLifecycleEventSchema.parse(realtimeMessageSchema.parse(JSON.parse(event.data)).data))
       .filter((event) => (event.type === "runs-created" ? event.runs.some((run) => run.runId === runId) : event.runId === runId));
-    // New runs come as one message per function and turn, naming each run and its event.
-    expect(thisRun.map((event) => event.type)).toEqual(["runs-created", "run-started", "step-started", "step-ended", "run-completed"]);
+    // New runs come as one message per function and turn, naming each run and its event; steps are on the run's channel only.
+    expect(thisRun.map((event) => event.type)).toEqual(["runs-created", "run-started", "run-completed"]);
     expect(thisRun[0]).toMatchObject({ functionId: "live/report", runs: [{ runId, eventId: expect.stringMatching(/^evt_/) }] });
   });
 

@@ -10,7 +10,7 @@ import { toJsonValue } from "../helpers/json.js";
 import type { Logger } from "../helpers/logger.js";
 import { type PublishInput, publishInputSchema } from "../realtime/realtime-schemas.js";
 import { createStepTools } from "./step-tools.js";
-import type { ExecutionResult, ExecutorHooks, StepRecord, SuspendOp } from "./types.js";
+import { type DeferredStep, type ExecutionResult, type ExecutorHooks, LeaseLostError, type StepRecord, type SuspendOp } from "./types.js";
 
 /** Options of {@link executeFunction}. */
 export interface ExecuteFunctionOptions {
@@ -37,8 +37,8 @@ export interface ExecuteFunctionOptions {
   signal?: AbortSignal;
 }
 
-/** The handler's `publish()`: checks the input, then hands it to the engine. */
-async function publish(hooks: ExecutorHooks, input: PublishInput): Promise<void> {
+/** The handler's `publish()`: checks the input, commits the steps it may tell of, then hands it to the engine. */
+async function publish(hooks: ExecutorHooks, state: PassState, input: PublishInput): Promise<void> {
   const parsed = publishInputSchema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -49,6 +49,8 @@ async function publish(hooks: ExecutorHooks, input: PublishInput): Promise<void>
     });
   }
   if (!hooks.publish) throw new StepwiseError({ code: ErrorCode.Internal, message: "publish(): this engine has no realtime channels" });
+  // A message must not tell of a step result that a crash could still take back.
+  if (!(await state.flush())) return;
   await hooks.publish({
     channel: parsed.data.channel,
     topic: parsed.data.topic,
@@ -59,13 +61,18 @@ async function publish(hooks: ExecutorHooks, input: PublishInput): Promise<void>
 /**
  * Runs one pass of a handler: the checkpoint loop. Memoized steps return their stored
  * result; new steps run at once and are committed (through `hooks.commitStep`) before the
- * handler continues. The pass ends when the handler returns or throws, or when every
+ * handler continues, or with `hooks.deferCommits` before its next effect. The pass ends when the handler returns or throws, or when every
  * running step has settled and at least one step asked to suspend (sleep, wait, invoke,
  * retry): then the handler's promise is abandoned, holding no worker and no memory.
  */
 export function executeFunction(options: ExecuteFunctionOptions): Promise<ExecutionResult> {
   return new Promise((resolve) => {
-    const state = new PassState(resolve, () => options.hooks.now(), options.signal);
+    const state: PassState = new PassState(
+      resolve,
+      () => options.hooks.now(),
+      options.signal,
+      (steps) => commitDeferred(options.hooks, state, steps),
+    );
     const step: StepTools = createStepTools({ ...options, state });
     const context = {
       event: options.event,
@@ -75,7 +82,7 @@ export function executeFunction(options: ExecuteFunctionOptions): Promise<Execut
       attempt: options.attempt,
       logger: options.logger,
       signal: state.signal,
-      publish: (input: PublishInput) => publish(options.hooks, input),
+      publish: (input: PublishInput) => publish(options.hooks, state, input),
       ...options.extraContext,
     };
     Promise.resolve()
@@ -89,21 +96,54 @@ export function executeFunction(options: ExecuteFunctionOptions): Promise<Execut
 }
 
 /**
- * Book-keeping of one pass: running steps, collected suspensions, the final result, and the
- * pass's abort signal (the caller's, and this pass's own when a commit finds the lease lost).
+ * Commits deferred steps (all at once: the store batches them), then reports their progress.
+ * False when the pass can record nothing more: the lease is lost, or a step stands with
+ * another outcome than the one the handler was given (then only a new pass, replaying what is
+ * stored, is consistent). Any other failure rejects.
+ */
+async function commitDeferred(hooks: ExecutorHooks, state: PassState, steps: DeferredStep[]): Promise<boolean> {
+  let records: StepRecord[];
+  try {
+    records = await Promise.all(steps.map((step) => hooks.commitStep(step.commit)));
+  } catch (error) {
+    if (!LeaseLostError.isInstance(error)) throw error;
+    state.abort(error);
+    return false;
+  }
+  for (const [index, record] of records.entries()) {
+    const { commit, progress } = steps[index] as DeferredStep;
+    if (record.status !== commit.status || (record.output !== commit.output && JSON.stringify(record.output) !== JSON.stringify(commit.output))) {
+      state.abort(new Error(`step "${commit.id}" was recorded with another outcome by another pass`));
+      return false;
+    }
+    hooks.onStepEnd?.(progress);
+  }
+  return true;
+}
+
+/**
+ * Book-keeping of one pass: running steps, collected suspensions, steps whose commit is
+ * deferred, the final result, and the pass's abort signal (the caller's, and this pass's own
+ * when a commit finds the lease lost).
  */
 export class PassState {
   private inFlight = 0;
   private readonly ops: SuspendOp[] = [];
   private handlerResult: (() => ExecutionResult) | undefined;
   private done = false;
+  // The result is decided and waits for the deferred steps' commit.
+  private settling = false;
   private checkScheduled = false;
   private readonly controller = new AbortController();
+  private deferred: DeferredStep[] = [];
+  // The chain of deferred commits in flight, in order; resolves false once one could not record.
+  private flushing: Promise<boolean> | undefined;
 
   constructor(
     private readonly resolve: (result: ExecutionResult) => void,
     private readonly now: () => number,
     external?: AbortSignal,
+    private readonly commitDeferred?: (steps: DeferredStep[]) => Promise<boolean>,
   ) {
     // Aborted already (a stop past its grace period overtook the claim): the pass must still end.
     if (external?.aborted) this.abort(external.reason);
@@ -150,7 +190,31 @@ export class PassState {
 
   /** Whether the pass is ending, so new steps should not start and results are not committed. */
   get stopping(): boolean {
-    return this.controller.signal.aborted || this.done;
+    return this.controller.signal.aborted || this.done || this.settling;
+  }
+
+  /** Keeps a step's outcome to commit before the pass's next effect (see `ExecutorHooks.deferCommits`). */
+  defer(step: DeferredStep): void {
+    this.deferred.push(step);
+  }
+
+  /**
+   * Commits the deferred steps, after any commit already under way. Resolves false when the
+   * pass can record nothing more (it is aborted); rejects when a commit failed otherwise.
+   */
+  flush(): Promise<boolean> {
+    if (this.deferred.length > 0 && this.commitDeferred) {
+      const steps = this.deferred.splice(0);
+      const commit = this.commitDeferred;
+      const chain = (this.flushing ?? Promise.resolve(true)).then((ok) => ok && commit(steps));
+      this.flushing = chain;
+      const done = () => {
+        if (this.flushing === chain) this.flushing = undefined;
+      };
+      chain.then(done, done);
+    }
+    if (!this.flushing) return Promise.resolve(!this.controller.signal.aborted);
+    return this.flushing.then((ok) => ok && !this.controller.signal.aborted);
   }
 
   handlerSettled(result: () => ExecutionResult): void {
@@ -170,9 +234,9 @@ export class PassState {
   }
 
   private check(): void {
-    if (this.done) return;
+    if (this.done || this.settling) return;
     if (this.controller.signal.aborted) {
-      this.finish({ type: "aborted", reason: abortMessage(this.controller.signal.reason) });
+      this.finish(this.aborted());
       return;
     }
     if (this.inFlight > 0) return;
@@ -183,13 +247,33 @@ export class PassState {
       } catch (error) {
         result = handlerFailure(error, this.now());
       }
+      // Steps ended since the last commit ride with the run's end: the caller records them.
+      if (result.type === "completed" && this.deferred.length > 0) result = { ...result, steps: this.deferred.splice(0) };
+      this.settle(result);
+      return;
+    }
+    if (this.ops.length > 0) this.settle({ type: "suspended", ops: this.ops });
+  }
+
+  /** Ends the pass with `result` once no step commit is outstanding. */
+  private settle(result: ExecutionResult): void {
+    if (this.deferred.length === 0 && !this.flushing) {
       this.finish(result);
       return;
     }
-    if (this.ops.length > 0) this.finish({ type: "suspended", ops: this.ops });
+    this.settling = true;
+    this.flush().then(
+      (ok) => this.finish(ok ? result : this.aborted()),
+      (error: unknown) => this.finish(handlerFailure(error, this.now())),
+    );
+  }
+
+  private aborted(): ExecutionResult {
+    return { type: "aborted", reason: abortMessage(this.controller.signal.reason) };
   }
 
   private finish(result: ExecutionResult): void {
+    if (this.done) return;
     this.done = true;
     this.resolve(result);
   }

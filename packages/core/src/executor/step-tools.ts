@@ -12,7 +12,7 @@ import { stepKey } from "../helpers/step-key.js";
 import { backoffDelay } from "./backoff.js";
 import type { ExecuteFunctionOptions, PassState } from "./execute-function.js";
 import { isRetriable } from "./execute-function.js";
-import { type WaitCondition as ExecutorWaitCondition, LeaseLostError, type StepCommit, type StepKind, type StepRecord } from "./types.js";
+import { type WaitCondition as ExecutorWaitCondition, LeaseLostError, type StepCommit, type StepKind, type StepProgress, type StepRecord } from "./types.js";
 
 interface StepToolsOptions extends ExecuteFunctionOptions {
   state: PassState;
@@ -49,19 +49,27 @@ export function createStepTools(options: StepToolsOptions): StepTools {
   }
 
   /**
-   * Commits a step's outcome; `undefined` when nothing may be recorded any more: the pass was
-   * aborted while the body ran (its result is dropped), or the commit found the lease lost
-   * (which aborts the pass).
+   * Records a step's outcome and reports it; answers the record that stands, or `undefined` when
+   * nothing may be recorded any more: the pass was aborted while the body ran (its result is
+   * dropped), or the commit found the lease lost (which aborts the pass). With
+   * `hooks.deferCommits`, the outcome is kept for the pass's next effect instead, and stands.
    */
-  async function commit(commitValue: StepCommit): Promise<StepRecord | undefined> {
+  async function record(commitValue: StepCommit, progress: StepProgress): Promise<StepRecord | undefined> {
     if (state.stopping) return undefined;
+    if (hooks.deferCommits) {
+      state.defer({ commit: commitValue, progress });
+      return recordOf(commitValue);
+    }
+    let recorded: StepRecord;
     try {
-      return await hooks.commitStep(commitValue);
+      recorded = await hooks.commitStep(commitValue);
     } catch (error) {
       if (!LeaseLostError.isInstance(error)) throw error;
       state.abort(error);
       return undefined;
     }
+    hooks.onStepEnd?.({ ...progress, status: recorded.status });
+    return recorded;
   }
 
   /** Executes a step body with retries, commits its outcome, and returns what the handler gets. */
@@ -76,6 +84,8 @@ export function createStepTools(options: StepToolsOptions): StepTools {
     const elapsed = () => Math.round(performance.now() - started);
     state.begin();
     try {
+      // The steps before this one are recorded before its body runs: its effects may rest on them.
+      if (hooks.deferCommits && !(await state.flush())) return state.park();
       hooks.onStepStart?.({ ...target, kind, attempt });
       let output: JsonValue;
       try {
@@ -90,18 +100,29 @@ export function createStepTools(options: StepToolsOptions): StepTools {
           hooks.onStepEnd?.({ ...target, kind, attempt, status: "retrying", error: serialized, durationMs: elapsed() });
           return state.suspend({ kind: "retry", ...target, attempt, error: serialized, retryAt: hooks.now() + delay });
         }
-        const recorded = await commit({ ...target, kind, status: "failed", error: serialized, attempt, startedAt, fresh });
+        const recorded = await record(
+          { ...target, kind, status: "failed", error: serialized, attempt, startedAt, fresh },
+          { ...target, kind, attempt, status: "failed", error: serialized, durationMs: elapsed() },
+        );
         if (!recorded) return state.park();
-        hooks.onStepEnd?.({ ...target, kind, attempt, status: recorded.status, error: serialized, durationMs: elapsed() });
         return settle(recorded);
       }
-      const recorded = await commit({ ...target, kind, status: "completed", output, attempt, startedAt, fresh });
+      const recorded = await record(
+        { ...target, kind, status: "completed", output, attempt, startedAt, fresh },
+        { ...target, kind, attempt, status: "completed", durationMs: elapsed() },
+      );
       if (!recorded) return state.park();
-      hooks.onStepEnd?.({ ...target, kind, attempt, status: recorded.status, durationMs: elapsed() });
       return settle(recorded);
     } finally {
       state.end();
     }
+  }
+
+  function recordOf(commitValue: StepCommit): StepRecord {
+    const recorded: StepRecord = { key: commitValue.key, id: commitValue.id, kind: commitValue.kind, status: commitValue.status, attempt: commitValue.attempt };
+    if (commitValue.output !== undefined) recorded.output = commitValue.output;
+    if (commitValue.error !== undefined) recorded.error = commitValue.error;
+    return recorded;
   }
 
   function settle(record: StepRecord): unknown {

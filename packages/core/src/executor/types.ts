@@ -63,9 +63,26 @@ export type SuspendOp =
   | { kind: "retry"; key: string; id: string; attempt: number; error: SerializedError; retryAt: number }
   | { kind: "pending"; key: string; id: string };
 
+/**
+ * A step whose outcome is known but not yet committed (see {@link ExecutorHooks.deferCommits}):
+ * what to commit, and the progress to report once it is recorded.
+ */
+export interface DeferredStep {
+  commit: StepCommit;
+  progress: StepProgress;
+}
+
 /** How one pass of a handler ended. */
 export type ExecutionResult =
-  | { type: "completed"; output: JsonValue }
+  | {
+      type: "completed";
+      output: JsonValue;
+      /**
+       * Steps that ended after the last commit (only with {@link ExecutorHooks.deferCommits}):
+       * the caller records them together with the run's end, then reports their progress.
+       */
+      steps?: DeferredStep[];
+    }
   | { type: "failed"; error: SerializedError; retriable: boolean; retryAfterMs?: number }
   | { type: "suspended"; ops: SuspendOp[] }
   | { type: "aborted"; reason: string };
@@ -84,11 +101,21 @@ export interface StepProgress {
 /** What the executor needs from whoever runs it (the engine, or `serve()`). */
 export interface ExecutorHooks {
   /**
-   * Durably records a final step result before the handler continues. Resolves with the
-   * record that stands, which is another worker's when it won the race. Rejects with a
-   * `LeaseLostError` when this worker no longer owns the run.
+   * Durably records a final step result. Resolves with the record that stands, which is
+   * another worker's when it won the race. Rejects with a `LeaseLostError` when this worker no
+   * longer owns the run.
    */
   commitStep(commit: StepCommit): Promise<StepRecord>;
+  /**
+   * Whether a step's result may wait for the pass's next effect before it is committed: it is
+   * committed before another step body starts, before `publish()`, and before a failure or a
+   * suspension is reported; a handler that returns after its last step hands the steps still
+   * waiting to the caller (`completed.steps`), which records them with the run's end, in one
+   * statement with it. What the handler runs between steps is deterministic code, so a crash
+   * before the commit only repeats the step, as a crash inside its body would. (Default: false:
+   * each result is committed before the handler continues)
+   */
+  deferCommits?: boolean;
   /** Sends events on behalf of `step.sendEvent` (ids are already deterministic). */
   sendEvents(events: EventPayload[]): Promise<SendEventResult>;
   /**
@@ -103,7 +130,10 @@ export interface ExecutorHooks {
   publish?(message: { channel: string; topic: string; data: JsonValue }): Promise<void>;
   /** Called as a step body starts. */
   onStepStart?(progress: StepProgress): void;
-  /** Called after a step's outcome is known. */
+  /**
+   * Called once a step's outcome is recorded (a retry: once it is known). With
+   * {@link ExecutorHooks.deferCommits}, not called for the steps a completed result hands over.
+   */
   onStepEnd?(progress: StepProgress): void;
 }
 

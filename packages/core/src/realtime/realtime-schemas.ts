@@ -12,7 +12,7 @@ export function runChannel(runId: string): string {
   return `run:${runId}`;
 }
 
-/** The channel of every run of one function (by its qualified id `<app>/<function>`). */
+/** The channel of every run of one function (by its qualified id `<app>/<function>`): their lifecycle but for step events. */
 export function functionChannel(qualifiedFunctionId: string): string {
   return `function:${qualifiedFunctionId}`;
 }
@@ -41,8 +41,8 @@ const runRef = { runId: z.string(), functionId: z.string() };
 const stepKind = z.enum(["run", "sleep", "wait", "invoke", "send"]);
 
 /**
- * A run's lifecycle as the engine publishes it (topic `lifecycle`, on the run's and its
- * function's channels). `functionId` is the qualified id. Times are epoch milliseconds.
+ * A run's lifecycle as the engine publishes it (topic `lifecycle`, on the run's channel, and
+ * but for `step-started` and `step-ended` on its function's). `functionId` is the qualified id. Times are epoch milliseconds.
  * `run-created` is the engine's in-process event only: on channels, a run's own channel begins
  * at `run-started`, and its function's channel carries new runs as {@link runsCreatedSchema}.
  */
@@ -84,7 +84,10 @@ export const runsCreatedSchema = z.object({
 /** See {@link runsCreatedSchema}. */
 export type RunsCreatedEvent = z.infer<typeof runsCreatedSchema>;
 
-/** What a function's channel carries on topic `lifecycle`: its runs' lifecycle events and {@link runsCreatedSchema}. */
+/**
+ * What a function's channel carries on topic `lifecycle`: its runs' lifecycle events but for
+ * step events (those are on each run's channel), and {@link runsCreatedSchema}.
+ */
 export const functionLifecycleEventSchema = z.discriminatedUnion("type", [...lifecycleEventSchema.options, runsCreatedSchema]);
 /** See {@link functionLifecycleEventSchema}. */
 export type FunctionLifecycleEvent = z.infer<typeof functionLifecycleEventSchema>;

@@ -282,7 +282,9 @@ export interface RunStore {
   /**
    * Ends a run (`completed` with `output`, or `failed` with `error`). When the run was started by
    * `step.invoke`, the parent's step gets the result and the parent becomes runnable. `followUp`
-   * events and runs (e.g. `onFailure`) are ingested in the same transaction.
+   * events and runs (e.g. `onFailure`) are ingested in the same transaction, and so are `steps`:
+   * step results the pass has not committed yet (they ended after its last commit), recorded
+   * as {@link RunStore.commitStep} would, only if the run ends.
    */
   finishRun(input: {
     runId: string;
@@ -291,6 +293,7 @@ export interface RunStore {
     output?: JsonValue;
     error?: SerializedError;
     followUp?: IngestInput;
+    steps?: StepCommit[];
     now: number;
   }): Promise<FinishResult>;
 

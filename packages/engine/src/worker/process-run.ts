@@ -9,7 +9,16 @@ import {
   type RunInfo,
   type SerializedError,
 } from "@stepwise/core";
-import { backoffDelay, type ExecutionResult, executeFunction, LeaseLostError, type StepRecord, type SuspendOp } from "@stepwise/core/internal";
+import {
+  backoffDelay,
+  type DeferredStep,
+  type ExecutionResult,
+  executeFunction,
+  LeaseLostError,
+  type StepProgress,
+  type StepRecord,
+  type SuspendOp,
+} from "@stepwise/core/internal";
 import type { RunToQueue } from "../flow/flow-keys.js";
 import { storedMatch } from "../flow/match-values.js";
 import type { Lifecycle } from "../lifecycle.js";
@@ -111,6 +120,8 @@ export async function processRun(context: ProcessContext, input: PassInput): Pro
   let result: ExecutionResult | undefined;
   try {
     result = await otelContext.with(span.context, () => execute(context, claimed, target, abort.signal, span));
+    // Steps handed over to the run's end have ended as far as the trace goes.
+    if (result.type === "completed") for (const step of result.steps ?? []) span.stepEnded(step.progress);
   } finally {
     stopHeartbeat();
     span.end(result?.type ?? "error", result?.type === "failed" ? result.error : undefined);
@@ -149,6 +160,8 @@ function execute(context: ProcessContext, claimed: ClaimedRun, target: RunnableF
     logger: runLogger(logger, { runId: run.id, functionId: run.functionId }),
     signal,
     hooks: {
+      // The last steps' results ride with the run's end (`finish`): one statement less per run.
+      deferCommits: true,
       async commitStep(step) {
         const outcome = await store.commitStep({ runId: run.id, leaseEpoch: run.leaseEpoch, step, now: clock.now() });
         if (!outcome.ok) throw new LeaseLostError(run.id);
@@ -166,18 +179,24 @@ function execute(context: ProcessContext, claimed: ClaimedRun, target: RunnableF
       },
       onStepEnd: (step) => {
         span.stepEnded(step);
-        context.lifecycle.emit({
-          type: "step-ended",
-          ...base,
-          stepId: step.id,
-          kind: step.kind,
-          attempt: step.attempt,
-          status: step.status ?? "completed",
-          durationMs: step.durationMs ?? 0,
-          error: step.error,
-        });
+        emitStepEnded(context, run, step);
       },
     },
+  });
+}
+
+/** The `step-ended` lifecycle event: the step's outcome is recorded (a retry: known). */
+function emitStepEnded(context: ProcessContext, run: RunRecord, step: StepProgress): void {
+  context.lifecycle.emit({
+    type: "step-ended",
+    runId: run.id,
+    functionId: run.functionId,
+    stepId: step.id,
+    kind: step.kind,
+    attempt: step.attempt,
+    status: step.status ?? "completed",
+    durationMs: step.durationMs ?? 0,
+    error: step.error,
   });
 }
 
@@ -188,7 +207,7 @@ async function settle(context: ProcessContext, claimed: ClaimedRun, target: Runn
   const now = clock.now();
   switch (result.type) {
     case "completed":
-      return finish(context, claimed, { status: "completed", output: result.output });
+      return finish(context, claimed, { status: "completed", output: result.output }, undefined, result.steps);
     case "failed": {
       if (result.retriable && run.attempt < target.retries) {
         const wakeAt = now + (result.retryAfterMs ?? backoffDelay(run.attempt));
@@ -213,16 +232,19 @@ async function finish(
   claimed: ClaimedRun,
   outcome: { status: "completed"; output: JsonValue } | { status: "failed"; error: SerializedError },
   target?: RunnableFunction,
+  deferred: DeferredStep[] = [],
 ): Promise<void> {
   const { store, clock } = context.options;
   const { run, event } = claimed;
   const now = clock.now();
   const followUp = outcome.status === "failed" && target && !target.isFailureHandler ? failureFollowUp(context, run, event, outcome.error, now) : undefined;
-  const result = await store.finishRun({ runId: run.id, leaseEpoch: run.leaseEpoch, ...outcome, followUp, now });
+  const steps = deferred.length > 0 ? deferred.map((step) => step.commit) : undefined;
+  const result = await store.finishRun({ runId: run.id, leaseEpoch: run.leaseEpoch, ...outcome, followUp, steps, now });
   if (!result.ok) {
     context.lifecycle.emit({ type: "run-aborted", runId: run.id, functionId: run.functionId, reason: "lease lost before the run's result was recorded" });
     return;
   }
+  for (const step of deferred) emitStepEnded(context, run, step.progress);
   if (outcome.status === "completed") context.lifecycle.emit({ type: "run-completed", runId: run.id, functionId: run.functionId, output: outcome.output });
   else context.lifecycle.emit({ type: "run-failed", runId: run.id, functionId: run.functionId, error: outcome.error });
   const wake = result.followUpRuns.map((child) => ({ runId: child.id, functionId: child.functionId, availableAt: now }));

@@ -1,3 +1,18 @@
+/**
+ * What an upsert of a final step result replaces: only an open row (`waiting`, `retrying`); a
+ * final result stands. Shared by {@link COMMIT_STEP} and the run ends that record steps.
+ */
+export const STEP_UPSERT = `ON CONFLICT (run_id, step_key) DO UPDATE SET
+  step_id = excluded.step_id,
+  kind = excluded.kind,
+  status = excluded.status,
+  output = excluded.output,
+  error = excluded.error,
+  attempt = excluded.attempt,
+  wake_at = NULL,
+  ended_at = excluded.ended_at
+WHERE steps.status IN ('waiting', 'retrying')`;
+
 /** The lease check of the one-step commits ($1 run id, $2 lease epoch), see {@link COMMIT_STEP}. */
 const LEASE_HELD = "EXISTS (SELECT 1 FROM runs WHERE id = $1 AND lease_epoch = $2 AND status = 'running' FOR SHARE)";
 
@@ -17,7 +32,7 @@ const LEASE_HELD = "EXISTS (SELECT 1 FROM runs WHERE id = $1 AND lease_epoch = $
  * - The check is an `EXISTS` sub-select rather than a CTE joined into the insert: the same lock
  *   and the same re-check, but on a Postgres 15 server a commit of the CTE form took 1.17× a
  *   bare single-row INSERT commit and this form 1.07× (medians of 40 interleaved rounds of 100).
- * - The upsert replaces only an open row (`waiting`, `retrying`); a final result stands.
+ * - The upsert ({@link STEP_UPSERT}) replaces only an open row; a final result stands.
  * - No RETURNING: the written row is the commit itself, and reading rows back costs a
  *   round of row parsing on every step. `rowCount` 0 means "nothing written", and the
  *   caller reads {@link COMMIT_STEP_READBACK} to learn why.
@@ -26,16 +41,7 @@ export const COMMIT_STEP = `
 INSERT INTO steps (run_id, step_key, step_id, kind, status, output, error, attempt, created_at, ended_at)
 SELECT $1, $3, $4, $5::step_kind, $6::step_status, $7::jsonb, $8::jsonb, $9, $11, $10
 WHERE ${LEASE_HELD}
-ON CONFLICT (run_id, step_key) DO UPDATE SET
-  step_id = excluded.step_id,
-  kind = excluded.kind,
-  status = excluded.status,
-  output = excluded.output,
-  error = excluded.error,
-  attempt = excluded.attempt,
-  wake_at = NULL,
-  ended_at = excluded.ended_at
-WHERE steps.status IN ('waiting', 'retrying')`;
+${STEP_UPSERT}`;
 
 /**
  * The common case of {@link COMMIT_STEP}: the step had no row when the pass began (the executor

@@ -104,7 +104,8 @@ export function executeFunction(options: ExecuteFunctionOptions): Promise<Execut
 async function commitDeferred(hooks: ExecutorHooks, state: PassState, steps: DeferredStep[]): Promise<boolean> {
   let records: StepRecord[];
   try {
-    records = await Promise.all(steps.map((step) => hooks.commitStep(step.commit)));
+    records =
+      steps.length === 1 ? [await hooks.commitStep((steps[0] as DeferredStep).commit)] : await Promise.all(steps.map((step) => hooks.commitStep(step.commit)));
   } catch (error) {
     if (!LeaseLostError.isInstance(error)) throw error;
     state.abort(error);
@@ -206,7 +207,7 @@ export class PassState {
     if (this.deferred.length > 0 && this.commitDeferred) {
       const steps = this.deferred.splice(0);
       const commit = this.commitDeferred;
-      const chain = (this.flushing ?? Promise.resolve(true)).then((ok) => ok && commit(steps));
+      const chain = this.flushing ? this.flushing.then((ok) => ok && commit(steps)) : commit(steps);
       this.flushing = chain;
       const done = () => {
         if (this.flushing === chain) this.flushing = undefined;
@@ -215,6 +216,11 @@ export class PassState {
     }
     if (!this.flushing) return Promise.resolve(!this.controller.signal.aborted);
     return this.flushing.then((ok) => ok && !this.controller.signal.aborted);
+  }
+
+  /** Whether step results wait for their commit, or one is under way (see {@link PassState.flush}). */
+  get unflushed(): boolean {
+    return this.deferred.length > 0 || this.flushing !== undefined;
   }
 
   handlerSettled(result: () => ExecutionResult): void {

@@ -85,7 +85,7 @@ export function createStepTools(options: StepToolsOptions): StepTools {
     state.begin();
     try {
       // The steps before this one are recorded before its body runs: its effects may rest on them.
-      if (hooks.deferCommits && !(await state.flush())) return state.park();
+      if (state.unflushed && !(await state.flush())) return state.park();
       hooks.onStepStart?.({ ...target, kind, attempt });
       let output: JsonValue;
       try {

@@ -92,6 +92,11 @@ RETURNING id, function_id, flow`;
  *
  * Times are the engine's (`now` arguments); only {@link RunStore.now} reads the database clock.
  *
+ * The store sets `plan_cache_mode = force_generic_plan` on each connection of `pool` it uses
+ * (once, ahead of its first query there): its statements are prepared, and Postgres would
+ * otherwise plan its array statements anew at every execution. A pool shared with other code
+ * passes the setting on to that code's prepared statements on those connections.
+ *
  * @example
  * import pg from "pg";
  * import { createPostgresStore, migrate } from "@stepwise/postgres";

@@ -8,8 +8,11 @@ export const DATABASES = [
   ["a Postgres server", createTestPostgres],
 ] as const;
 
-/** Records the name (or text) of every query the pool's clients run from now on, into `into`. */
-export function recordStatements(pool: pg.Pool, into: string[] = []): string[] {
+/**
+ * Records the name (or text) of every query the pool's clients run from now on, into `into`;
+ * the store's session settings (a `SET` once per connection) go to `settings` instead.
+ */
+export function recordStatements(pool: pg.Pool, into: string[] = [], settings: string[] = []): string[] {
   const recorded = new WeakSet<pg.PoolClient>();
   pool.on("acquire", (client) => {
     if (recorded.has(client)) return;
@@ -17,7 +20,8 @@ export function recordStatements(pool: pg.Pool, into: string[] = []): string[] {
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     client.query = ((...args: unknown[]) => {
       const [config] = args;
-      into.push(typeof config === "string" ? config : ((config as { name?: string; text?: string }).name ?? String((config as { text?: string }).text)));
+      const name = typeof config === "string" ? config : ((config as { name?: string; text?: string }).name ?? String((config as { text?: string }).text));
+      (name.startsWith("SET ") ? settings : into).push(name);
       return query(...args);
     }) as typeof client.query;
   });
@@ -26,19 +30,27 @@ export function recordStatements(pool: pg.Pool, into: string[] = []): string[] {
 
 /**
  * Gives every test of the calling `describe` a fresh database (closed after it) and the
- * statements its pool has run so far; `statements` is one array, emptied before each test.
+ * statements its pool has run so far (`settings`: the session settings among them, apart);
+ * each is one array, emptied before each test.
  */
-export function recordedDatabase(createDatabase: () => Promise<TestDatabase>): { readonly database: TestDatabase; statements: string[] } {
+export function recordedDatabase(createDatabase: () => Promise<TestDatabase>): {
+  readonly database: TestDatabase;
+  statements: string[];
+  settings: string[];
+} {
   const statements: string[] = [];
+  const settings: string[] = [];
   let current: TestDatabase | undefined;
   beforeEach(async () => {
     current = await createDatabase();
     statements.length = 0;
-    recordStatements(current.pool, statements);
+    settings.length = 0;
+    recordStatements(current.pool, statements, settings);
   });
   afterEach(() => current?.close());
   return {
     statements,
+    settings,
     get database() {
       if (!current) throw new Error("recordedDatabase: the database exists only inside a test");
       return current;

@@ -14,7 +14,21 @@ function event(id: string, overrides: Partial<StoredEvent> = {}): StoredEvent {
 
 describe.each(DATABASES)("round trips on %s", (_, createDatabase) => {
   const fixture = recordedDatabase(createDatabase);
-  const { statements } = fixture;
+  const { statements, settings } = fixture;
+
+  it("plans its statements generically on each connection it uses, set once per connection ahead of its first query", async () => {
+    const store = fixture.database.createStore();
+    for (let index = 0; index < 3; index++) await store.ingest({ events: [event(`evt_plan_${index}`)], runs: [], now: T0 });
+    // One after another, the three ingests took one connection: one SET, then three statements.
+    expect(settings).toEqual(["SET plan_cache_mode = force_generic_plan"]);
+    expect(statements).toEqual(Array(3).fill("stepwise_insert_events_and_runs"));
+    const client = await fixture.database.pool.connect();
+    try {
+      expect((await client.query("SHOW plan_cache_mode")).rows).toEqual([{ plan_cache_mode: "force_generic_plan" }]);
+    } finally {
+      client.release();
+    }
+  });
 
   it("ingests 5,000 events without keys, with their runs, in one statement", async () => {
     const store = fixture.database.createStore();

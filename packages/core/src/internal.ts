@@ -19,7 +19,7 @@ export type {
   SuspendOp,
   WaitCondition,
 } from "./executor/types.js";
-export { LeaseLostError } from "./executor/types.js";
+export { LeaseLostError, recordOf } from "./executor/types.js";
 export type { CompiledExpression } from "./helpers/expression.js";
 export { compileExpression, EXPRESSION_CACHE_SIZE, expressionCacheSize, matchesExpression } from "./helpers/expression.js";
 export { toJsonValue } from "./helpers/json.js";

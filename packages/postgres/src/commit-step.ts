@@ -1,4 +1,4 @@
-import type { StepCommit, StepRecord } from "@stepwise/core/internal";
+import { recordOf, type StepCommit } from "@stepwise/core/internal";
 import type { RunStore } from "@stepwise/engine";
 import type pg from "pg";
 import { type GroupLimits, groupedWrite } from "./group-commit.js";
@@ -64,10 +64,7 @@ function commitMany(pool: pg.Pool, inputs: CommitStepInput[]): Promise<CommitSte
 }
 
 function committed(step: StepCommit): CommitStepResult {
-  const record: StepRecord = { key: step.key, id: step.id, kind: step.kind, status: step.status, attempt: step.attempt };
-  if (step.output !== undefined) record.output = step.output;
-  if (step.error !== undefined) record.error = step.error;
-  return { ok: true, record };
+  return { ok: true, record: recordOf(step) };
 }
 
 /** After a commit wrote nothing: whether the step stands (same epoch, final) or the lease is gone. */

@@ -12,7 +12,15 @@ import { stepKey } from "../helpers/step-key.js";
 import { backoffDelay } from "./backoff.js";
 import type { ExecuteFunctionOptions, PassState } from "./execute-function.js";
 import { isRetriable } from "./execute-function.js";
-import { type WaitCondition as ExecutorWaitCondition, LeaseLostError, type StepCommit, type StepKind, type StepProgress, type StepRecord } from "./types.js";
+import {
+  type WaitCondition as ExecutorWaitCondition,
+  LeaseLostError,
+  recordOf,
+  type StepCommit,
+  type StepKind,
+  type StepProgress,
+  type StepRecord,
+} from "./types.js";
 
 interface StepToolsOptions extends ExecuteFunctionOptions {
   state: PassState;
@@ -116,13 +124,6 @@ export function createStepTools(options: StepToolsOptions): StepTools {
     } finally {
       state.end();
     }
-  }
-
-  function recordOf(commitValue: StepCommit): StepRecord {
-    const recorded: StepRecord = { key: commitValue.key, id: commitValue.id, kind: commitValue.kind, status: commitValue.status, attempt: commitValue.attempt };
-    if (commitValue.output !== undefined) recorded.output = commitValue.output;
-    if (commitValue.error !== undefined) recorded.error = commitValue.error;
-    return recorded;
   }
 
   function settle(record: StepRecord): unknown {

@@ -45,6 +45,14 @@ export interface StepCommit {
   fresh?: boolean;
 }
 
+/** The record a commit of `step` leaves when it lands: what the store answers for it. */
+export function recordOf(step: StepCommit): StepRecord {
+  const record: StepRecord = { key: step.key, id: step.id, kind: step.kind, status: step.status, attempt: step.attempt };
+  if (step.output !== undefined) record.output = step.output;
+  if (step.error !== undefined) record.error = step.error;
+  return record;
+}
+
 /**
  * One event a wait accepts: its name, the field equal in the trigger and the event (`match`,
  * which stores index by its value), and a CEL `expression` over `event` and `async`.

@@ -16,7 +16,7 @@
 export type { CancelManyFilter } from "./cancel-many.js";
 export type { Engine, EngineWorkload } from "./create-engine.js";
 export { createEngine } from "./create-engine.js";
-export { UNMATCHED_EVENT_GRACE_MS } from "./ingest/reconciler.js";
+export { DUE_RUN_GRACE_MS, UNMATCHED_EVENT_GRACE_MS } from "./ingest/reconciler.js";
 export type { LifecycleEvent, LifecycleListener } from "./lifecycle.js";
 export { Lifecycle } from "./lifecycle.js";
 export { createMemoryBus } from "./memory/memory-bus.js";

@@ -4,6 +4,7 @@ import {
   createEngine,
   createMemoryQueue,
   createSystemClock,
+  DUE_RUN_GRACE_MS,
   type InspectableQueue,
   type LifecycleEvent,
   measureClockOffset,
@@ -86,13 +87,13 @@ describe("issue 13: core repairs", () => {
     await entered.promise;
     expect(await first.stop({ graceMs: 20 })).toEqual({ released: 1 });
     expect(reasons).toEqual([expect.objectContaining({ message: expect.stringContaining("grace period") })]);
-    // The aborted body's rejection was neither retried nor recorded: the run is queued again, clean.
+    // The aborted body's rejection was neither retried nor recorded: the run is queued again at once, clean, for another worker.
     const [run] = await first.runsForEvent(ids[0] as string);
     expect(await store.listSteps(run?.id as string)).toEqual([]);
+    expect(await queue.size()).toBe(1);
     const second = createEngine({ store, queue, clock, clients: [app(false)], reconcileIntervalMs: 86_400_000 });
     await second.start();
     try {
-      await second.reconcile();
       expect(await second.waitForRun(run?.id as string, { timeoutMs: 10_000 })).toMatchObject({ status: "completed", output: "answered on attempt 0" });
     } finally {
       await second.stop();
@@ -129,8 +130,11 @@ describe("issue 13: core repairs", () => {
       expect(errors).toEqual([expect.stringContaining(sent.ids[0] as string)]);
       const [run] = await engine.runsForEvent(sent.ids[0] as string);
       expect(run).toMatchObject({ status: "queued" });
-      // The reconciler queues what the failed enqueue left behind: one run, not a duplicate.
+      // The reconciler queues what the failed enqueue left behind, once it has been due a while: one run, not a duplicate.
       queueDown = false;
+      await engine.reconcile();
+      expect(await queue.size()).toBe(0);
+      await clock.advance(DUE_RUN_GRACE_MS + 1);
       await engine.reconcile();
       expect(await engine.waitForRun(run?.id as string, { timeoutMs: 10_000 })).toMatchObject({ status: "completed", output: "done" });
       expect(await engine.runsForEvent(sent.ids[0] as string)).toHaveLength(1);
@@ -410,7 +414,12 @@ describe("issue 13: core repairs", () => {
     };
     // A run recorded by a version without app ids: plain function id, no worker yet.
     const legacyEvent = { id: "evt_legacy", name: "billing/order.paid", data: {}, ts: clock.now() };
-    await store.ingest({ events: [legacyEvent], runs: [{ id: "run_legacy", functionId: "notify", eventId: legacyEvent.id }], now: clock.now() });
+    // Stored a while ago, so that the reconciler takes it as lost from the queue.
+    await store.ingest({
+      events: [legacyEvent],
+      runs: [{ id: "run_legacy", functionId: "notify", eventId: legacyEvent.id }],
+      now: clock.now() - DUE_RUN_GRACE_MS - 1,
+    });
     const options = { store, queue, clock, eagerStart: false, reconcileIntervalMs: 86_400_000 } as const;
     const billing = createEngine({ ...options, clients: [app("billing")] });
     const shipping = createEngine({ ...options, clients: [app("shipping")] });

@@ -66,6 +66,7 @@ export interface Dispatcher {
 /** A pass in progress, with what stopping or losing the run needs. */
 interface ActivePass {
   pass: Promise<void>;
+  functionId: string;
   /** Set once the pass holds the lease (at once for a run created claimed). */
   leaseEpoch?: number;
   /** Aborts the pass: its handler's and step bodies' `signal`. */
@@ -197,7 +198,7 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       armRenewal();
     }
     // In the map before the pass starts: a run created claimed reports its epoch at once.
-    const entry: ActivePass = { pass: Promise.resolve(), leaseEpoch: claimed?.run.leaseEpoch, abort: new AbortController() };
+    const entry: ActivePass = { pass: Promise.resolve(), functionId: item.functionId, leaseEpoch: claimed?.run.leaseEpoch, abort: new AbortController() };
     passes.set(item.runId, entry);
     entry.pass = processRun(passContext, { runId: item.runId, claimed, abort: entry.abort })
       .catch((error: unknown) => {
@@ -388,15 +389,20 @@ export function createDispatcher(context: ProcessContext, functions: ReadonlyMap
       clearTimeout(timer);
       cancelRenewal?.();
       cancelRenewal = undefined;
-      let released = 0;
+      const released: QueueItem[] = [];
       for (const [runId, entry] of passes) {
         // Their step bodies stop (if they heed their signal) and nothing of them is committed.
         entry.abort.abort(new Error(`the worker is stopping: passes still running after the ${graceMs} ms grace period are released`));
         if (entry.leaseEpoch === undefined) continue;
-        if (await store.releaseRun({ runId, leaseEpoch: entry.leaseEpoch, wakeAt: clock.now() }).catch(() => false)) released++;
+        const wakeAt = clock.now();
+        if (await store.releaseRun({ runId, leaseEpoch: entry.leaseEpoch, wakeAt }).catch(() => false))
+          released.push({ runId, functionId: entry.functionId, availableAt: wakeAt });
       }
-      if (released > 0) logger.warn({ released, graceMs }, "released runs still executing after the grace period");
-      return { released };
+      if (released.length === 0) return { released: 0 };
+      logger.warn({ released: released.length, graceMs }, "released runs still executing after the grace period");
+      // For the other workers at once (a failure leaves them to the reconciler); their flow keys are read from the store.
+      await context.enqueue(released).catch((error: unknown) => lifecycle.emit({ type: "engine-error", error, context: "queueing runs released at stop" }));
+      return { released: released.length };
     },
   };
 }

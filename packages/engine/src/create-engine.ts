@@ -106,7 +106,10 @@ export interface Engine {
    * Default: 2000): `"ok"`, or what went wrong. For readiness probes (`GET /ready`).
    */
   checkReady(timeoutMs?: number): Promise<{ store: string; queue: string }>;
-  /** Re-enqueues due runs and recovers expired leases now (the reconciler does this periodically). */
+  /**
+   * Re-enqueues every due run and recovers expired leases now. The reconciler does this
+   * periodically, there for runs due for more than `DUE_RUN_GRACE_MS` only.
+   */
   reconcile(): Promise<void>;
   /** The functions this engine runs, by qualified id (`<app id>/<function id>`). */
   readonly functions: ReadonlyMap<string, AnyStepwiseFunction>;

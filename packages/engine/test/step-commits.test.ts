@@ -134,6 +134,39 @@ describe("step commits", () => {
     }
   });
 
+  it("stops the pass when a deferred commit fails: a catch around the next step never sees it, and a later pass repeats the step", async () => {
+    const postgres = createPostgresStore({ pool: database.pool });
+    let failures = 1;
+    const { store } = countingStore(postgres, {
+      commitStep: async (input) => {
+        if (failures-- > 0) throw new Error("connection reset");
+        return postgres.commitStep(input);
+      },
+    });
+    const stepwise = new Stepwise({ id: "app" });
+    const bodies: string[] = [];
+    stepwise.createFunction({ id: "careful" }, { event: "demo/careful" }, async ({ step }) => {
+      const first = await step.run("first", () => bodies.push("first"));
+      try {
+        await step.run("second", () => bodies.push("second"));
+      } catch {
+        // Carrying on here would build on a result of "first" that was never recorded.
+        return "fallback";
+      }
+      return first;
+    });
+    await using engine = await createTestEngine({ clients: [stepwise], store, leaseMs: 60_000 });
+    const aborted: string[] = [];
+    engine.on((event: LifecycleEvent) => event.type === "run-aborted" && aborted.push(event.reason));
+    const { runIds } = await engine.sendAndGetRuns({ name: "demo/careful" });
+    await engine.idle();
+    expect(bodies).toEqual(["first"]);
+    expect(aborted).toEqual(["a step's result could not be recorded: connection reset"]);
+    await engine.advance("1d");
+    expect(await engine.result(runIds[0] as string)).toMatchObject({ status: "completed", output: 2 });
+    expect(bodies).toEqual(["first", "first", "second"]);
+  });
+
   it("stops the pass when a deferred commit finds the lease lost: the next body never runs, and a later pass repeats the step", async () => {
     const postgres = createPostgresStore({ pool: database.pool });
     let refusals = 1;

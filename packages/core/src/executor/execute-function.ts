@@ -97,9 +97,11 @@ export function executeFunction(options: ExecuteFunctionOptions): Promise<Execut
 
 /**
  * Commits deferred steps (all at once: the store batches them), then reports their progress.
- * False when the pass can record nothing more: the lease is lost, or a step stands with
- * another outcome than the one the handler was given (then only a new pass, replaying what is
- * stored, is consistent). Any other failure rejects.
+ * False when the pass can record nothing more, which aborts it: the lease is lost, a commit
+ * failed (the store unreachable: the handler was given a result that may not be recorded, and
+ * must not carry on from it, say in a `catch` around the next step), or a step stands with
+ * another outcome than the one the handler was given. Only a new pass, replaying what is
+ * stored, is consistent then. Never rejects.
  */
 async function commitDeferred(hooks: ExecutorHooks, state: PassState, steps: DeferredStep[]): Promise<boolean> {
   let records: StepRecord[];
@@ -107,13 +109,14 @@ async function commitDeferred(hooks: ExecutorHooks, state: PassState, steps: Def
     records =
       steps.length === 1 ? [await hooks.commitStep((steps[0] as DeferredStep).commit)] : await Promise.all(steps.map((step) => hooks.commitStep(step.commit)));
   } catch (error) {
-    if (!LeaseLostError.isInstance(error)) throw error;
-    state.abort(error);
+    state.abort(LeaseLostError.isInstance(error) ? error : new Error(`a step's result could not be recorded: ${abortMessage(error)}`, { cause: error }));
     return false;
   }
   for (const [index, record] of records.entries()) {
     const { commit, progress } = steps[index] as DeferredStep;
-    if (record.status !== commit.status || (record.output !== commit.output && JSON.stringify(record.output) !== JSON.stringify(commit.output))) {
+    // Within one lease epoch a stored result is this pass's own (a commit answered by reading
+    // it back), so only the status is compared: jsonb gives objects back with their keys reordered.
+    if (record.status !== commit.status) {
       state.abort(new Error(`step "${commit.id}" was recorded with another outcome by another pass`));
       return false;
     }
@@ -201,7 +204,7 @@ export class PassState {
 
   /**
    * Commits the deferred steps, after any commit already under way. Resolves false when the
-   * pass can record nothing more (it is aborted); rejects when a commit failed otherwise.
+   * pass can record nothing more (it is aborted, see `commitDeferred`).
    */
   flush(): Promise<boolean> {
     if (this.deferred.length > 0 && this.commitDeferred) {

@@ -32,10 +32,14 @@ export interface ReconcilerOptions {
 export interface Reconciler {
   /**
    * One pass now: match events left unmatched, and with workers on, recover expired leases and
-   * re-enqueue runs due for more than {@link DUE_RUN_GRACE_MS} or before the next pass.
+   * re-enqueue every run due, or due before the next pass (at start, and when asked: whatever
+   * is due may have lost its queue item, with the process that held an in-memory queue say).
    */
   reconcile(): Promise<void>;
-  /** Runs a pass every `reconcileIntervalMs` on the engine's clock; answers the stop function. */
+  /**
+   * Runs a pass every `reconcileIntervalMs` on the engine's clock, re-enqueueing only runs due
+   * for more than {@link DUE_RUN_GRACE_MS} (or due before the next pass); answers the stop function.
+   */
   start(): () => void;
 }
 
@@ -48,7 +52,7 @@ export function createReconciler(dependencies: ReconcilerOptions): Reconciler {
   const { options, lifecycle } = dependencies;
   const { store, clock } = options;
 
-  async function reconcile(): Promise<void> {
+  async function reconcile(graceMs: number): Promise<void> {
     const now = clock.now();
     // Events a crash left between ingest and wait matching: match them now. The grace keeps us
     // off events whose ingest is still matching them in this or another process.
@@ -63,7 +67,7 @@ export function createReconciler(dependencies: ReconcilerOptions): Reconciler {
     const recovered = (await store.recoverLeases({ now })).filter(known);
     // Due a while (their queue item was lost), or due before the next pass (on time if it was).
     const due = (await store.listDueRuns({ until: now + options.reconcileIntervalMs, limit: 1000 })).filter(
-      (run) => known(run) && (run.wakeAt <= now - DUE_RUN_GRACE_MS || run.wakeAt > now),
+      (run) => known(run) && (run.wakeAt <= now - graceMs || run.wakeAt > now),
     );
     const items: RunToQueue[] = [
       ...recovered.map((run) => ({ runId: run.id, functionId: run.functionId, availableAt: now, flow: run.flow ?? null })),
@@ -73,14 +77,14 @@ export function createReconciler(dependencies: ReconcilerOptions): Reconciler {
   }
 
   return {
-    reconcile: () => dependencies.track(reconcile()),
+    reconcile: () => dependencies.track(reconcile(0)),
     start() {
       let cancel: (() => void) | undefined;
       let stopped = false;
       const loop = () => {
         cancel = clock.setTimer(async () => {
           try {
-            await dependencies.track(reconcile());
+            await dependencies.track(reconcile(DUE_RUN_GRACE_MS));
           } catch (error) {
             lifecycle.emit({ type: "engine-error", error, context: "reconciling the queue with the store" });
           }

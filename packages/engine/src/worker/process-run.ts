@@ -102,8 +102,10 @@ export async function processRun(context: ProcessContext, input: PassInput): Pro
   context.onClaimed?.(runId, run.leaseEpoch);
   context.watchDeadline(run.timeoutAt);
   if (abort.signal.aborted) {
-    // The worker gave up on this pass while the claim was on its way: hand the run straight on.
-    await store.releaseRun({ runId, leaseEpoch: run.leaseEpoch, wakeAt: clock.now() });
+    // The worker gave up on this pass while the claim was on its way: hand the run straight on, to another worker.
+    const now = clock.now();
+    if (await store.releaseRun({ runId, leaseEpoch: run.leaseEpoch, wakeAt: now }))
+      await context.enqueue([{ runId, functionId: run.functionId, availableAt: now, flow: run.flow ?? null }]);
     return;
   }
   const target = context.resolveFunction(run.functionId);

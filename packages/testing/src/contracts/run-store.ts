@@ -339,6 +339,24 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
       expect(await store.claimRun({ runId, workerId: "worker-a", now: T0 + 10 ** 9, leaseMs: LEASE_MS })).toBeNull();
     });
 
+    it("records the steps a run's end carries with it, and neither without the lease", async () => {
+      const { runId } = await startRun();
+      const { leaseEpoch } = (await claim(runId)).run;
+      const steps: StepCommit[] = [
+        { ...done("last", { b: [1, 2] }), startedAt: T0 + 1, fresh: true },
+        { key: "also", id: "also", kind: "run", status: "failed", error: { name: "Error", message: "caught" }, attempt: 0, startedAt: T0 + 1 },
+      ];
+      expect((await store.finishRun({ runId, leaseEpoch: leaseEpoch + 1, status: "completed", output: "done", steps, now: T0 + 2 })).ok).toBe(false);
+      expect(await store.listSteps(runId)).toEqual([]);
+      expect((await store.finishRun({ runId, leaseEpoch, status: "completed", output: "done", steps, now: T0 + 2 })).ok).toBe(true);
+      expect(await store.getRun(runId)).toMatchObject({ status: "completed", output: "done" });
+      const recorded = await store.listSteps(runId);
+      expect(recorded.map((step) => [step.key, step.status, step.output ?? step.error?.message, step.startedAt, step.endedAt]).sort()).toEqual([
+        ["also", "failed", "caught", T0 + 1, T0 + 2],
+        ["last", "completed", { b: [1, 2] }, T0 + 1, T0 + 2],
+      ]);
+    });
+
     it("retries and releases a run only with its lease", async () => {
       const { runId } = await startRun();
       const first = (await claim(runId)).run.leaseEpoch;

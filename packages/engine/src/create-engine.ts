@@ -204,6 +204,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     runEnded: (run) => waiters.runEnded(run),
     matchRecentEvents: (runId, trigger, waits, sinceMs) => track(waitMatcher.matchRecentEvents(runId, trigger, waits, sinceMs)),
     watchDeadline: (at) => timeouts.watch(at),
+    announceCancelled: (cancelled, parents, reason) => actions.announceCancelled(cancelled, parents, reason),
   };
   const dispatcher = createDispatcher(context, functions);
   /** Cancels a run as `cancel` does, for flow control (a `cancelOn` event, a timeout, a bulk cancel); answers how many runs ended. */

@@ -50,6 +50,7 @@ export type {
   SuspendInput,
   WaitRecord,
 } from "./ports/run-store.js";
+export { SINGLETON_CANCELLED } from "./ports/run-store.js";
 export { newEventId, newRunId, Router } from "./router.js";
 export type { CancelResult } from "./run-actions.js";
 export { RUN_CANCELLED_CHANNEL } from "./run-actions.js";

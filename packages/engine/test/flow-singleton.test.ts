@@ -57,4 +57,35 @@ describe.each(BACKENDS)("singleton on %s", (backend) => {
     expect((await engine.getRun(other.runIds[0] as string))?.status).toBe("running");
     await engine.cancel(other.runIds[0] as string);
   });
+
+  it('aborts the pass of the run it cancels for a run that step.invoke starts ("cancel"), at once', async () => {
+    const stepwise = new Stepwise({ id: "app" });
+    const started: string[] = [];
+    const aborted: string[] = [];
+    const search = stepwise.createFunction(
+      { id: "search", singleton: { key: "event.data.session", mode: "cancel" } },
+      { event: "search/typed" },
+      async ({ event, step }) => {
+        const q = String(event.data["q"]);
+        await step.run("query", async ({ signal }) => {
+          started.push(q);
+          if (q === "ca") await new Promise((resolve) => signal.addEventListener("abort", () => resolve(aborted.push(q)), { once: true }));
+        });
+        return q;
+      },
+    );
+    stepwise.createFunction({ id: "caller" }, { event: "caller/go" }, async ({ event, step }) =>
+      step.invoke("search", { function: search, data: { session: event.data["session"], q: event.data["q"] } }),
+    );
+    await using engine = await createBackendEngine(backend, { clients: [stepwise] });
+    const first = await engine.sendAndGetRuns({ name: "search/typed", data: { session: "s1", q: "ca" } });
+    await vi.waitFor(() => expect(started).toEqual(["ca"]), { timeout: 10_000 });
+    // An invoke starts a run of the key: the running one's step body sees its signal abort (the
+    // fake clock never renews a lease, so no heartbeat could have told it).
+    const caller = await engine.sendAndGetRuns({ name: "caller/go", data: { session: "s1", q: "final" } });
+    expect(await engine.result(caller.runIds[0] as string)).toMatchObject({ status: "completed", output: "final" });
+    await vi.waitFor(() => expect(aborted).toEqual(["ca"]), { timeout: 10_000 });
+    expect(await engine.result(first.runIds[0] as string)).toMatchObject({ status: "cancelled" });
+    expect(started).toEqual(["ca", "final"]);
+  });
 });

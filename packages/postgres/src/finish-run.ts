@@ -27,7 +27,9 @@ export function createFinishRun(pool: pg.Pool, limits: GroupLimits | undefined):
     return withTransaction<FinishResult>(pool, async (client) => {
       const result = await endRun(client, input);
       if (!result) return new Rollback({ ...NOT_ENDED });
-      result.followUpRuns = (await ingestEvents(client, followUp)).runs;
+      const ingested = await ingestEvents(client, followUp);
+      result.followUpRuns = ingested.runs;
+      if (ingested.cancelled) result.cancelled = ingested.cancelled;
       return result;
     });
   };

@@ -1,5 +1,5 @@
 import { ErrorCode } from "@stepwise/core";
-import type { IngestInput, IngestResult, RunRecord } from "@stepwise/engine";
+import { type IngestInput, type IngestResult, type RunRecord, SINGLETON_CANCELLED } from "@stepwise/engine";
 import type pg from "pg";
 import { cancelRunOn } from "./cancel-and-rerun.js";
 import { functionKeyId, lockFunctionKeys } from "./function-key-locks.js";
@@ -61,7 +61,7 @@ export async function applySingletons(
   if (toCancel.length === 0) return { runs: marked };
   const cancelled: RunRecord[] = [];
   const parents: Array<{ runId: string; functionId: string }> = [];
-  const error = { name: "StepwiseError", code: ErrorCode.RunCancelled, message: "singleton: cancelled for a new event of its key" };
+  const error = { name: "StepwiseError", code: ErrorCode.RunCancelled, message: SINGLETON_CANCELLED };
   for (const runId of toCancel) {
     const result = await cancelRunOn(client, { runId, error, now });
     cancelled.push(...result.cancelled);

@@ -55,7 +55,8 @@ export function suspendRun(pool: pg.Pool, input: SuspendInput): Promise<SuspendR
       });
     }
     let childRuns: IngestResult["runs"] = [];
-    if (input.invokes.events.length > 0 || input.invokes.runs.length > 0) childRuns = (await ingestEvents(client, input.invokes)).runs;
+    let cancelled: IngestResult["cancelled"];
+    if (input.invokes.events.length > 0 || input.invokes.runs.length > 0) ({ runs: childRuns, cancelled } = await ingestEvents(client, input.invokes));
 
     const watched = [...new Set([...input.pendingKeys, ...steps.map((step) => step.key)])];
     const woken = await client.query<{ wake_at: Date | null }>({
@@ -64,6 +65,6 @@ export function suspendRun(pool: pg.Pool, input: SuspendInput): Promise<SuspendR
       values: [runId, watched, timeParam(now)],
     });
     const wakeAt = woken.rows[0]?.wake_at;
-    return wakeAt ? { ok: true, wakeAt: wakeAt.getTime(), childRuns } : { ok: true, childRuns };
+    return { ok: true, ...(wakeAt && { wakeAt: wakeAt.getTime() }), childRuns, ...(cancelled && { cancelled }) };
   });
 }

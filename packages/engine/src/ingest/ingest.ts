@@ -2,7 +2,7 @@ import { type RunToQueue, toQueueItem } from "../flow/flow-keys.js";
 import { skipRateLimited } from "../flow/rate-limits.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { ResolvedEngineOptions } from "../options.js";
-import type { NewRun, RunRecord, StoredEvent } from "../ports/run-store.js";
+import { type NewRun, type RunRecord, SINGLETON_CANCELLED, type StoredEvent } from "../ports/run-store.js";
 import type { Router } from "../router.js";
 import type { Dispatcher } from "../worker/dispatcher.js";
 
@@ -114,8 +114,7 @@ export function createIngest(dependencies: IngestOptions): (events: StoredEvent[
       (async () => {
         try {
           // The rest found no free slot at the reservation: for the queue.
-          if (result.cancelled)
-            await dependencies.announceCancelled(result.cancelled.runs, result.cancelled.parents, "singleton: cancelled for a new event of its key");
+          if (result.cancelled) await dependencies.announceCancelled(result.cancelled.runs, result.cancelled.parents, SINGLETON_CANCELLED);
           if (queued.length > 0) await dependencies.enqueue(queued);
           await dependencies.matchWaits(events.filter((_, index) => result.events[index]?.matchWaits));
         } catch (error) {

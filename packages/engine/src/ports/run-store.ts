@@ -216,12 +216,17 @@ export interface SuspendInput {
 }
 
 /** Where a finished run's parent (from `step.invoke`) stands after the child's result was recorded. */
+/** The reason (and the error message) of a run cancelled for a new run of its `singleton: cancel` key. */
+export const SINGLETON_CANCELLED = "singleton: cancelled for a new event of its key";
+
 export interface FinishResult {
   ok: boolean;
   /** The parent run made runnable by this result, with its function id: to enqueue. */
   parent?: { runId: string; functionId: string };
   /** Runs created by `followUp` (e.g. `onFailure`). */
   followUpRuns: IngestResult["runs"];
+  /** Runs the store cancelled for `followUp` runs of a `singleton: cancel` function (to announce). */
+  cancelled?: IngestResult["cancelled"];
 }
 
 /** Filters of {@link RunStore.listRuns}. */
@@ -271,7 +276,7 @@ export interface RunStore {
   extendLease(input: { runId: string; leaseEpoch: number; until: number }): Promise<boolean>;
 
   /** Writes a suspension (sleeps, waits, invokes, retries) and answers when the run wakes. */
-  suspendRun(input: SuspendInput): Promise<{ ok: boolean; wakeAt?: number; childRuns: IngestResult["runs"] }>;
+  suspendRun(input: SuspendInput): Promise<{ ok: boolean; wakeAt?: number; childRuns: IngestResult["runs"]; cancelled?: IngestResult["cancelled"] }>;
 
   /** Releases a claimed run without progress (shutdown, no free slot): runnable again at `wakeAt`. */
   releaseRun(input: { runId: string; leaseEpoch: number; wakeAt: number }): Promise<boolean>;

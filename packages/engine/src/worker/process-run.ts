@@ -25,10 +25,12 @@ import type { Lifecycle } from "../lifecycle.js";
 import type { ResolvedEngineOptions } from "../options.js";
 import {
   type ClaimedRun,
+  type FinishResult,
   type IngestInput,
   type NewWait,
   publicEvent,
   type RunRecord,
+  SINGLETON_CANCELLED,
   type StoredEvent,
   type SuspendedStep,
   type SuspendInput,
@@ -53,6 +55,8 @@ export interface ProcessContext {
   sendEvents(events: Array<{ name: string; data?: Record<string, unknown>; id?: string; ts?: number }>): Promise<{ ids: string[] }>;
   /** Enqueues runs made runnable now or later. */
   enqueue(items: RunToQueue[]): Promise<void>;
+  /** Announces runs the store cancelled for a new `singleton: cancel` run (see `RunActions.announceCancelled`). */
+  announceCancelled(cancelled: RunRecord[], parents: Array<{ runId: string; functionId: string }>, reason: string): Promise<unknown>;
   /** Tells waiters a run has ended. */
   runEnded(run: RunInfo): void;
   /**
@@ -247,6 +251,7 @@ async function finish(
     return;
   }
   for (const step of deferred) emitStepEnded(context, run, step.progress);
+  if (result.cancelled) await announceSingletons(context, result.cancelled);
   if (outcome.status === "completed") context.lifecycle.emit({ type: "run-completed", runId: run.id, functionId: run.functionId, output: outcome.output });
   else context.lifecycle.emit({ type: "run-failed", runId: run.id, functionId: run.functionId, error: outcome.error });
   const wake = result.followUpRuns.map((child) => ({ runId: child.id, functionId: child.functionId, availableAt: now }));
@@ -261,6 +266,14 @@ async function finish(
       endedAt: now,
     }),
   );
+}
+
+/**
+ * Announces the runs the store cancelled for runs this pass created (an invoke, an `onFailure`
+ * run) of a `singleton: cancel` function: their passes abort at once, wherever they execute.
+ */
+function announceSingletons(context: ProcessContext, cancelled: NonNullable<FinishResult["cancelled"]>): Promise<unknown> {
+  return context.announceCancelled(cancelled.runs, cancelled.parents, SINGLETON_CANCELLED);
 }
 
 /** The `stepwise/function.failed` event and, when the function has `onFailure`, its run. */
@@ -324,6 +337,7 @@ async function suspend(context: ProcessContext, claimed: ClaimedRun, ops: Suspen
     return;
   }
   context.lifecycle.emit({ type: "run-suspended", runId: run.id, functionId: run.functionId, reasons, wakeAt: result.wakeAt });
+  if (result.cancelled) await announceSingletons(context, result.cancelled);
   const routed = new Map(input.invokes.runs.map((child) => [child.id, child]));
   const wake: RunToQueue[] = result.childRuns.map((child) => ({
     runId: child.id,

@@ -349,6 +349,8 @@ export function createEngine(engineOptions: EngineOptions): Engine {
           lifecycle,
           functions: [...functions.values()],
           onRun: (run) => enqueue([{ runId: run.id, functionId: run.functionId, availableAt: clock.now(), fresh: true }]),
+          runFields: (functionId, event) => router.runFields(functionId, event),
+          announceCancelled: (cancelled, parents, reason) => actions.announceCancelled(cancelled, parents, reason),
           track,
         });
       }

@@ -36,6 +36,7 @@ export type { Realtime, RealtimeMessage, RealtimeSubscriber, SubscribeOptions } 
 export { compareMessageIds, parseMessageId, REALTIME_DEFAULTS } from "./ports/realtime.js";
 export type {
   ClaimedRun,
+  CronTickRun,
   FinishResult,
   IngestInput,
   IngestResult,

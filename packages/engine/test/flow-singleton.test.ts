@@ -1,4 +1,7 @@
 import { Stepwise } from "@stepwise/core";
+import { createEngine, createMemoryQueue, createSystemClock, SINGLETON_CANCELLED } from "@stepwise/engine";
+import { createPostgresStore } from "@stepwise/postgres";
+import { createTestPglite } from "@stepwise/postgres/testing";
 import { BACKENDS, createBackendEngine } from "@stepwise/testing";
 import { describe, expect, it, vi } from "vitest";
 
@@ -87,5 +90,44 @@ describe.each(BACKENDS)("singleton on %s", (backend) => {
     await vi.waitFor(() => expect(aborted).toEqual(["ca"]), { timeout: 10_000 });
     expect(await engine.result(first.runIds[0] as string)).toMatchObject({ status: "cancelled" });
     expect(started).toEqual(["ca", "final"]);
+  });
+});
+
+// Cron ticks on the real clock (every second): a tick's run must still be running at the next
+// tick, and the fake clock's advance waits for the engine to be idle.
+describe("singleton on cron ticks", () => {
+  it("skips a tick while the last one runs, or cancels it and aborts its pass at once", async () => {
+    const stepwise = new Stepwise({ id: "app" });
+    const started: Record<string, number> = { skip: 0, cancel: 0 };
+    const aborted: string[] = [];
+    for (const mode of ["skip", "cancel"] as const) {
+      stepwise.createFunction({ id: `every-second-${mode}`, singleton: { mode } }, { cron: "* * * * * *" }, async ({ step }) => {
+        await step.run("work", async ({ signal }) => {
+          started[mode] = (started[mode] ?? 0) + 1;
+          // Runs until its signal aborts: a tick always finds the last one running.
+          await new Promise((resolve) => signal.addEventListener("abort", () => resolve(aborted.push(mode)), { once: true }));
+        });
+      });
+    }
+    const database = await createTestPglite();
+    const clock = createSystemClock();
+    const engine = createEngine({ store: createPostgresStore({ pool: database.pool }), queue: createMemoryQueue({ clock }), clock, clients: [stepwise] });
+    const skipped: string[] = [];
+    engine.on((event) => event.type === "run-skipped" && skipped.push(event.functionId));
+    await engine.start();
+    try {
+      // cancel: each tick replaces the run before, whose body sees its signal abort at once (a
+      // heartbeat would tell it only after 10 s); skip: each tick's run is recorded skipped.
+      await vi.waitFor(() => expect(aborted).toContain("cancel"), { timeout: 10_000 });
+      await vi.waitFor(() => expect(skipped).toContain("app/every-second-skip"), { timeout: 10_000 });
+      expect(started["skip"]).toBe(1);
+      expect(aborted).not.toContain("skip");
+      expect(skipped).not.toContain("app/every-second-cancel");
+      const cancelled = await engine.listRuns({ functionId: "every-second-cancel", status: "cancelled" });
+      expect(cancelled[0]?.error?.message).toBe(SINGLETON_CANCELLED);
+    } finally {
+      await engine.stop({ graceMs: 0 });
+      await database.close();
+    }
   });
 });

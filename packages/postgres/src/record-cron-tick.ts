@@ -1,4 +1,4 @@
-import type { IngestInput, IngestResult } from "@stepwise/engine";
+import type { CronTickRun, IngestInput } from "@stepwise/engine";
 import type pg from "pg";
 import { ingestEvents } from "./ingest-events.js";
 import { timeParam } from "./map-rows.js";
@@ -15,12 +15,10 @@ RETURNING function_id`;
 
 const SET_CRON_TICK_RUN = "UPDATE cron_ticks SET run_id = $3 WHERE function_id = $1 AND scheduled_for = $2";
 
-type TickRun = IngestResult["runs"][number];
-
 /** {@link RunStore.recordCronTick}. @internal */
-export function recordCronTick(pool: pg.Pool, input: { functionId: string; scheduledFor: number; ingest: IngestInput }): Promise<TickRun | null> {
+export function recordCronTick(pool: pg.Pool, input: { functionId: string; scheduledFor: number; ingest: IngestInput }): Promise<CronTickRun | null> {
   const scheduledFor = timeParam(input.scheduledFor);
-  return withTransaction<TickRun | null>(pool, async (client) => {
+  return withTransaction<CronTickRun | null>(pool, async (client) => {
     const tick = await client.query({ name: "stepwise_insert_cron_tick", text: INSERT_CRON_TICK, values: [input.functionId, scheduledFor] });
     if (tick.rowCount === 0) return new Rollback(null);
     const ingested = await ingestEvents(client, input.ingest);
@@ -28,6 +26,6 @@ export function recordCronTick(pool: pg.Pool, input: { functionId: string; sched
     const run = ingested.runs.find((candidate) => candidate.functionId === input.functionId) ?? ingested.runs[0];
     if (!run) return null;
     await client.query({ name: "stepwise_set_cron_tick_run", text: SET_CRON_TICK_RUN, values: [input.functionId, scheduledFor, run.id] });
-    return run;
+    return ingested.cancelled ? { ...run, cancelled: ingested.cancelled } : run;
   });
 }

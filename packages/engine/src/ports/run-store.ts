@@ -216,6 +216,9 @@ export interface SuspendInput {
 }
 
 /** Where a finished run's parent (from `step.invoke`) stands after the child's result was recorded. */
+/** The run a cron tick started, with the runs its `singleton: cancel` key cancelled (to announce). */
+export type CronTickRun = IngestResult["runs"][number] & { cancelled?: IngestResult["cancelled"] };
+
 /** The reason (and the error message) of a run cancelled for a new run of its `singleton: cancel` key. */
 export const SINGLETON_CANCELLED = "singleton: cancelled for a new event of its key";
 
@@ -377,7 +380,7 @@ export interface RunStore {
    * Records a cron tick and, when it is new, its event and run, in one transaction. Answers the
    * run, or `null` when the tick was already recorded (by this or another scheduler).
    */
-  recordCronTick(input: { functionId: string; scheduledFor: number; ingest: IngestInput }): Promise<IngestResult["runs"][number] | null>;
+  recordCronTick(input: { functionId: string; scheduledFor: number; ingest: IngestInput }): Promise<CronTickRun | null>;
 
   /**
    * Records runs and cron ticks written before function ids carried their app (a plain

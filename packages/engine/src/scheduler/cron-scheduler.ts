@@ -1,8 +1,8 @@
-import { type AnyStepwiseFunction, CRON_EVENT_NAME, isCronTrigger } from "@stepwise/core";
+import { type AnyStepwiseFunction, CRON_EVENT_NAME, isCronTrigger, type StepwiseEvent } from "@stepwise/core";
 import { Cron } from "croner";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Clock } from "../ports/clock.js";
-import type { RunStore } from "../ports/run-store.js";
+import { type NewRun, type RunRecord, type RunStore, SINGLETON_CANCELLED } from "../ports/run-store.js";
 import { newEventId, newRunId } from "../router.js";
 
 /** Options of {@link startCronScheduler}. */
@@ -11,8 +11,12 @@ export interface CronSchedulerOptions {
   clock: Clock;
   lifecycle: Lifecycle;
   functions: AnyStepwiseFunction[];
-  /** Called with each run a tick created. */
+  /** Called with each run a tick created (not one its `singleton` skipped). */
   onRun(run: { id: string; functionId: string }): Promise<void>;
+  /** The flow-control fields of a new run of the function for `event` (see `Router.runFields`). */
+  runFields(functionId: string, event: StepwiseEvent): Omit<NewRun, "id" | "functionId" | "eventId">;
+  /** Announces runs the store cancelled for a tick's `singleton: cancel` run (see `RunActions.announceCancelled`). */
+  announceCancelled(cancelled: RunRecord[], parents: Array<{ runId: string; functionId: string }>, reason: string): Promise<unknown>;
   /** Counts each tick's work as in flight (see `engine.idle()`). (Default: not counted) */
   track?<T>(work: Promise<T>): Promise<T>;
 }
@@ -38,18 +42,22 @@ export function startCronScheduler(options: CronSchedulerOptions): () => void {
         const scheduledFor = next.getTime();
         const tick = async () => {
           try {
-            const eventId = newEventId();
+            const event = { id: newEventId(), name: CRON_EVENT_NAME, data: { cron: trigger.cron }, ts: scheduledFor };
             const run = await store.recordCronTick({
               functionId: fn.qualifiedId,
               scheduledFor,
               ingest: {
-                events: [{ id: eventId, key: `cron-${fn.qualifiedId}-${scheduledFor}`, name: CRON_EVENT_NAME, data: { cron: trigger.cron }, ts: scheduledFor }],
-                runs: [{ id: newRunId(), functionId: fn.qualifiedId, eventId }],
+                events: [{ ...event, key: `cron-${fn.qualifiedId}-${scheduledFor}` }],
+                // With its flow control, as the ingest of an event gives it: a singleton applies to ticks too.
+                runs: [{ id: newRunId(), functionId: fn.qualifiedId, eventId: event.id, ...options.runFields(fn.qualifiedId, event) }],
                 now: clock.now(),
               },
             });
             lifecycle.emit({ type: "cron-tick", functionId: fn.qualifiedId, scheduledFor, runId: run?.id ?? null });
-            if (run) await options.onRun(run);
+            if (!run) return;
+            if (run.cancelled) await options.announceCancelled(run.cancelled.runs, run.cancelled.parents, SINGLETON_CANCELLED);
+            if (run.skipped) lifecycle.emit({ type: "run-skipped", runId: run.id, functionId: run.functionId, eventId: event.id, reason: run.skipped.message });
+            else await options.onRun(run);
           } catch (error) {
             lifecycle.emit({ type: "engine-error", error, context: `cron tick of ${fn.qualifiedId} at ${new Date(scheduledFor).toISOString()}` });
           }

@@ -3,7 +3,6 @@ import {
   type AnyStepwiseFunction,
   deserializeError,
   FAILURE_EVENT_NAME,
-  INVOKE_EVENT_NAME,
   type JsonValue,
   type Logger,
   type RunInfo,
@@ -17,26 +16,14 @@ import {
   LeaseLostError,
   type StepProgress,
   type StepRecord,
-  type SuspendOp,
 } from "@stepwise/core/internal";
 import type { RunToQueue } from "../flow/flow-keys.js";
-import { storedMatch } from "../flow/match-values.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { ResolvedEngineOptions } from "../options.js";
-import {
-  type ClaimedRun,
-  type FinishResult,
-  type IngestInput,
-  type NewWait,
-  publicEvent,
-  type RunRecord,
-  SINGLETON_CANCELLED,
-  type StoredEvent,
-  type SuspendedStep,
-  type SuspendInput,
-} from "../ports/run-store.js";
+import { type ClaimedRun, type IngestInput, type NewWait, publicEvent, type RunRecord, type StoredEvent } from "../ports/run-store.js";
 import { newEventId, newRunId, type Router } from "../router.js";
 import { toRunInfo } from "../run-waiters.js";
+import { announceSingletons, suspend } from "./suspend-pass.js";
 import { type PassTrace, tracePass } from "./tracing.js";
 
 /** Suffix of the synthetic function that runs a function's `onFailure` handler. */
@@ -268,14 +255,6 @@ async function finish(
   );
 }
 
-/**
- * Announces the runs the store cancelled for runs this pass created (an invoke, an `onFailure`
- * run) of a `singleton: cancel` function: their passes abort at once, wherever they execute.
- */
-function announceSingletons(context: ProcessContext, cancelled: NonNullable<FinishResult["cancelled"]>): Promise<unknown> {
-  return context.announceCancelled(cancelled.runs, cancelled.parents, SINGLETON_CANCELLED);
-}
-
 /** The `stepwise/function.failed` event and, when the function has `onFailure`, its run. */
 function failureFollowUp(context: ProcessContext, run: RunRecord, event: StoredEvent, error: SerializedError, now: number): IngestInput {
   const failure: StoredEvent = {
@@ -290,93 +269,6 @@ function failureFollowUp(context: ProcessContext, run: RunRecord, event: StoredE
     runs.push({ id: newRunId(), functionId: run.functionId + FAILURE_FUNCTION_SUFFIX, eventId: failure.id });
   }
   return { events: [failure], runs, now };
-}
-
-async function suspend(context: ProcessContext, claimed: ClaimedRun, ops: SuspendOp[]): Promise<void> {
-  const { store, clock } = context.options;
-  const { run } = claimed;
-  const now = clock.now();
-  const input: SuspendInput = { runId: run.id, leaseEpoch: run.leaseEpoch, steps: [], waits: [], invokes: { events: [], runs: [], now }, pendingKeys: [], now };
-  // Waits that also accept events received before they began (`lookback`): matched once recorded.
-  const lookbacks: Array<{ waits: NewWait[]; sinceMs: number }> = [];
-  const reasons: string[] = [];
-  for (const op of ops) {
-    reasons.push(describe(op));
-    if (op.kind === "pending") {
-      input.pendingKeys.push(op.key);
-      continue;
-    }
-    input.steps.push(suspendedStep(op));
-    if (op.kind === "wait") {
-      const waits = op.conditions.map((condition, alternative) => ({
-        stepKey: op.key,
-        stepId: op.id,
-        alternative,
-        eventName: condition.event,
-        timeoutAt: op.timeoutAt,
-        ...storedMatch(claimed.event, condition.match, condition.expression),
-      }));
-      input.waits.push(...waits);
-      if (op.lookbackMs !== undefined) lookbacks.push({ waits, sinceMs: now - op.lookbackMs });
-    } else if (op.kind === "invoke") {
-      const child: StoredEvent = { id: newEventId(), key: `invoke-${run.id}-${op.key}`, name: INVOKE_EVENT_NAME, data: op.data, ts: now };
-      input.invokes.events.push(child);
-      input.invokes.runs.push({
-        id: newRunId(),
-        functionId: op.functionId,
-        eventId: child.id,
-        parentRunId: run.id,
-        parentStepKey: op.key,
-        ...context.router.runFields(op.functionId, child),
-      });
-    }
-  }
-  const result = await store.suspendRun(input);
-  if (!result.ok) {
-    context.lifecycle.emit({ type: "run-aborted", runId: run.id, functionId: run.functionId, reason: "lease lost before the suspension was recorded" });
-    return;
-  }
-  context.lifecycle.emit({ type: "run-suspended", runId: run.id, functionId: run.functionId, reasons, wakeAt: result.wakeAt });
-  if (result.cancelled) await announceSingletons(context, result.cancelled);
-  const routed = new Map(input.invokes.runs.map((child) => [child.id, child]));
-  const wake: RunToQueue[] = result.childRuns.map((child) => ({
-    runId: child.id,
-    functionId: child.functionId,
-    availableAt: now,
-    flow: routed.get(child.id)?.flow ?? null,
-    fresh: true,
-  }));
-  if (result.wakeAt !== undefined) wake.push({ runId: run.id, functionId: run.functionId, availableAt: result.wakeAt, flow: run.flow ?? null });
-  if (wake.length > 0) await context.enqueue(wake);
-  for (const lookback of lookbacks) await context.matchRecentEvents(run.id, claimed.event, lookback.waits, lookback.sinceMs);
-}
-
-function suspendedStep(op: Exclude<SuspendOp, { kind: "pending" }>): SuspendedStep {
-  switch (op.kind) {
-    case "sleep":
-      return { key: op.key, id: op.id, kind: "sleep", status: "waiting", attempt: 0, wakeAt: op.wakeAt };
-    case "wait":
-      return { key: op.key, id: op.id, kind: "wait", status: "waiting", attempt: 0, wakeAt: op.timeoutAt };
-    case "invoke":
-      return { key: op.key, id: op.id, kind: "invoke", status: "waiting", attempt: 0, wakeAt: op.timeoutAt };
-    case "retry":
-      return { key: op.key, id: op.id, kind: "run", status: "retrying", attempt: op.attempt, error: op.error, wakeAt: op.retryAt };
-  }
-}
-
-function describe(op: SuspendOp): string {
-  switch (op.kind) {
-    case "sleep":
-      return `sleep "${op.id}" until ${new Date(op.wakeAt).toISOString()}`;
-    case "wait":
-      return `wait "${op.id}" for ${op.conditions.map((condition) => condition.event).join(" or ")}`;
-    case "invoke":
-      return `invoke "${op.id}" → ${op.functionId}`;
-    case "retry":
-      return `retry "${op.id}" (attempt ${op.attempt + 2}) at ${new Date(op.retryAt).toISOString()}`;
-    case "pending":
-      return `still waiting on "${op.id}"`;
-  }
 }
 
 /**

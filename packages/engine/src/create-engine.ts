@@ -204,7 +204,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     runEnded: (run) => waiters.runEnded(run),
     matchRecentEvents: (runId, trigger, waits, sinceMs) => track(waitMatcher.matchRecentEvents(runId, trigger, waits, sinceMs)),
     watchDeadline: (at) => timeouts.watch(at),
-    announceCancelled: (cancelled, parents, reason) => actions.announceCancelled(cancelled, parents, reason),
+    announceSingletons: (cancelled) => actions.announceSingletons(cancelled),
   };
   const dispatcher = createDispatcher(context, functions);
   /** Cancels a run as `cancel` does, for flow control (a `cancelOn` event, a timeout, a bulk cancel); answers how many runs ended. */
@@ -219,7 +219,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
     matchWaits,
     enqueue,
     watchDeadline: (at) => timeouts.watch(at),
-    announceCancelled: (cancelled, parents, reason) => actions.announceCancelled(cancelled, parents, reason),
+    announceSingletons: (cancelled) => actions.announceSingletons(cancelled),
     background: (work) => void track(work),
   });
   const ingest: typeof ingestEvents = (events, extraRuns) => track(ingestEvents(events, extraRuns));
@@ -350,7 +350,7 @@ export function createEngine(engineOptions: EngineOptions): Engine {
           functions: [...functions.values()],
           onRun: (run) => enqueue([{ runId: run.id, functionId: run.functionId, availableAt: clock.now(), fresh: true }]),
           runFields: (functionId, event) => router.runFields(functionId, event),
-          announceCancelled: (cancelled, parents, reason) => actions.announceCancelled(cancelled, parents, reason),
+          announceSingletons: (cancelled) => actions.announceSingletons(cancelled),
           track,
         });
       }

@@ -4,7 +4,7 @@ import type { FunctionRegistry } from "./function-registry.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { ResolvedEngineOptions } from "./options.js";
 import type { Unsubscribe } from "./ports/bus.js";
-import type { RunRecord } from "./ports/run-store.js";
+import { type IngestResult, type RunRecord, SINGLETON_CANCELLED } from "./ports/run-store.js";
 import { newRunId, type Router } from "./router.js";
 import { type RunWaiters, toRunInfo } from "./run-waiters.js";
 import type { Dispatcher } from "./worker/dispatcher.js";
@@ -26,11 +26,19 @@ export interface CancelResult {
   cancelled: string[];
 }
 
+/** The runs a store write cancelled for new runs of a `singleton: cancel` function, with the parents to wake. */
+export type SingletonCancels = NonNullable<IngestResult["cancelled"]>;
+
 /** Operators' actions on runs: cancel, rerun (from a step), replay an event. */
 export interface RunActions {
   cancel(runId: string, options?: { reason?: string }): Promise<CancelResult>;
   /** Announces runs the store cancelled as part of another write (a singleton's new run): see {@link RunActions.cancel}. */
   announceCancelled(cancelled: RunRecord[], parents: Array<{ runId: string; functionId: string }>, reason: string): Promise<string[]>;
+  /**
+   * {@link RunActions.announceCancelled} for the runs a write cancelled for new runs of a
+   * `singleton: cancel` function (an ingest, an invoke, a follow-up, a cron tick), with their reason.
+   */
+  announceSingletons(cancelled: SingletonCancels): Promise<string[]>;
   rerun(runId: string, options?: { fromStep?: string }): Promise<RunInfo>;
   replayEvent(eventId: string): Promise<RunInfo[]>;
   /** Listens for cancellations made by other processes (a worker aborts their passes). */
@@ -106,6 +114,7 @@ export function createRunActions(deps: {
 
   return {
     announceCancelled,
+    announceSingletons: (cancelled) => announceCancelled(cancelled.runs, cancelled.parents, SINGLETON_CANCELLED),
 
     async cancel(runId, cancelOptions = {}) {
       const reason = cancelOptions.reason ?? "cancelled by an operator";

@@ -271,10 +271,8 @@ export class PassState {
       return;
     }
     this.settling = true;
-    this.flush().then(
-      (ok) => this.finish(ok ? result : this.aborted()),
-      (error: unknown) => this.finish(handlerFailure(error, this.now())),
-    );
+    // `flush` never rejects: a commit that fails aborts the pass (see `commitDeferred`).
+    void this.flush().then((ok) => this.finish(ok ? result : this.aborted()));
   }
 
   private aborted(): ExecutionResult {

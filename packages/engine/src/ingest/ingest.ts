@@ -2,8 +2,9 @@ import { type RunToQueue, toQueueItem } from "../flow/flow-keys.js";
 import { skipRateLimited } from "../flow/rate-limits.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { ResolvedEngineOptions } from "../options.js";
-import { type NewRun, type RunRecord, SINGLETON_CANCELLED, type StoredEvent } from "../ports/run-store.js";
+import type { NewRun, RunRecord, StoredEvent } from "../ports/run-store.js";
 import type { Router } from "../router.js";
+import type { SingletonCancels } from "../run-actions.js";
 import type { Dispatcher } from "../worker/dispatcher.js";
 
 /** What {@link createIngest} needs from the engine. */
@@ -15,8 +16,8 @@ export interface IngestOptions {
   /** Matches events the store flagged against the open waits (see `createWaitMatcher`). */
   matchWaits(events: StoredEvent[]): Promise<void>;
   enqueue(items: RunToQueue[]): Promise<void>;
-  /** Announces runs the store cancelled for a `singleton: cancel` run (see `RunActions.announceCancelled`). */
-  announceCancelled(cancelled: RunRecord[], parents: Array<{ runId: string; functionId: string }>, reason: string): Promise<unknown>;
+  /** Announces runs the store cancelled for a `singleton: cancel` run (see `RunActions.announceSingletons`). */
+  announceSingletons(cancelled: SingletonCancels): Promise<unknown>;
   /** Watches a `timeouts` deadline of a run created here. */
   watchDeadline(at: number | undefined): void;
   /** Runs work after the answer, counted as in flight (so `idle()` waits for it). */
@@ -114,7 +115,7 @@ export function createIngest(dependencies: IngestOptions): (events: StoredEvent[
       (async () => {
         try {
           // The rest found no free slot at the reservation: for the queue.
-          if (result.cancelled) await dependencies.announceCancelled(result.cancelled.runs, result.cancelled.parents, SINGLETON_CANCELLED);
+          if (result.cancelled) await dependencies.announceSingletons(result.cancelled);
           if (queued.length > 0) await dependencies.enqueue(queued);
           await dependencies.matchWaits(events.filter((_, index) => result.events[index]?.matchWaits));
         } catch (error) {

@@ -215,13 +215,13 @@ export interface SuspendInput {
   now: number;
 }
 
-/** Where a finished run's parent (from `step.invoke`) stands after the child's result was recorded. */
 /** The run a cron tick started, with the runs its `singleton: cancel` key cancelled (to announce). */
 export type CronTickRun = IngestResult["runs"][number] & { cancelled?: IngestResult["cancelled"] };
 
 /** The reason (and the error message) of a run cancelled for a new run of its `singleton: cancel` key. */
 export const SINGLETON_CANCELLED = "singleton: cancelled for a new event of its key";
 
+/** Where a finished run's parent (from `step.invoke`) stands after the child's result was recorded. */
 export interface FinishResult {
   ok: boolean;
   /** The parent run made runnable by this result, with its function id: to enqueue. */

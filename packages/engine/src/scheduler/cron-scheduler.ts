@@ -2,8 +2,9 @@ import { type AnyStepwiseFunction, CRON_EVENT_NAME, isCronTrigger, type Stepwise
 import { Cron } from "croner";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Clock } from "../ports/clock.js";
-import { type NewRun, type RunRecord, type RunStore, SINGLETON_CANCELLED } from "../ports/run-store.js";
+import type { NewRun, RunStore } from "../ports/run-store.js";
 import { newEventId, newRunId } from "../router.js";
+import type { SingletonCancels } from "../run-actions.js";
 
 /** Options of {@link startCronScheduler}. */
 export interface CronSchedulerOptions {
@@ -15,8 +16,8 @@ export interface CronSchedulerOptions {
   onRun(run: { id: string; functionId: string }): Promise<void>;
   /** The flow-control fields of a new run of the function for `event` (see `Router.runFields`). */
   runFields(functionId: string, event: StepwiseEvent): Omit<NewRun, "id" | "functionId" | "eventId">;
-  /** Announces runs the store cancelled for a tick's `singleton: cancel` run (see `RunActions.announceCancelled`). */
-  announceCancelled(cancelled: RunRecord[], parents: Array<{ runId: string; functionId: string }>, reason: string): Promise<unknown>;
+  /** Announces runs the store cancelled for a tick's `singleton: cancel` run (see `RunActions.announceSingletons`). */
+  announceSingletons(cancelled: SingletonCancels): Promise<unknown>;
   /** Counts each tick's work as in flight (see `engine.idle()`). (Default: not counted) */
   track?<T>(work: Promise<T>): Promise<T>;
 }
@@ -55,7 +56,7 @@ export function startCronScheduler(options: CronSchedulerOptions): () => void {
             });
             lifecycle.emit({ type: "cron-tick", functionId: fn.qualifiedId, scheduledFor, runId: run?.id ?? null });
             if (!run) return;
-            if (run.cancelled) await options.announceCancelled(run.cancelled.runs, run.cancelled.parents, SINGLETON_CANCELLED);
+            if (run.cancelled) await options.announceSingletons(run.cancelled);
             if (run.skipped) lifecycle.emit({ type: "run-skipped", runId: run.id, functionId: run.functionId, eventId: event.id, reason: run.skipped.message });
             else await options.onRun(run);
           } catch (error) {

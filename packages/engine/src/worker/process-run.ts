@@ -22,8 +22,9 @@ import type { Lifecycle } from "../lifecycle.js";
 import type { ResolvedEngineOptions } from "../options.js";
 import { type ClaimedRun, type IngestInput, type NewWait, publicEvent, type RunRecord, type StoredEvent } from "../ports/run-store.js";
 import { newEventId, newRunId, type Router } from "../router.js";
+import type { SingletonCancels } from "../run-actions.js";
 import { toRunInfo } from "../run-waiters.js";
-import { announceSingletons, suspend } from "./suspend-pass.js";
+import { suspend } from "./suspend-pass.js";
 import { type PassTrace, tracePass } from "./tracing.js";
 
 /** Suffix of the synthetic function that runs a function's `onFailure` handler. */
@@ -42,8 +43,12 @@ export interface ProcessContext {
   sendEvents(events: Array<{ name: string; data?: Record<string, unknown>; id?: string; ts?: number }>): Promise<{ ids: string[] }>;
   /** Enqueues runs made runnable now or later. */
   enqueue(items: RunToQueue[]): Promise<void>;
-  /** Announces runs the store cancelled for a new `singleton: cancel` run (see `RunActions.announceCancelled`). */
-  announceCancelled(cancelled: RunRecord[], parents: Array<{ runId: string; functionId: string }>, reason: string): Promise<unknown>;
+  /**
+   * Announces runs the store cancelled for runs a pass created (an invoke, an `onFailure` run) of
+   * a `singleton: cancel` function, so that their passes abort at once wherever they execute
+   * (see `RunActions.announceSingletons`).
+   */
+  announceSingletons(cancelled: SingletonCancels): Promise<unknown>;
   /** Tells waiters a run has ended. */
   runEnded(run: RunInfo): void;
   /**
@@ -238,7 +243,7 @@ async function finish(
     return;
   }
   for (const step of deferred) emitStepEnded(context, run, step.progress);
-  if (result.cancelled) await announceSingletons(context, result.cancelled);
+  if (result.cancelled) await context.announceSingletons(result.cancelled);
   if (outcome.status === "completed") context.lifecycle.emit({ type: "run-completed", runId: run.id, functionId: run.functionId, output: outcome.output });
   else context.lifecycle.emit({ type: "run-failed", runId: run.id, functionId: run.functionId, error: outcome.error });
   const wake = result.followUpRuns.map((child) => ({ runId: child.id, functionId: child.functionId, availableAt: now }));

@@ -2,27 +2,11 @@ import { INVOKE_EVENT_NAME } from "@stepwise/core";
 import type { SuspendOp } from "@stepwise/core/internal";
 import type { RunToQueue } from "../flow/flow-keys.js";
 import { storedMatch } from "../flow/match-values.js";
-import {
-  type ClaimedRun,
-  type FinishResult,
-  type NewWait,
-  SINGLETON_CANCELLED,
-  type StoredEvent,
-  type SuspendedStep,
-  type SuspendInput,
-} from "../ports/run-store.js";
+import type { ClaimedRun, NewWait, StoredEvent, SuspendedStep, SuspendInput } from "../ports/run-store.js";
 import { newEventId, newRunId } from "../router.js";
 import type { ProcessContext } from "./process-run.js";
 
 // How a pass ends when it suspends: split from process-run.ts, which runs the pass.
-
-/**
- * Announces the runs the store cancelled for runs this pass created (an invoke, an `onFailure`
- * run) of a `singleton: cancel` function: their passes abort at once, wherever they execute.
- */
-export function announceSingletons(context: ProcessContext, cancelled: NonNullable<FinishResult["cancelled"]>): Promise<unknown> {
-  return context.announceCancelled(cancelled.runs, cancelled.parents, SINGLETON_CANCELLED);
-}
 
 /**
  * Records how a pass suspended (sleeps, waits, invokes, retries), then queues what it made
@@ -74,7 +58,7 @@ export async function suspend(context: ProcessContext, claimed: ClaimedRun, ops:
     return;
   }
   context.lifecycle.emit({ type: "run-suspended", runId: run.id, functionId: run.functionId, reasons, wakeAt: result.wakeAt });
-  if (result.cancelled) await announceSingletons(context, result.cancelled);
+  if (result.cancelled) await context.announceSingletons(result.cancelled);
   const routed = new Map(input.invokes.runs.map((child) => [child.id, child]));
   const wake: RunToQueue[] = result.childRuns.map((child) => ({
     runId: child.id,
